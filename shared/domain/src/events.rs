@@ -1,0 +1,94 @@
+//! Domain events published to the event bus. The wire shape is the `detail` JSON; the
+//! detail-type is the variant name.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{OrderKey, Source};
+use crate::lifecycle::{Lifecycle, RefundState, Stage};
+use crate::order::Provenance;
+use crate::status::RawStatus;
+
+/// Something other systems (and the health report) want to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "detail")]
+pub enum DomainEvent {
+    /// An order's fulfilment state moved.
+    OrderStatusChanged {
+        /// The order.
+        key: OrderKey,
+        /// Previous state.
+        from: Option<Lifecycle>,
+        /// New state.
+        to: Lifecycle,
+        /// Dashboard stage of the new state.
+        stage: Stage,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+        /// When orderhub applied it.
+        applied_at: DateTime<Utc>,
+        /// Callback, poll, ops or rule.
+        provenance: Provenance,
+    },
+    /// An order's refund state moved.
+    RefundStatusChanged {
+        /// The order.
+        key: OrderKey,
+        /// Previous state.
+        from: Option<RefundState>,
+        /// New state.
+        to: RefundState,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+        /// Callback, poll, ops or rule.
+        provenance: Provenance,
+    },
+    /// A code without a mapping row arrived.
+    UnmappedStatus {
+        /// The order.
+        key: OrderKey,
+        /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
+        raw: RawStatus,
+    },
+    /// A callback was refused at the door.
+    WebhookRejected {
+        /// Sender.
+        source: Source,
+        /// Shop from the path (as parsed; absent when it did not parse).
+        shop: Option<String>,
+        /// HTTP status answered.
+        status: u16,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent {
+    /// The EventBridge detail-type.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
+            DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
+            DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::WebhookRejected { .. } => "WebhookRejected",
+        }
+    }
+
+    /// The EventBridge detail: the variant's fields as JSON.
+    pub fn detail(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut map)) => map.remove("detail").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its detail-type and detail (consumers, tests).
+    pub fn from_parts(
+        detail_type: &str,
+        detail: serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": detail_type, "detail": detail }))
+    }
+}

@@ -1,0 +1,24 @@
+//! orderhub's domain: the sources and their codes, the unified order lifecycle and its
+//! transition rules, and the ports that adapters implement. No AWS or Lambda type is used here.
+
+pub mod events;
+pub mod ids;
+pub mod inbox;
+pub mod inventory;
+pub mod lifecycle;
+pub mod memory;
+pub mod order;
+pub mod ports;
+pub mod secrets;
+pub mod sources;
+pub mod stats;
+pub mod status;
+pub mod store;
+pub mod time;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+
+pub use ids::{IdError, MessageId, OrderId, OrderKey, ShopId, Sku, Source};
+pub use lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState, Stage};
+pub use order::{Decision, Order, Outcome, Provenance, StatusChange, Verdict, apply};
