@@ -1,1 +1,18 @@
-//! stub
+//! AWS adapters for orderhub's ports (DynamoDB, SQS, EventBridge, SSM Parameter Store), the
+//! configuration read at init, and JSON logging. The domain never sees an SDK type.
+
+pub mod aws;
+pub mod bus;
+pub mod config;
+pub mod dynamo;
+pub mod logging;
+pub mod schema;
+pub mod sqs;
+pub mod ssm;
+
+pub use aws::{Clients, RequestCounter};
+pub use bus::BusPublisher;
+pub use config::{ConfigError, Env, ProcessEnv};
+pub use dynamo::{DynamoInbox, DynamoStore};
+pub use sqs::SqsQueue;
+pub use ssm::SsmSecrets;

@@ -18,18 +18,14 @@ use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, Provenance, Verdict};
 use crate::ports::{
-    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Queue, Secrets, Stats,
-    StoreError,
+    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Queue, Secrets, Stats, StoreError,
 };
 use crate::stats::{CounterAdd, StoredReport};
 use crate::status::RawStatus;
 use crate::store::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
 
 fn t(minute: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0)
-        .single()
-        .unwrap()
-        + Duration::minutes(minute)
+    Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap() + Duration::minutes(minute)
 }
 
 fn key(ns: &str, order: &str) -> OrderKey {
@@ -60,25 +56,15 @@ fn order(key: &OrderKey, version: u64, state: Lifecycle) -> Order {
 }
 
 fn counter(channel: Source, day: NaiveDate, shard: u16, name: &str, by: i64) -> CounterAdd {
-    CounterAdd {
-        channel,
-        day,
-        shard,
-        name: name.to_owned(),
-        by,
-    }
+    CounterAdd { channel, day, shard, name: name.to_owned(), by }
 }
 
 /// A counter name of the namespace's own, so runs against shared tables never add up.
 fn ns_counter(ns: &str) -> String {
-    format!(
-        "c_{}",
-        ns.to_ascii_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-    )
-    .chars()
-    .take(48)
-    .collect()
+    format!("c_{}", ns.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .chars()
+        .take(48)
+        .collect()
 }
 
 fn day(d: u32) -> NaiveDate {
@@ -96,20 +82,12 @@ pub struct Deadline {
 impl Deadline {
     /// A deadline `limit` from now.
     pub fn after(limit: StdDuration) -> Self {
-        Self {
-            start: std::time::Instant::now(),
-            limit,
-            wait: StdDuration::from_millis(5),
-        }
+        Self { start: std::time::Instant::now(), limit, wait: StdDuration::from_millis(5) }
     }
 
     /// Waits before the next poll; panics once the deadline has passed.
     pub async fn tick(&mut self, what: &str) {
-        assert!(
-            self.start.elapsed() < self.limit,
-            "{what}: not within {:?}",
-            self.limit
-        );
+        assert!(self.start.elapsed() < self.limit, "{what}: not within {:?}", self.limit);
         tokio::time::sleep(self.wait).await;
         self.wait = (self.wait * 2).min(StdDuration::from_millis(200));
     }
@@ -131,56 +109,30 @@ pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
         counters: counters.clone(),
     };
     store.commit(&first).await.unwrap();
-    assert_eq!(
-        store.get(&k).await.unwrap(),
-        Some(order(&k, 1, Lifecycle::Paid)),
-        "round trip"
-    );
+    assert_eq!(store.get(&k).await.unwrap(), Some(order(&k, 1, Lifecycle::Paid)), "round trip");
 
     // A retry of the same write is refused as a duplicate and adds nothing.
     assert_eq!(store.commit(&first).await, Err(StoreError::Duplicate));
 
     // A writer that read version 0 loses to the one that wrote version 1, and writes nothing.
-    let stale = OrderWrite {
-        order: Some(order(&k, 1, Lifecycle::Cancelled)),
-        history: history(&k, 2, "m2"),
-        ..first.clone()
-    };
+    let stale =
+        OrderWrite { order: Some(order(&k, 1, Lifecycle::Cancelled)), history: history(&k, 2, "m2"), ..first.clone() };
     assert_eq!(store.commit(&stale).await, Err(StoreError::Conflict));
-    assert_eq!(
-        store.get(&k).await.unwrap().and_then(|o| o.lifecycle),
-        Some(Lifecycle::Paid)
-    );
+    assert_eq!(store.get(&k).await.unwrap().and_then(|o| o.lifecycle), Some(Lifecycle::Paid));
 
     // Retrying with the right version succeeds.
-    let retry = OrderWrite {
-        order: Some(order(&k, 2, Lifecycle::Shipped)),
-        expected_version: 1,
-        ..stale.clone()
-    };
+    let retry = OrderWrite { order: Some(order(&k, 2, Lifecycle::Shipped)), expected_version: 1, ..stale.clone() };
     store.commit(&retry).await.unwrap();
 
     // A history-only write (stale event) leaves the order alone.
-    let only_history = OrderWrite {
-        order: None,
-        expected_version: 2,
-        history: history(&k, 0, "m0"),
-        ..first.clone()
-    };
+    let only_history = OrderWrite { order: None, expected_version: 2, history: history(&k, 0, "m0"), ..first.clone() };
     store.commit(&only_history).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap().map(|o| o.version), Some(2));
 
     // Counters of committed writes only: m1 and m0 (m2 conflicted once, then committed).
     let month = stats.month(Source::Douyin, day(1)).await.unwrap();
-    let applied: i64 = month
-        .iter()
-        .filter(|d| d.day == Some(day(11)))
-        .map(|d| d.get(&applied_name))
-        .sum();
-    assert_eq!(
-        applied, 3,
-        "three committed writes each added 1; refused ones added nothing"
-    );
+    let applied: i64 = month.iter().filter(|d| d.day == Some(day(11))).map(|d| d.get(&applied_name)).sum();
+    assert_eq!(applied, 3, "three committed writes each added 1; refused ones added nothing");
 
     // More history, then page through it two at a time: oldest first, nothing lost or repeated.
     for (minute, id) in [(5, "m5"), (3, "m3"), (4, "m4")] {
@@ -209,15 +161,7 @@ pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
     assert_eq!(seen, ["m0", "m1", "m2", "m3", "m4", "m5"]);
     assert!(pages >= 3, "six entries in pages of two");
     let other = key(ns, "1002");
-    assert!(
-        store
-            .history(&other, None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
-        "history is per order"
-    );
+    assert!(store.history(&other, None, 10).await.unwrap().items.is_empty(), "history is per order");
 }
 
 /// Two writers that read the same version: exactly one wins.
@@ -242,20 +186,9 @@ pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
         .collect();
     let results = futures::future::join_all(writers.iter().map(|w| store.commit(w))).await;
     let wins = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(
-        wins, 1,
-        "exactly one of concurrent writers wins: {results:?}"
-    );
-    assert!(
-        results
-            .iter()
-            .all(|r| r.is_ok() || *r == Err(StoreError::Conflict))
-    );
-    assert_eq!(
-        store.history(&k, None, 100).await.unwrap().items.len(),
-        2,
-        "losers leave no history"
-    );
+    assert_eq!(wins, 1, "exactly one of concurrent writers wins: {results:?}");
+    assert!(results.iter().all(|r| r.is_ok() || *r == Err(StoreError::Conflict)));
+    assert_eq!(store.history(&k, None, 100).await.unwrap().items.len(), 2, "losers leave no history");
 }
 
 /// Due markers: only what is due, earliest first, per kind and shard, paged; cleared when resolved.
@@ -266,13 +199,8 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
     for n in 0..7i64 {
         let k = key(ns, &format!("30{n}"));
         let due_at = t(100 - n * 10);
-        let marker = DueMarker {
-            key: k.clone(),
-            kind: DueKind::RefundCheck,
-            due_at,
-            shard,
-            note: Some("Requested".into()),
-        };
+        let marker =
+            DueMarker { key: k.clone(), kind: DueKind::RefundCheck, due_at, shard, note: Some("Requested".into()) };
         let write = OrderWrite {
             key: k.clone(),
             order: Some(order(&k, 1, Lifecycle::Paid)),
@@ -290,38 +218,16 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = store
-            .due(DueKind::RefundCheck, shard, t(70), cursor.as_deref(), 2)
-            .await
-            .unwrap();
+        let page = store.due(DueKind::RefundCheck, shard, t(70), cursor.as_deref(), 2).await.unwrap();
         seen.extend(page.items.iter().map(|m| (m.due_at, m.key.clone())));
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    assert_eq!(
-        seen, expected,
-        "due at or before the time, earliest first, across pages"
-    );
-    assert!(
-        store
-            .due(DueKind::Sla, shard, t(1000), None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
-        "per kind"
-    );
-    assert!(
-        store
-            .due(DueKind::RefundCheck, shard + 1, t(1000), None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty(),
-        "per shard"
-    );
+    assert_eq!(seen, expected, "due at or before the time, earliest first, across pages");
+    assert!(store.due(DueKind::Sla, shard, t(1000), None, 10).await.unwrap().items.is_empty(), "per kind");
+    assert!(store.due(DueKind::RefundCheck, shard + 1, t(1000), None, 10).await.unwrap().items.is_empty(), "per shard");
 
     // Resolving clears the marker.
     let (_, first) = expected[0].clone();
@@ -334,10 +240,7 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
         counters: vec![],
     };
     store.commit(&clear).await.unwrap();
-    let after = store
-        .due(DueKind::RefundCheck, shard, t(70), None, 100)
-        .await
-        .unwrap();
+    let after = store.due(DueKind::RefundCheck, shard, t(70), None, 100).await.unwrap();
     assert_eq!(after.items.len(), expected.len() - 1);
     assert!(after.items.iter().all(|m| m.key != first));
 }
@@ -347,61 +250,27 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     let k = key(ns, "4001");
     let sku = Sku::parse("SKU-RED-M").unwrap();
     let other = Sku::parse("SKU-BLUE-L").unwrap();
-    let line = |sku: &Sku, qty| Reservation {
-        key: k.clone(),
-        sku: sku.clone(),
-        qty,
-        reserved_at: t(1),
-        released_at: None,
-    };
-    store
-        .reserve(&[line(&sku, 2), line(&other, 1)])
-        .await
-        .unwrap();
+    let line =
+        |sku: &Sku, qty| Reservation { key: k.clone(), sku: sku.clone(), qty, reserved_at: t(1), released_at: None };
+    store.reserve(&[line(&sku, 2), line(&other, 1)]).await.unwrap();
     store.reserve(&[line(&sku, 5)]).await.unwrap();
     let mut lines = store.reservations(&k).await.unwrap();
     lines.sort_by(|a, b| a.sku.cmp(&b.sku));
     assert_eq!(
-        lines
-            .iter()
-            .map(|r| (r.sku.as_str(), r.qty))
-            .collect::<Vec<_>>(),
+        lines.iter().map(|r| (r.sku.as_str(), r.qty)).collect::<Vec<_>>(),
         [("SKU-BLUE-L", 1), ("SKU-RED-M", 2)]
     );
 
-    assert_eq!(
-        store.release(&k, &sku, t(5)).await.unwrap(),
-        ReleaseOutcome::Released
-    );
-    assert_eq!(
-        store.release(&k, &sku, t(6)).await.unwrap(),
-        ReleaseOutcome::AlreadyReleased
-    );
+    assert_eq!(store.release(&k, &sku, t(5)).await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(store.release(&k, &sku, t(6)).await.unwrap(), ReleaseOutcome::AlreadyReleased);
     let missing = Sku::parse("SKU-NONE").unwrap();
-    assert_eq!(
-        store.release(&k, &missing, t(6)).await.unwrap(),
-        ReleaseOutcome::NotReserved
-    );
-    let released = store
-        .reservations(&k)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.sku == sku)
-        .unwrap();
-    assert_eq!(
-        released.released_at,
-        Some(t(5)),
-        "the first release's time is kept"
-    );
+    assert_eq!(store.release(&k, &missing, t(6)).await.unwrap(), ReleaseOutcome::NotReserved);
+    let released = store.reservations(&k).await.unwrap().into_iter().find(|r| r.sku == sku).unwrap();
+    assert_eq!(released.released_at, Some(t(5)), "the first release's time is kept");
 
     // Concurrent releases of the same line: exactly one wins.
-    let results =
-        futures::future::join_all((0..5).map(|n| store.release(&k, &other, t(10 + n)))).await;
-    let released = results
-        .iter()
-        .filter(|r| **r == Ok(ReleaseOutcome::Released))
-        .count();
+    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &other, t(10 + n)))).await;
+    let released = results.iter().filter(|r| **r == Ok(ReleaseOutcome::Released)).count();
     assert_eq!(released, 1, "{results:?}");
 }
 
@@ -410,43 +279,19 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
     let name = ns_counter(ns);
     let adds: Vec<CounterAdd> = (0..8)
         .map(|shard| counter(Source::Kuaishou, day(3), shard, &name, 2))
-        .chain([
-            counter(Source::Kuaishou, day(4), 0, &name, 5),
-            counter(Source::Kuaishou, day(3), 0, &name, -1),
-        ])
-        .chain([counter(
-            Source::Kuaishou,
-            NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
-            0,
-            &name,
-            100,
-        )])
+        .chain([counter(Source::Kuaishou, day(4), 0, &name, 5), counter(Source::Kuaishou, day(3), 0, &name, -1)])
+        .chain([counter(Source::Kuaishou, NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(), 0, &name, 100)])
         .collect();
     stats.add(&adds).await.unwrap();
     let month = stats.month(Source::Kuaishou, day(20)).await.unwrap();
-    let total = |d: NaiveDate| {
-        month
-            .iter()
-            .filter(|m| m.day == Some(d))
-            .map(|m| m.get(&name))
-            .sum::<i64>()
-    };
+    let total = |d: NaiveDate| month.iter().filter(|m| m.day == Some(d)).map(|m| m.get(&name)).sum::<i64>();
     assert_eq!(total(day(3)), 15, "eight shards of 2, minus 1");
     assert_eq!(total(day(4)), 5);
-    assert!(
-        month.iter().all(|m| m.day.is_some_and(|d| d >= day(1))),
-        "other months excluded"
-    );
-    assert!(
-        month.windows(2).all(|w| w[0].day < w[1].day),
-        "one entry per day, in order"
-    );
+    assert!(month.iter().all(|m| m.day.is_some_and(|d| d >= day(1))), "other months excluded");
+    assert!(month.windows(2).all(|w| w[0].day < w[1].day), "one entry per day, in order");
 
     let bad = counter(Source::Kuaishou, day(3), 0, "Bad Name", 1);
-    assert!(matches!(
-        stats.add(&[bad]).await,
-        Err(StoreError::Rejected(_))
-    ));
+    assert!(matches!(stats.add(&[bad]).await, Err(StoreError::Rejected(_))));
 
     let report = StoredReport {
         kind: format!("test-{ns}"),
@@ -455,15 +300,9 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
         rendered: "# 报告".into(),
     };
     stats.put_report(&report).await.unwrap();
-    let replaced = StoredReport {
-        json: "{\"ok\":false}".into(),
-        ..report.clone()
-    };
+    let replaced = StoredReport { json: "{\"ok\":false}".into(), ..report.clone() };
     stats.put_report(&replaced).await.unwrap();
-    assert_eq!(
-        stats.report(&report.kind, "2026-11").await.unwrap(),
-        Some(replaced)
-    );
+    assert_eq!(stats.report(&report.kind, "2026-11").await.unwrap(), Some(replaced));
     assert_eq!(stats.report(&report.kind, "2026-10").await.unwrap(), None);
 }
 
@@ -472,10 +311,7 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
         source: Source::Youzan,
         shop: ShopId::parse(&format!("{ns}-shop")).unwrap(),
         received_at: t(minute),
-        headers: vec![
-            ("event-sign".into(), "abc".into()),
-            ("client-id".into(), "cid".into()),
-        ],
+        headers: vec![("event-sign".into(), "abc".into()), ("client-id".into(), "cid".into())],
         body: body.to_vec(),
     }
 }
@@ -483,33 +319,17 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
 /// Inbox: dedupe by message id, forget on failed enqueue, quarantine with quota, window paging.
 pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     let id = MessageId::parse(&format!("{ns}-msg-1")).unwrap();
-    let accepted = Accepted {
-        message_id: id.clone(),
-        callback: callback(ns, 1, b"{\"a\":1}"),
-        key_slot: Some("current".into()),
-    };
+    let accepted =
+        Accepted { message_id: id.clone(), callback: callback(ns, 1, b"{\"a\":1}"), key_slot: Some("current".into()) };
     assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::New);
-    assert_eq!(
-        inbox.accept(&accepted).await.unwrap(),
-        AcceptOutcome::Duplicate
-    );
-    let concurrent =
-        futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
+    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::Duplicate);
+    let concurrent = futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
     assert!(concurrent.iter().all(Result::is_ok));
     let retries = futures::future::join_all((0..4).map(|_| inbox.accept(&accepted))).await;
-    assert_eq!(
-        retries
-            .iter()
-            .filter(|r| **r == Ok(AcceptOutcome::New))
-            .count(),
-        1,
-        "{retries:?}"
-    );
+    assert_eq!(retries.iter().filter(|r| **r == Ok(AcceptOutcome::New)).count(), 1, "{retries:?}");
 
     // Large raw bodies are kept whole (binary, not UTF-8).
-    let big: Vec<u8> = (0..300_000u32)
-        .map(|n| u8::try_from(n % 251).unwrap())
-        .collect();
+    let big: Vec<u8> = (0..300_000u32).map(|n| u8::try_from(n % 251).unwrap()).collect();
     let large = Accepted {
         message_id: MessageId::parse(&format!("{ns}-msg-big")).unwrap(),
         callback: callback(ns, 2, &big),
@@ -523,65 +343,30 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
         reason: "signature mismatch".into(),
     };
     for n in 0..5 {
-        assert_eq!(
-            inbox.quarantine(&q(n), 100).await.unwrap(),
-            QuarantineOutcome::Stored
-        );
+        assert_eq!(inbox.quarantine(&q(n), 100).await.unwrap(), QuarantineOutcome::Stored);
     }
     // The hourly quota: minutes 0..5 are one hour; 5 used, quota 6 leaves one.
-    assert_eq!(
-        inbox.quarantine(&q(5), 6).await.unwrap(),
-        QuarantineOutcome::Stored
-    );
-    assert_eq!(
-        inbox.quarantine(&q(6), 6).await.unwrap(),
-        QuarantineOutcome::OverQuota
-    );
+    assert_eq!(inbox.quarantine(&q(5), 6).await.unwrap(), QuarantineOutcome::Stored);
+    assert_eq!(inbox.quarantine(&q(6), 6).await.unwrap(), QuarantineOutcome::OverQuota);
     let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = inbox
-            .quarantined(Source::Youzan, &shop, t(1), t(5), cursor.as_deref(), 3)
-            .await
-            .unwrap();
-        seen.extend(
-            page.items
-                .iter()
-                .map(|x| (x.id.clone(), x.callback.body.clone())),
-        );
+        let page = inbox.quarantined(Source::Youzan, &shop, t(1), t(5), cursor.as_deref(), 3).await.unwrap();
+        seen.extend(page.items.iter().map(|x| (x.id.clone(), x.callback.body.clone())));
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    let expected: Vec<(String, Vec<u8>)> = (1..5)
-        .map(|n| (format!("q{n}"), format!("{{\"n\":{n}}}").into_bytes()))
-        .collect();
-    assert_eq!(
-        seen, expected,
-        "[from, to) window, oldest first, whole bodies"
-    );
-    let found = inbox
-        .quarantined(Source::Youzan, &shop, t(2), t(3), None, 10)
-        .await
-        .unwrap()
-        .items;
+    let expected: Vec<(String, Vec<u8>)> =
+        (1..5).map(|n| (format!("q{n}"), format!("{{\"n\":{n}}}").into_bytes())).collect();
+    assert_eq!(seen, expected, "[from, to) window, oldest first, whole bodies");
+    let found = inbox.quarantined(Source::Youzan, &shop, t(2), t(3), None, 10).await.unwrap().items;
     assert_eq!(found.len(), 1);
-    assert_eq!(
-        found[0].callback.headers,
-        callback(ns, 2, b"").headers,
-        "headers kept"
-    );
+    assert_eq!(found[0].callback.headers, callback(ns, 2, b"").headers, "headers kept");
     inbox.release_quarantined(&found[0]).await.unwrap();
-    assert!(
-        inbox
-            .quarantined(Source::Youzan, &shop, t(2), t(3), None, 10)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(inbox.quarantined(Source::Youzan, &shop, t(2), t(3), None, 10).await.unwrap().items.is_empty());
 }
 
 /// What a test can observe on the far side of a bus or queue.
@@ -638,27 +423,14 @@ pub async fn queue(queue: &dyn Queue, probe: &dyn Probe, ns: &str) {
     let mut got = BTreeSet::new();
     let mut deadline = Deadline::after(StdDuration::from_secs(10));
     loop {
-        got.extend(
-            probe
-                .received()
-                .await
-                .into_iter()
-                .filter(|b| want.contains(b)),
-        );
+        got.extend(probe.received().await.into_iter().filter(|b| want.contains(b)));
         if got == want {
             break;
         }
         deadline.tick("every sent message arrives").await;
     }
-    let huge = OutboundMessage {
-        id: "big".into(),
-        body: "x".repeat(300 * 1024),
-        attributes: vec![],
-    };
-    assert!(
-        queue.send(&[huge]).await.is_err(),
-        "an oversized message is refused, not truncated"
-    );
+    let huge = OutboundMessage { id: "big".into(), body: "x".repeat(300 * 1024), attributes: vec![] };
+    assert!(queue.send(&[huge]).await.is_err(), "an oversized message is refused, not truncated");
 }
 
 /// Parameters: missing is `None`, put overwrites, values come back exactly (SecureString).
@@ -667,10 +439,7 @@ pub async fn secrets(secrets: &dyn Secrets, ns: &str) {
     assert_eq!(secrets.get(&name).await.unwrap(), None);
     secrets.put(&name, r#"{"secret":"第一"}"#).await.unwrap();
     secrets.put(&name, r#"{"secret":"第二"}"#).await.unwrap();
-    assert_eq!(
-        secrets.get(&name).await.unwrap().as_deref(),
-        Some(r#"{"secret":"第二"}"#)
-    );
+    assert_eq!(secrets.get(&name).await.unwrap().as_deref(), Some(r#"{"secret":"第二"}"#));
 }
 
 #[cfg(test)]
@@ -705,10 +474,7 @@ mod tests {
         async fn received(&self) -> Vec<String> {
             let all = self.0.published();
             let mut seen = self.1.lock().unwrap();
-            let new = all[*seen..]
-                .iter()
-                .map(|e| e.detail().to_string())
-                .collect();
+            let new = all[*seen..].iter().map(|e| e.detail().to_string()).collect();
             *seen = all.len();
             new
         }
@@ -727,11 +493,7 @@ mod tests {
     async fn memory_bus_queue_and_secrets_honour_the_contract() {
         let bus = MemoryPublisher::default();
         publisher(&bus, &PublishedProbe(&bus, std::sync::Mutex::new(0)), "mem").await;
-        assert_eq!(
-            bus.calls(),
-            3,
-            "23 events go out in 3 requests of at most 10"
-        );
+        assert_eq!(bus.calls(), 3, "23 events go out in 3 requests of at most 10");
         let q = MemoryQueue::default();
         queue(&q, &QueueProbe(&q), "mem").await;
         secrets(&MemorySecrets::default(), "mem").await;

@@ -85,10 +85,7 @@ impl DomainEvent {
     }
 
     /// Rebuilds an event from its detail-type and detail (consumers, tests).
-    pub fn from_parts(
-        detail_type: &str,
-        detail: serde_json::Value,
-    ) -> Result<Self, serde_json::Error> {
+    pub fn from_parts(detail_type: &str, detail: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "type": detail_type, "detail": detail }))
     }
 }

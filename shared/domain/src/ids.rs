@@ -68,15 +68,8 @@ impl Source {
     ];
 
     /// The sales channels: sources that own orders.
-    pub const CHANNELS: [Source; 7] = [
-        Source::Douyin,
-        Source::Pdd,
-        Source::Taobao,
-        Source::Jd,
-        Source::Kuaishou,
-        Source::Youzan,
-        Source::App,
-    ];
+    pub const CHANNELS: [Source; 7] =
+        [Source::Douyin, Source::Pdd, Source::Taobao, Source::Jd, Source::Kuaishou, Source::Youzan, Source::App];
 
     /// The identifier used in URLs, keys and parameter paths.
     pub fn as_str(self) -> &'static str {
@@ -120,29 +113,15 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-fn check(
-    value: &str,
-    kind: &'static str,
-    max: usize,
-    allowed: fn(char) -> bool,
-) -> Result<(), IdError> {
+fn check(value: &str, kind: &'static str, max: usize, allowed: fn(char) -> bool) -> Result<(), IdError> {
     if value.is_empty() {
-        return Err(IdError::Invalid {
-            kind,
-            reason: "empty",
-        });
+        return Err(IdError::Invalid { kind, reason: "empty" });
     }
     if value.len() > max {
-        return Err(IdError::Invalid {
-            kind,
-            reason: "too long",
-        });
+        return Err(IdError::Invalid { kind, reason: "too long" });
     }
     if !value.chars().all(allowed) {
-        return Err(IdError::Invalid {
-            kind,
-            reason: "unexpected character",
-        });
+        return Err(IdError::Invalid { kind, reason: "unexpected character" });
     }
     Ok(())
 }
@@ -232,11 +211,7 @@ impl OrderKey {
         if !source.is_channel() {
             return Err(IdError::NotAChannel(source));
         }
-        Ok(Self {
-            source,
-            shop: ShopId::parse(shop)?,
-            order_id: OrderId::parse(order_id)?,
-        })
+        Ok(Self { source, shop: ShopId::parse(shop)?, order_id: OrderId::parse(order_id)? })
     }
 
     /// Builds a key from parts already parsed.
@@ -244,11 +219,7 @@ impl OrderKey {
         if !source.is_channel() {
             return Err(IdError::NotAChannel(source));
         }
-        Ok(Self {
-            source,
-            shop,
-            order_id,
-        })
+        Ok(Self { source, shop, order_id })
     }
 
     /// A small stable hash of the key, for sharding counters and due markers.
@@ -256,12 +227,7 @@ impl OrderKey {
     /// FNV-1a: stable across processes and releases (std's hasher is not).
     pub fn shard(&self, shards: u16) -> u16 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in self
-            .source
-            .as_str()
-            .bytes()
-            .chain(self.shop.as_str().bytes())
-            .chain(self.order_id.as_str().bytes())
+        for byte in self.source.as_str().bytes().chain(self.shop.as_str().bytes()).chain(self.order_id.as_str().bytes())
         {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -287,18 +253,12 @@ mod tests {
         for source in Source::ALL {
             assert_eq!(source.as_str().parse::<Source>(), Ok(source));
         }
-        assert!(matches!(
-            "tmall".parse::<Source>(),
-            Err(IdError::UnknownSource(_))
-        ));
+        assert!(matches!("tmall".parse::<Source>(), Err(IdError::UnknownSource(_))));
     }
 
     #[test]
     fn carriers_and_payment_providers_do_not_own_orders() {
-        assert_eq!(
-            OrderKey::parse(Source::Kuaidi100, "s1", "o1"),
-            Err(IdError::NotAChannel(Source::Kuaidi100))
-        );
+        assert_eq!(OrderKey::parse(Source::Kuaidi100, "s1", "o1"), Err(IdError::NotAChannel(Source::Kuaidi100)));
         assert!(OrderKey::parse(Source::Pdd, "s1", "200101-123456789").is_ok());
     }
 
@@ -314,8 +274,7 @@ mod tests {
 
     #[test]
     fn shards_are_stable_and_in_range() {
-        let key = OrderKey::parse(Source::Douyin, "shop-1", "6921234567890")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let key = OrderKey::parse(Source::Douyin, "shop-1", "6921234567890").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(key.shard(8), key.clone().shard(8));
         for shards in [1, 2, 8, 64] {
             assert!(key.shard(shards) < shards);

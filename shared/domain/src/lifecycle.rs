@@ -95,14 +95,9 @@ impl Lifecycle {
     pub fn stage(self) -> Stage {
         match self {
             Lifecycle::PendingPayment => Stage::AwaitingPayment,
-            Lifecycle::Paid
-            | Lifecycle::RiskHold
-            | Lifecycle::WarehouseAccepted
-            | Lifecycle::Packing => Stage::Paid,
+            Lifecycle::Paid | Lifecycle::RiskHold | Lifecycle::WarehouseAccepted | Lifecycle::Packing => Stage::Paid,
             Lifecycle::Shipped | Lifecycle::InTransit | Lifecycle::OutForDelivery => Stage::Shipped,
-            Lifecycle::Signed | Lifecycle::SignPendingConfirmation | Lifecycle::SignException => {
-                Stage::Signed
-            }
+            Lifecycle::Signed | Lifecycle::SignPendingConfirmation | Lifecycle::SignException => Stage::Signed,
             Lifecycle::Completed => Stage::Completed,
             Lifecycle::Cancelled => Stage::Cancelled,
         }
@@ -148,10 +143,7 @@ impl Lifecycle {
 
     /// The states from which a move to `self` is allowed (used to build conditional writes).
     pub fn allowed_from(self) -> Vec<Lifecycle> {
-        Lifecycle::ALL
-            .into_iter()
-            .filter(|from| from.move_to(self).is_some())
-            .collect()
+        Lifecycle::ALL.into_iter().filter(|from| from.move_to(self).is_some()).collect()
     }
 
     /// The name used in storage, events and logs.
@@ -192,9 +184,7 @@ pub enum MoveKind {
 }
 
 /// The refund dimension, beside fulfilment: finance must not count a refunded order as revenue.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum RefundState {
     /// No refund ever asked for.
     #[default]
@@ -227,10 +217,7 @@ impl RefundState {
             RefundState::None => 0,
             // Negotiation: any of these can follow any other (re-request after a refusal, a
             // closed case reopened, an approval withdrawn).
-            RefundState::Requested
-            | RefundState::Approved
-            | RefundState::Rejected
-            | RefundState::Closed => 1,
+            RefundState::Requested | RefundState::Approved | RefundState::Rejected | RefundState::Closed => 1,
             RefundState::Succeeded => 2,
         }
     }
@@ -244,11 +231,7 @@ impl RefundState {
             std::cmp::Ordering::Less => Some(MoveKind::Forward),
             std::cmp::Ordering::Equal => {
                 // Within negotiation, the natural order is forward; the rest is explicit.
-                if refund_rank(to) > refund_rank(self) {
-                    Some(MoveKind::Forward)
-                } else {
-                    Some(MoveKind::Exceptional)
-                }
+                if refund_rank(to) > refund_rank(self) { Some(MoveKind::Forward) } else { Some(MoveKind::Exceptional) }
             }
             std::cmp::Ordering::Greater => None,
         }
@@ -256,10 +239,7 @@ impl RefundState {
 
     /// The states from which a move to `self` is allowed.
     pub fn allowed_from(self) -> Vec<RefundState> {
-        RefundState::ALL
-            .into_iter()
-            .filter(|from| from.move_to(self).is_some())
-            .collect()
+        RefundState::ALL.into_iter().filter(|from| from.move_to(self).is_some()).collect()
     }
 
     /// Whether a refund is open (asked for and not yet decided for good).
@@ -347,11 +327,7 @@ mod tests {
             (Packing, Cancelled),
             (PendingPayment, Cancelled),
         ] {
-            assert_eq!(
-                from.move_to(to),
-                Some(MoveKind::Exceptional),
-                "{from} -> {to}"
-            );
+            assert_eq!(from.move_to(to), Some(MoveKind::Exceptional), "{from} -> {to}");
         }
     }
 
@@ -378,10 +354,7 @@ mod tests {
             for b in Lifecycle::ALL {
                 for c in Lifecycle::ALL {
                     if a.move_to(b).is_some() && b.move_to(c).is_some() && a != c {
-                        assert!(
-                            a.move_to(c).is_some(),
-                            "{a} -> {b} -> {c} but not {a} -> {c}"
-                        );
+                        assert!(a.move_to(c).is_some(), "{a} -> {b} -> {c} but not {a} -> {c}");
                     }
                 }
             }
@@ -390,10 +363,7 @@ mod tests {
             for b in RefundState::ALL {
                 for c in RefundState::ALL {
                     if a.move_to(b).is_some() && b.move_to(c).is_some() && a != c {
-                        assert!(
-                            a.move_to(c).is_some(),
-                            "{a} -> {b} -> {c} but not {a} -> {c}"
-                        );
+                        assert!(a.move_to(c).is_some(), "{a} -> {b} -> {c} but not {a} -> {c}");
                     }
                 }
             }
@@ -403,20 +373,10 @@ mod tests {
     #[test]
     fn a_paid_out_refund_is_final() {
         for to in RefundState::ALL {
-            assert_eq!(
-                RefundState::Succeeded.move_to(to),
-                None,
-                "Succeeded -> {to}"
-            );
+            assert_eq!(RefundState::Succeeded.move_to(to), None, "Succeeded -> {to}");
         }
-        assert_eq!(
-            RefundState::Rejected.move_to(RefundState::Requested),
-            Some(MoveKind::Exceptional)
-        );
-        assert_eq!(
-            RefundState::Requested.move_to(RefundState::Succeeded),
-            Some(MoveKind::Forward)
-        );
+        assert_eq!(RefundState::Rejected.move_to(RefundState::Requested), Some(MoveKind::Exceptional));
+        assert_eq!(RefundState::Requested.move_to(RefundState::Succeeded), Some(MoveKind::Forward));
     }
 
     #[test]

@@ -14,26 +14,20 @@ use crate::inbox::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
 use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::order::Order;
 use crate::ports::{
-    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, PublishError, Queue,
-    QueueError, Secrets, SecretsError, Stats, StoreError,
+    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, PublishError, Queue, QueueError, Secrets,
+    SecretsError, Stats, StoreError,
 };
 use crate::stats::{CounterAdd, DayCounters, StoredReport, valid_counter_name};
 use crate::store::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Page};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock only happens in a failing test; keep going with the data.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The sort key of a history entry: oldest first, then by message id.
 pub fn history_sort_key(event_time: DateTime<Utc>, message_id: &MessageId) -> String {
-    format!(
-        "H#{}#{}",
-        event_time.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-        message_id
-    )
+    format!("H#{}#{}", event_time.format("%Y-%m-%dT%H:%M:%S%.3fZ"), message_id)
 }
 
 /// The sort key of a due marker in its index: earliest first.
@@ -67,40 +61,24 @@ impl MemoryStore {
 
 fn check_counters(adds: &[CounterAdd]) -> Result<(), StoreError> {
     match adds.iter().find(|add| !valid_counter_name(&add.name)) {
-        Some(add) => Err(StoreError::Rejected(format!(
-            "invalid counter name `{}`",
-            add.name
-        ))),
+        Some(add) => Err(StoreError::Rejected(format!("invalid counter name `{}`", add.name))),
         None => Ok(()),
     }
 }
 
 fn apply_counters(state: &mut StoreState, adds: &[CounterAdd]) {
     for add in adds {
-        *state
-            .counters
-            .entry((add.channel, add.day, add.shard))
-            .or_default()
-            .entry(add.name.clone())
-            .or_default() += add.by;
+        *state.counters.entry((add.channel, add.day, add.shard)).or_default().entry(add.name.clone()).or_default() +=
+            add.by;
     }
 }
 
 fn page<T: Clone>(items: Vec<(String, T)>, cursor: Option<&str>, limit: u32) -> Page<T> {
     let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
-    let mut rest = items
-        .into_iter()
-        .filter(|(k, _)| cursor.is_none_or(|c| k.as_str() > c));
+    let mut rest = items.into_iter().filter(|(k, _)| cursor.is_none_or(|c| k.as_str() > c));
     let chunk: Vec<(String, T)> = rest.by_ref().take(limit).collect();
-    let next = if rest.next().is_some() {
-        chunk.last().map(|(k, _)| k.clone())
-    } else {
-        None
-    };
-    Page {
-        items: chunk.into_iter().map(|(_, v)| v).collect(),
-        next,
-    }
+    let next = if rest.next().is_some() { chunk.last().map(|(k, _)| k.clone()) } else { None };
+    Page { items: chunk.into_iter().map(|(_, v)| v).collect(), next }
 }
 
 #[async_trait]
@@ -113,10 +91,7 @@ impl OrderStore for MemoryStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         check_counters(&write.counters)?;
         let mut state = lock(&self.state);
-        let history_key = (
-            write.key.clone(),
-            history_sort_key(write.history.event_time, &write.history.message_id),
-        );
+        let history_key = (write.key.clone(), history_sort_key(write.history.event_time, &write.history.message_id));
         if state.history.contains_key(&history_key) {
             return Err(StoreError::Duplicate);
         }
@@ -133,9 +108,7 @@ impl OrderStore for MemoryStore {
         for change in &write.due {
             match change {
                 DueChange::Set(marker) => {
-                    state
-                        .due
-                        .insert((write.key.clone(), marker.kind), marker.clone());
+                    state.due.insert((write.key.clone(), marker.kind), marker.clone());
                 }
                 DueChange::Clear(kind) => {
                     state.due.remove(&(write.key.clone(), *kind));
@@ -186,41 +159,26 @@ impl InventoryStore for MemoryStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         for r in reservations {
-            state
-                .reservations
-                .entry((r.key.clone(), r.sku.clone()))
-                .or_insert_with(|| r.clone());
+            state.reservations.entry((r.key.clone(), r.sku.clone())).or_insert_with(|| r.clone());
         }
         Ok(())
     }
 
-    async fn release(
-        &self,
-        key: &OrderKey,
-        sku: &Sku,
-        at: DateTime<Utc>,
-    ) -> Result<ReleaseOutcome, StoreError> {
+    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
-        Ok(
-            match state.reservations.get_mut(&(key.clone(), sku.clone())) {
-                None => ReleaseOutcome::NotReserved,
-                Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
-                Some(r) => {
-                    r.released_at = Some(at);
-                    ReleaseOutcome::Released
-                }
-            },
-        )
+        Ok(match state.reservations.get_mut(&(key.clone(), sku.clone())) {
+            None => ReleaseOutcome::NotReserved,
+            Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
+            Some(r) => {
+                r.released_at = Some(at);
+                ReleaseOutcome::Released
+            }
+        })
     }
 
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {
-        Ok(lock(&self.state)
-            .reservations
-            .iter()
-            .filter(|((k, _), _)| k == key)
-            .map(|(_, r)| r.clone())
-            .collect())
+        Ok(lock(&self.state).reservations.iter().filter(|((k, _), _)| k == key).map(|(_, r)| r.clone()).collect())
     }
 }
 
@@ -233,24 +191,14 @@ impl Stats for MemoryStore {
         Ok(())
     }
 
-    async fn month(
-        &self,
-        channel: Source,
-        month_of: NaiveDate,
-    ) -> Result<Vec<DayCounters>, StoreError> {
+    async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError> {
         let state = lock(&self.state);
         let mut days: BTreeMap<NaiveDate, DayCounters> = BTreeMap::new();
         for ((source, day, _), counters) in &state.counters {
-            if *source != channel
-                || day.year() != month_of.year()
-                || day.month() != month_of.month()
-            {
+            if *source != channel || day.year() != month_of.year() || day.month() != month_of.month() {
                 continue;
             }
-            let entry = days.entry(*day).or_insert_with(|| DayCounters {
-                day: Some(*day),
-                ..Default::default()
-            });
+            let entry = days.entry(*day).or_insert_with(|| DayCounters { day: Some(*day), ..Default::default() });
             for (name, value) in counters {
                 *entry.counters.entry(name.clone()).or_default() += value;
             }
@@ -260,17 +208,12 @@ impl Stats for MemoryStore {
 
     async fn put_report(&self, report: &StoredReport) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        lock(&self.state)
-            .reports
-            .insert((report.kind.clone(), report.period.clone()), report.clone());
+        lock(&self.state).reports.insert((report.kind.clone(), report.period.clone()), report.clone());
         Ok(())
     }
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {
-        Ok(lock(&self.state)
-            .reports
-            .get(&(kind.to_owned(), period.to_owned()))
-            .cloned())
+        Ok(lock(&self.state).reports.get(&(kind.to_owned(), period.to_owned())).cloned())
     }
 }
 
@@ -290,10 +233,7 @@ pub struct MemoryInbox {
 impl MemoryInbox {
     /// The archived copy of an accepted callback.
     pub fn archived(&self, source: Source, message_id: &MessageId) -> Option<Accepted> {
-        lock(&self.state)
-            .accepted
-            .get(&(source, message_id.clone()))
-            .cloned()
+        lock(&self.state).accepted.get(&(source, message_id.clone())).cloned()
     }
 }
 
@@ -320,9 +260,7 @@ impl Inbox for MemoryInbox {
     }
 
     async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {
-        lock(&self.state)
-            .accepted
-            .remove(&(source, message_id.clone()));
+        lock(&self.state).accepted.remove(&(source, message_id.clone()));
         Ok(())
     }
 
@@ -334,17 +272,12 @@ impl Inbox for MemoryInbox {
         let mut state = lock(&self.state);
         let cb = &quarantined.callback;
         let hour = cb.received_at.format("%Y-%m-%dT%H").to_string();
-        let used = state
-            .quota
-            .entry((cb.source, cb.shop.clone(), hour))
-            .or_default();
+        let used = state.quota.entry((cb.source, cb.shop.clone(), hour)).or_default();
         if *used >= quota_per_hour {
             return Ok(QuarantineOutcome::OverQuota);
         }
         *used += 1;
-        state
-            .quarantine
-            .insert(quarantine_sort_key(quarantined), quarantined.clone());
+        state.quarantine.insert(quarantine_sort_key(quarantined), quarantined.clone());
         Ok(QuarantineOutcome::Stored)
     }
 
@@ -372,9 +305,7 @@ impl Inbox for MemoryInbox {
     }
 
     async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError> {
-        lock(&self.state)
-            .quarantine
-            .remove(&quarantine_sort_key(quarantined));
+        lock(&self.state).quarantine.remove(&quarantine_sort_key(quarantined));
         Ok(())
     }
 }
@@ -411,8 +342,7 @@ impl EventPublisher for MemoryPublisher {
             return Err(PublishError::Unavailable(reason));
         }
         // Same batching as the bus adapter: at most 10 entries per request.
-        self.calls
-            .fetch_add(events.len().div_ceil(10), Ordering::Relaxed);
+        self.calls.fetch_add(events.len().div_ceil(10), Ordering::Relaxed);
         lock(&self.published).extend_from_slice(events);
         Ok(Vec::new())
     }

@@ -138,11 +138,7 @@ impl Order {
     }
 
     fn newest_applied_at(&self) -> Option<DateTime<Utc>> {
-        [&self.lifecycle_stamp, &self.refund_stamp]
-            .into_iter()
-            .flatten()
-            .map(|stamp| stamp.at)
-            .max()
+        [&self.lifecycle_stamp, &self.refund_stamp].into_iter().flatten().map(|stamp| stamp.at).max()
     }
 }
 
@@ -232,10 +228,7 @@ pub struct Outcome {
 }
 
 fn rank_of<S: PartialEq + Copy>(all: &[S], state: S) -> u8 {
-    all.iter()
-        .position(|s| *s == state)
-        .and_then(|p| u8::try_from(p).ok())
-        .unwrap_or(u8::MAX)
+    all.iter().position(|s| *s == state).and_then(|p| u8::try_from(p).ok()).unwrap_or(u8::MAX)
 }
 
 fn decide<S: Copy + PartialEq>(
@@ -251,18 +244,10 @@ fn decide<S: Copy + PartialEq>(
         _ => {}
     }
     match current {
-        None => Decision::Moved {
-            from: None,
-            to,
-            kind: MoveKind::Forward,
-        },
+        None => Decision::Moved { from: None, to, kind: MoveKind::Forward },
         Some(current) if current == to => Decision::Refreshed,
         Some(current) => match move_to(current, to) {
-            Some(kind) => Decision::Moved {
-                from: Some(current),
-                to,
-                kind,
-            },
+            Some(kind) => Decision::Moved { from: Some(current), to, kind },
             None => Decision::Refused { from: current, to },
         },
     }
@@ -283,30 +268,18 @@ fn keep_first<K: Ord>(map: &mut BTreeMap<K, DateTime<Utc>>, key: K, at: DateTime
 /// Pure: the caller stores `outcome.order` with a conditional write when `outcome.changed`.
 pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) -> Outcome {
     let before = stored.cloned();
-    let mut order = stored
-        .cloned()
-        .unwrap_or_else(|| Order::new(change.key.clone(), now));
+    let mut order = stored.cloned().unwrap_or_else(|| Order::new(change.key.clone(), now));
 
     let target = match change.mapping {
         StatusMapping::Mapped(target) => Some(target),
         StatusMapping::Informational(_) | StatusMapping::Unmapped => None,
     };
-    let Target {
-        lifecycle: lifecycle_to,
-        refund: refund_to,
-        refund_kind,
-    } = target.unwrap_or_default();
+    let Target { lifecycle: lifecycle_to, refund: refund_to, refund_kind } = target.unwrap_or_default();
 
     let lifecycle = match lifecycle_to {
         Some(to) => {
             let stamp = stamp(change, rank_of(&Lifecycle::ALL, to));
-            let decision = decide(
-                order.lifecycle,
-                order.lifecycle_stamp.as_ref(),
-                to,
-                &stamp,
-                Lifecycle::move_to,
-            );
+            let decision = decide(order.lifecycle, order.lifecycle_stamp.as_ref(), to, &stamp, Lifecycle::move_to);
             fold_lifecycle(&mut order, decision, to, stamp, change.event_time);
             decision
         }
@@ -315,38 +288,17 @@ pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) 
     let refund = match refund_to {
         Some(to) => {
             let stamp = stamp(change, rank_of(&RefundState::ALL, to));
-            let current = (order.refund_stamp.is_some() || order.refund != RefundState::None)
-                .then_some(order.refund);
-            let decision = decide(
-                current,
-                order.refund_stamp.as_ref(),
-                to,
-                &stamp,
-                RefundState::move_to,
-            );
-            fold_refund(
-                &mut order,
-                decision,
-                to,
-                refund_kind,
-                stamp,
-                change.event_time,
-            );
+            let current = (order.refund_stamp.is_some() || order.refund != RefundState::None).then_some(order.refund);
+            let decision = decide(current, order.refund_stamp.as_ref(), to, &stamp, RefundState::move_to);
+            fold_refund(&mut order, decision, to, refund_kind, stamp, change.event_time);
             decision
         }
         None => Decision::Untouched,
     };
 
     // The newest raw code of each field, whatever became of the event.
-    let seen = RawSeen {
-        at: change.event_time,
-        code: change.raw.code.clone(),
-    };
-    if order
-        .raw
-        .get(&change.raw.field)
-        .is_none_or(|existing| seen > *existing)
-    {
+    let seen = RawSeen { at: change.event_time, code: change.raw.code.clone() };
+    if order.raw.get(&change.raw.field).is_none_or(|existing| seen > *existing) {
         order.raw.insert(change.raw.field.clone(), seen);
     }
 
@@ -358,9 +310,7 @@ pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) 
         Verdict::Noted
     } else if matches!(lifecycle, Decision::Refreshed) || matches!(refund, Decision::Refreshed) {
         Verdict::Refreshed
-    } else if matches!(lifecycle, Decision::Refused { .. })
-        || matches!(refund, Decision::Refused { .. })
-    {
+    } else if matches!(lifecycle, Decision::Refused { .. }) || matches!(refund, Decision::Refused { .. }) {
         Verdict::Refused
     } else if matches!(lifecycle, Decision::Stale) || matches!(refund, Decision::Stale) {
         Verdict::Stale
@@ -371,16 +321,13 @@ pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) 
     // The unknown-code flag: set by an unknown code newer than anything applied, cleared by
     // anything applied after it.
     if verdict == Verdict::Unmapped {
-        if order
-            .newest_applied_at()
-            .is_none_or(|applied| change.event_time > applied)
+        if order.newest_applied_at().is_none_or(|applied| change.event_time > applied)
             && order.unmapped_at.is_none_or(|at| change.event_time >= at)
         {
             order.unmapped = Some(change.raw.clone());
             order.unmapped_at = Some(change.event_time);
         }
-    } else if let (Some(unmapped_at), Some(applied)) =
-        (order.unmapped_at, order.newest_applied_at())
+    } else if let (Some(unmapped_at), Some(applied)) = (order.unmapped_at, order.newest_applied_at())
         && applied >= unmapped_at
     {
         order.unmapped = None;
@@ -391,21 +338,11 @@ pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) 
     if changed {
         order.updated_at = now;
     }
-    Outcome {
-        order,
-        changed,
-        lifecycle,
-        refund,
-        verdict,
-    }
+    Outcome { order, changed, lifecycle, refund, verdict }
 }
 
 fn stamp(change: &StatusChange, rank: u8) -> EventStamp {
-    EventStamp {
-        at: change.event_time,
-        rank,
-        message_id: change.message_id.clone(),
-    }
+    EventStamp { at: change.event_time, rank, message_id: change.message_id.clone() }
 }
 
 fn fold_lifecycle(
@@ -441,10 +378,7 @@ fn fold_refund(
     }
     keep_first(&mut order.refund_entered, to, at);
     if let Some(kind) = kind
-        && order
-            .refund_kind_stamp
-            .as_ref()
-            .is_none_or(|applied| stamp > *applied)
+        && order.refund_kind_stamp.as_ref().is_none_or(|applied| stamp > *applied)
     {
         order.refund_kind = Some(kind);
         order.refund_kind_stamp = Some(stamp.clone());
@@ -467,9 +401,7 @@ mod tests {
     }
 
     fn at(minute: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 11, 0, 0, 0)
-            .single()
-            .unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, 11, 0, 0, 0).single().unwrap_or_default()
             + chrono::Duration::minutes(i64::from(minute))
     }
 
@@ -503,23 +435,12 @@ mod tests {
         let paid = change("m1", 1, Target::lifecycle(Lifecycle::Paid));
         let first = apply(None, &paid, at(2));
         assert_eq!(first.verdict, Verdict::Applied);
-        assert_eq!(
-            first.lifecycle,
-            Decision::Moved {
-                from: None,
-                to: Lifecycle::Paid,
-                kind: MoveKind::Forward
-            }
-        );
+        assert_eq!(first.lifecycle, Decision::Moved { from: None, to: Lifecycle::Paid, kind: MoveKind::Forward });
         let shipped = change("m2", 5, Target::lifecycle(Lifecycle::Shipped));
         let second = apply(Some(&first.order), &shipped, at(6));
         assert_eq!(
             second.lifecycle,
-            Decision::Moved {
-                from: Some(Lifecycle::Paid),
-                to: Lifecycle::Shipped,
-                kind: MoveKind::Forward
-            }
+            Decision::Moved { from: Some(Lifecycle::Paid), to: Lifecycle::Shipped, kind: MoveKind::Forward }
         );
         assert_eq!(second.order.entered.get(&Lifecycle::Paid), Some(&at(1)));
         assert_eq!(second.order.entered.get(&Lifecycle::Shipped), Some(&at(5)));
@@ -548,27 +469,16 @@ mod tests {
     #[test]
     fn a_newer_backward_event_is_refused() {
         let order = run(&[change("m1", 1, Target::lifecycle(Lifecycle::Shipped))]);
-        let outcome = apply(
-            order.as_ref(),
-            &change("m2", 2, Target::lifecycle(Lifecycle::Paid)),
-            at(3),
-        );
+        let outcome = apply(order.as_ref(), &change("m2", 2, Target::lifecycle(Lifecycle::Paid)), at(3));
         assert_eq!(outcome.verdict, Verdict::Refused);
         assert_eq!(outcome.order.lifecycle, Some(Lifecycle::Shipped));
-        assert_eq!(
-            outcome.order.lifecycle_stamp,
-            order.and_then(|o| o.lifecycle_stamp)
-        );
+        assert_eq!(outcome.order.lifecycle_stamp, order.and_then(|o| o.lifecycle_stamp));
     }
 
     #[test]
     fn closed_after_shipment_is_a_refund_not_a_cancel() {
         let order = run(&[change("m1", 1, Target::lifecycle(Lifecycle::Shipped))]);
-        let closed = change(
-            "m2",
-            2,
-            Target::both(Lifecycle::Cancelled, RefundState::Succeeded),
-        );
+        let closed = change("m2", 2, Target::both(Lifecycle::Cancelled, RefundState::Succeeded));
         let outcome = apply(order.as_ref(), &closed, at(3));
         assert_eq!(outcome.verdict, Verdict::Applied);
         assert_eq!(outcome.order.lifecycle, Some(Lifecycle::Shipped));
@@ -585,24 +495,10 @@ mod tests {
         let flagged = apply(order.as_ref(), &unknown, at(3));
         assert_eq!(flagged.verdict, Verdict::Unmapped);
         assert!(flagged.changed);
-        assert_eq!(
-            flagged.order.unmapped,
-            Some(RawStatus::new("order_status", "999"))
-        );
-        assert_eq!(
-            flagged
-                .order
-                .raw
-                .get("order_status")
-                .map(|r| r.code.as_str()),
-            Some("999")
-        );
+        assert_eq!(flagged.order.unmapped, Some(RawStatus::new("order_status", "999")));
+        assert_eq!(flagged.order.raw.get("order_status").map(|r| r.code.as_str()), Some("999"));
         assert_eq!(flagged.order.lifecycle, Some(Lifecycle::Paid));
-        let cleared = apply(
-            Some(&flagged.order),
-            &change("m3", 4, Target::lifecycle(Lifecycle::Shipped)),
-            at(5),
-        );
+        let cleared = apply(Some(&flagged.order), &change("m3", 4, Target::lifecycle(Lifecycle::Shipped)), at(5));
         assert_eq!(cleared.order.unmapped, None);
     }
 
@@ -629,8 +525,7 @@ mod tests {
     /// A valid sequence: each step an allowed move (or a same-state repeat) from the previous
     /// state, in strictly increasing time.
     fn valid_sequence() -> impl Strategy<Value = Vec<StatusChange>> {
-        let steps =
-            proptest::collection::vec((0usize..64, 0usize..64, any::<bool>(), 1u32..30), 1..14);
+        let steps = proptest::collection::vec((0usize..64, 0usize..64, any::<bool>(), 1u32..30), 1..14);
         steps.prop_map(|steps| {
             let mut lifecycle: Option<Lifecycle> = None;
             let mut refund = RefundState::None;
@@ -642,10 +537,7 @@ mod tests {
                 if refund_step {
                     let options: Vec<RefundState> = RefundState::ALL
                         .into_iter()
-                        .filter(|to| {
-                            *to != RefundState::None
-                                && (refund == *to || refund.move_to(*to).is_some())
-                        })
+                        .filter(|to| *to != RefundState::None && (refund == *to || refund.move_to(*to).is_some()))
                         .collect();
                     if let Some(to) = options.get(pick_refund % options.len().max(1)) {
                         refund = *to;
@@ -654,22 +546,12 @@ mod tests {
                             1 => Some(RefundKind::ReturnAndRefund),
                             _ => None,
                         };
-                        out.push(change(
-                            &id,
-                            minute,
-                            Target {
-                                lifecycle: None,
-                                refund: Some(*to),
-                                refund_kind: kind,
-                            },
-                        ));
+                        out.push(change(&id, minute, Target { lifecycle: None, refund: Some(*to), refund_kind: kind }));
                     }
                 } else {
                     let options: Vec<Lifecycle> = Lifecycle::ALL
                         .into_iter()
-                        .filter(|to| {
-                            lifecycle.is_none_or(|from| from == *to || from.move_to(*to).is_some())
-                        })
+                        .filter(|to| lifecycle.is_none_or(|from| from == *to || from.move_to(*to).is_some()))
                         .collect();
                     if let Some(to) = options.get(pick % options.len().max(1)) {
                         lifecycle = Some(*to);
@@ -682,22 +564,20 @@ mod tests {
     }
 
     fn any_sequence() -> impl Strategy<Value = Vec<StatusChange>> {
-        proptest::collection::vec((0usize..13, 0usize..6, any::<bool>(), 0u32..50), 1..20).prop_map(
-            |steps| {
-                steps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(n, (l, r, is_refund, minute))| {
-                        let target = if is_refund {
-                            Target::refund(RefundState::ALL[r])
-                        } else {
-                            Target::lifecycle(Lifecycle::ALL[l])
-                        };
-                        change(&format!("x{n}"), minute, target)
-                    })
-                    .collect()
-            },
-        )
+        proptest::collection::vec((0usize..13, 0usize..6, any::<bool>(), 0u32..50), 1..20).prop_map(|steps| {
+            steps
+                .into_iter()
+                .enumerate()
+                .map(|(n, (l, r, is_refund, minute))| {
+                    let target = if is_refund {
+                        Target::refund(RefundState::ALL[r])
+                    } else {
+                        Target::lifecycle(Lifecycle::ALL[l])
+                    };
+                    change(&format!("x{n}"), minute, target)
+                })
+                .collect()
+        })
     }
 
     proptest! {

@@ -51,12 +51,8 @@ pub trait OrderStore: Send + Sync {
     async fn commit(&self, write: &OrderWrite) -> Result<(), StoreError>;
 
     /// The order's history, oldest first, a page at a time.
-    async fn history(
-        &self,
-        key: &OrderKey,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<HistoryEntry>, StoreError>;
+    async fn history(&self, key: &OrderKey, cursor: Option<&str>, limit: u32)
+    -> Result<Page<HistoryEntry>, StoreError>;
 
     /// Markers of `kind` in `shard` due at or before `until`, earliest first.
     async fn due(
@@ -77,12 +73,7 @@ pub trait InventoryStore: Send + Sync {
     async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError>;
 
     /// Releases one line, exactly once.
-    async fn release(
-        &self,
-        key: &OrderKey,
-        sku: &Sku,
-        at: DateTime<Utc>,
-    ) -> Result<ReleaseOutcome, StoreError>;
+    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError>;
 
     /// All lines of an order.
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError>;
@@ -98,11 +89,8 @@ pub trait Inbox: Send + Sync {
     async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError>;
 
     /// Keeps a rejected callback for replay, within the shop's hourly quota.
-    async fn quarantine(
-        &self,
-        quarantined: &Quarantined,
-        quota_per_hour: u32,
-    ) -> Result<QuarantineOutcome, StoreError>;
+    async fn quarantine(&self, quarantined: &Quarantined, quota_per_hour: u32)
+    -> Result<QuarantineOutcome, StoreError>;
 
     /// Quarantined callbacks of a shop received in `[from, to)`, oldest first.
     async fn quarantined(
@@ -126,11 +114,7 @@ pub trait Stats: Send + Sync {
     async fn add(&self, adds: &[CounterAdd]) -> Result<(), StoreError>;
 
     /// The counters of one channel for each day of the month containing `month_of` that has any.
-    async fn month(
-        &self,
-        channel: Source,
-        month_of: NaiveDate,
-    ) -> Result<Vec<DayCounters>, StoreError>;
+    async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError>;
 
     /// Stores a report (replacing one of the same kind and period).
     async fn put_report(&self, report: &StoredReport) -> Result<(), StoreError>;

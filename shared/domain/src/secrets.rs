@@ -106,27 +106,12 @@ pub struct SecretCache<'a> {
 
 impl<'a> SecretCache<'a> {
     /// A cache over `store` for `stage`, keeping entries for `ttl`.
-    pub fn new(
-        store: &'a dyn Secrets,
-        clock: &'a dyn Clock,
-        stage: impl Into<String>,
-        ttl: Duration,
-    ) -> Self {
-        Self {
-            store,
-            clock,
-            stage: stage.into(),
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-        }
+    pub fn new(store: &'a dyn Secrets, clock: &'a dyn Clock, stage: impl Into<String>, ttl: Duration) -> Self {
+        Self { store, clock, stage: stage.into(), ttl, entries: RwLock::new(HashMap::new()) }
     }
 
     /// The shop's secret, from the cache while fresh.
-    pub async fn get(
-        &self,
-        source: Source,
-        shop: &ShopId,
-    ) -> Result<Arc<SourceSecret>, SecretLookupError> {
+    pub async fn get(&self, source: Source, shop: &ShopId) -> Result<Arc<SourceSecret>, SecretLookupError> {
         let now = self.clock.now();
         let key = (source, shop.clone());
         if let Some(cached) = self.entries.read().await.get(&key)
@@ -134,25 +119,15 @@ impl<'a> SecretCache<'a> {
         {
             return cached.value.clone().ok_or(SecretLookupError::UnknownShop);
         }
-        let raw = self
-            .store
-            .get(&parameter_name(&self.stage, source, shop))
-            .await?;
+        let raw = self.store.get(&parameter_name(&self.stage, source, shop)).await?;
         let value = match raw {
             Some(raw) => Some(Arc::new(
-                serde_json::from_str::<SourceSecret>(&raw).map_err(|e| {
-                    SecretLookupError::Malformed(format!("line {} column {}", e.line(), e.column()))
-                })?,
+                serde_json::from_str::<SourceSecret>(&raw)
+                    .map_err(|e| SecretLookupError::Malformed(format!("line {} column {}", e.line(), e.column())))?,
             )),
             None => None,
         };
-        self.entries.write().await.insert(
-            key,
-            Cached {
-                value: value.clone(),
-                fetched_at: now,
-            },
-        );
+        self.entries.write().await.insert(key, Cached { value: value.clone(), fetched_at: now });
         value.ok_or(SecretLookupError::UnknownShop)
     }
 
@@ -170,10 +145,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let secret = SourceSecret {
-            secret: Secret::new("s3cr3t"),
-            ..Default::default()
-        };
+        let secret = SourceSecret { secret: Secret::new("s3cr3t"), ..Default::default() };
         assert!(!format!("{secret:?}").contains("s3cr3t"));
     }
 
@@ -183,42 +155,18 @@ mod tests {
         let clock = FixedClock::new(Utc::now());
         let shop = ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}"));
         let name = parameter_name("test", Source::Youzan, &shop);
-        store
-            .put(&name, r#"{"app_key":"k","secret":"old"}"#)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        store.put(&name, r#"{"app_key":"k","secret":"old"}"#).await.unwrap_or_else(|e| panic!("{e}"));
         let cache = SecretCache::new(&store, &clock, "test", Duration::minutes(2));
-        assert_eq!(
-            cache
-                .get(Source::Youzan, &shop)
-                .await
-                .map(|s| s.secret.expose().to_owned()),
-            Ok("old".into())
-        );
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("old".into()));
         store
-            .put(
-                &name,
-                r#"{"app_key":"k","secret":"new","previous_secret":"old"}"#,
-            )
+            .put(&name, r#"{"app_key":"k","secret":"new","previous_secret":"old"}"#)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         clock.advance(Duration::seconds(60));
-        assert_eq!(
-            cache
-                .get(Source::Youzan, &shop)
-                .await
-                .map(|s| s.secret.expose().to_owned()),
-            Ok("old".into())
-        );
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("old".into()));
         assert_eq!(store.reads(), 1, "a warm read costs no parameter request");
         clock.advance(Duration::seconds(61));
-        assert_eq!(
-            cache
-                .get(Source::Youzan, &shop)
-                .await
-                .map(|s| s.secret.expose().to_owned()),
-            Ok("new".into())
-        );
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("new".into()));
     }
 
     #[tokio::test]
@@ -227,17 +175,8 @@ mod tests {
         let clock = FixedClock::new(Utc::now());
         let shop = ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}"));
         let cache = SecretCache::new(&store, &clock, "test", Duration::minutes(2));
-        assert_eq!(
-            cache.get(Source::Douyin, &shop).await,
-            Err(SecretLookupError::UnknownShop)
-        );
-        store
-            .put(&parameter_name("test", Source::Pdd, &shop), "{not json")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            cache.get(Source::Pdd, &shop).await,
-            Err(SecretLookupError::Malformed(_))
-        ));
+        assert_eq!(cache.get(Source::Douyin, &shop).await, Err(SecretLookupError::UnknownShop));
+        store.put(&parameter_name("test", Source::Pdd, &shop), "{not json").await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(cache.get(Source::Pdd, &shop).await, Err(SecretLookupError::Malformed(_))));
     }
 }

@@ -43,9 +43,7 @@ impl DayCounters {
 pub fn valid_counter_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 48
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A stored report: kind (`daily`, `monthly`, …), period (`2026-11-11`, `2026-11`), body.

@@ -22,10 +22,7 @@ pub struct RawStatus {
 impl RawStatus {
     /// A raw status from its field and code.
     pub fn new(field: impl Into<String>, code: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-        }
+        Self { field: field.into(), code: code.into() }
     }
 }
 
@@ -49,38 +46,22 @@ pub struct Target {
 impl Target {
     /// A fulfilment state only.
     pub const fn lifecycle(state: Lifecycle) -> Self {
-        Self {
-            lifecycle: Some(state),
-            refund: None,
-            refund_kind: None,
-        }
+        Self { lifecycle: Some(state), refund: None, refund_kind: None }
     }
 
     /// A refund state only.
     pub const fn refund(state: RefundState) -> Self {
-        Self {
-            lifecycle: None,
-            refund: Some(state),
-            refund_kind: None,
-        }
+        Self { lifecycle: None, refund: Some(state), refund_kind: None }
     }
 
     /// A refund state of a known kind.
     pub const fn refund_of(state: RefundState, kind: RefundKind) -> Self {
-        Self {
-            lifecycle: None,
-            refund: Some(state),
-            refund_kind: Some(kind),
-        }
+        Self { lifecycle: None, refund: Some(state), refund_kind: Some(kind) }
     }
 
     /// Both dimensions (e.g. "closed after a refund before shipment").
     pub const fn both(state: Lifecycle, refund: RefundState) -> Self {
-        Self {
-            lifecycle: Some(state),
-            refund: Some(refund),
-            refund_kind: None,
-        }
+        Self { lifecycle: Some(state), refund: Some(refund), refund_kind: None }
     }
 }
 
@@ -101,8 +82,5 @@ pub type MappingRow = (&'static str, &'static str, StatusMapping);
 
 /// Looks a code up in a source's table.
 pub fn lookup(table: &[MappingRow], field: &str, code: &str) -> StatusMapping {
-    table
-        .iter()
-        .find(|(f, c, _)| *f == field && *c == code)
-        .map_or(StatusMapping::Unmapped, |(_, _, mapping)| *mapping)
+    table.iter().find(|(f, c, _)| *f == field && *c == code).map_or(StatusMapping::Unmapped, |(_, _, mapping)| *mapping)
 }

@@ -72,10 +72,7 @@ pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
     Shanghai
         .from_local_datetime(&midnight)
         .earliest()
-        .map_or_else(
-            || Utc.from_utc_datetime(&midnight),
-            |local| local.with_timezone(&Utc),
-        )
+        .map_or_else(|| Utc.from_utc_datetime(&midnight), |local| local.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -83,23 +80,15 @@ mod tests {
     use super::*;
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
-            .single()
-            .unwrap_or_default()
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().unwrap_or_default()
     }
 
     #[test]
     fn half_past_midnight_in_beijing_is_that_beijing_day_not_the_utc_one() {
         // 2026-11-11 00:30 Beijing = 2026-11-10 16:30 UTC
         let at = utc(2026, 11, 10, 16, 30);
-        assert_eq!(
-            business_day(at),
-            NaiveDate::from_ymd_opt(2026, 11, 11).unwrap_or_default()
-        );
-        assert_eq!(
-            at.date_naive(),
-            NaiveDate::from_ymd_opt(2026, 11, 10).unwrap_or_default()
-        );
+        assert_eq!(business_day(at), NaiveDate::from_ymd_opt(2026, 11, 11).unwrap_or_default());
+        assert_eq!(at.date_naive(), NaiveDate::from_ymd_opt(2026, 11, 10).unwrap_or_default());
     }
 
     #[test]

@@ -6,52 +6,24 @@ use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup}
 /// Douyin's status tables (`../shared/reference/platforms.md`, zsmhub/doudian-sdk).
 pub const STATUS_TABLE: &[MappingRow] = &[
     // order_status
-    (
-        "order_status",
-        "1",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
+    ("order_status", "1", Mapped(Target::lifecycle(PendingPayment))),
     ("order_status", "105", Mapped(Target::lifecycle(Paid))),
-    (
-        "order_status",
-        "2",
-        Mapped(Target::lifecycle(WarehouseAccepted)),
-    ),
+    ("order_status", "2", Mapped(Target::lifecycle(WarehouseAccepted))),
     ("order_status", "101", Mapped(Target::lifecycle(Shipped))),
     ("order_status", "3", Mapped(Target::lifecycle(Shipped))),
     ("order_status", "4", Mapped(Target::lifecycle(Cancelled))),
     ("order_status", "5", Mapped(Target::lifecycle(Completed))),
     // main_status adds these
-    (
-        "main_status",
-        "103",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
-    (
-        "main_status",
-        "21",
-        Mapped(Target::both(Cancelled, RefundState::Succeeded)),
-    ),
-    (
-        "main_status",
-        "22",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
-    (
-        "main_status",
-        "39",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
+    ("main_status", "103", Mapped(Target::lifecycle(PendingPayment))),
+    ("main_status", "21", Mapped(Target::both(Cancelled, RefundState::Succeeded))),
+    ("main_status", "22", Mapped(Target::refund(RefundState::Succeeded))),
+    ("main_status", "39", Mapped(Target::refund(RefundState::Succeeded))),
     // push message tags: trade
     ("tag", "100", Mapped(Target::lifecycle(PendingPayment))),
     ("tag", "101", Mapped(Target::lifecycle(Paid))),
     ("tag", "102", Mapped(Target::lifecycle(Shipped))),
     ("tag", "103", Mapped(Target::lifecycle(Completed))),
-    (
-        "tag",
-        "104",
-        Informational("logistics changed: carrier or waybill updated"),
-    ),
+    ("tag", "104", Informational("logistics changed: carrier or waybill updated")),
     ("tag", "105", Informational("delivery address changed")),
     ("tag", "106", Mapped(Target::lifecycle(Cancelled))),
     ("tag", "108", Mapped(Target::lifecycle(Shipped))),
@@ -60,92 +32,28 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     // push message tags: after-sale
     ("tag", "200", Mapped(Target::refund(RefundState::Requested))),
     ("tag", "201", Mapped(Target::refund(RefundState::Approved))),
-    (
-        "tag",
-        "202",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "tag",
-        "203",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
+    ("tag", "202", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("tag", "203", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
     ("tag", "204", Mapped(Target::refund(RefundState::Rejected))),
-    (
-        "tag",
-        "205",
-        Mapped(Target::refund_of(RefundState::Rejected, ReturnAndRefund)),
-    ),
+    ("tag", "205", Mapped(Target::refund_of(RefundState::Rejected, ReturnAndRefund))),
     ("tag", "206", Mapped(Target::refund(RefundState::Succeeded))),
     ("tag", "207", Mapped(Target::refund(RefundState::Closed))),
     ("tag", "208", Mapped(Target::refund(RefundState::Requested))),
     // refund_status
-    (
-        "refund_status",
-        "1",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "refund_status",
-        "2",
-        Mapped(Target::refund(RefundState::Approved)),
-    ),
-    (
-        "refund_status",
-        "3",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
-    (
-        "refund_status",
-        "4",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "refund_status",
-        "5",
-        Informational("refund clawed back from the buyer (追缴成功)"),
-    ),
+    ("refund_status", "1", Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "2", Mapped(Target::refund(RefundState::Approved))),
+    ("refund_status", "3", Mapped(Target::refund(RefundState::Succeeded))),
+    ("refund_status", "4", Mapped(Target::refund(RefundState::Closed))),
+    ("refund_status", "5", Informational("refund clawed back from the buyer (追缴成功)")),
     // after_sale_status: wins over refund_status (a buyer who cancels leaves refund_status at 1)
-    (
-        "after_sale_status",
-        "6",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "after_sale_status",
-        "7",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "after_sale_status",
-        "12",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
-    (
-        "after_sale_status",
-        "27",
-        Mapped(Target::refund(RefundState::Rejected)),
-    ),
-    (
-        "after_sale_status",
-        "28",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "after_sale_status",
-        "29",
-        Mapped(Target::refund_of(RefundState::Rejected, ReturnAndRefund)),
-    ),
-    (
-        "after_sale_status",
-        "51",
-        Mapped(Target::both(Cancelled, RefundState::Succeeded)),
-    ),
-    (
-        "after_sale_status",
-        "53",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
+    ("after_sale_status", "6", Mapped(Target::refund(RefundState::Requested))),
+    ("after_sale_status", "7", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("after_sale_status", "12", Mapped(Target::refund(RefundState::Succeeded))),
+    ("after_sale_status", "27", Mapped(Target::refund(RefundState::Rejected))),
+    ("after_sale_status", "28", Mapped(Target::refund(RefundState::Closed))),
+    ("after_sale_status", "29", Mapped(Target::refund_of(RefundState::Rejected, ReturnAndRefund))),
+    ("after_sale_status", "51", Mapped(Target::both(Cancelled, RefundState::Succeeded))),
+    ("after_sale_status", "53", Mapped(Target::refund(RefundState::Succeeded))),
 ];
 
 /// Maps a Douyin code (`order_status`, `main_status`, `tag`, `refund_status`, `after_sale_status`).
@@ -223,10 +131,7 @@ mod tests {
             ],
         );
         for informational in ["104", "105", "109"] {
-            assert!(
-                matches!(map_status("tag", informational), Informational(_)),
-                "{informational}"
-            );
+            assert!(matches!(map_status("tag", informational), Informational(_)), "{informational}");
         }
     }
 

@@ -6,58 +6,18 @@ use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup}
 
 /// JD's status tables.
 pub const STATUS_TABLE: &[MappingRow] = &[
-    (
-        "order_state",
-        "WAIT_SELLER_STOCK_OUT",
-        Mapped(Target::lifecycle(Paid)),
-    ),
-    (
-        "order_state",
-        "WAIT_GOODS_RECEIVE_CONFIRM",
-        Mapped(Target::lifecycle(Shipped)),
-    ),
-    (
-        "order_state",
-        "FINISHED_L",
-        Mapped(Target::lifecycle(Completed)),
-    ),
-    (
-        "order_state",
-        "TRADE_CANCELED",
-        Mapped(Target::lifecycle(Cancelled)),
-    ),
+    ("order_state", "WAIT_SELLER_STOCK_OUT", Mapped(Target::lifecycle(Paid))),
+    ("order_state", "WAIT_GOODS_RECEIVE_CONFIRM", Mapped(Target::lifecycle(Shipped))),
+    ("order_state", "FINISHED_L", Mapped(Target::lifecycle(Completed))),
+    ("order_state", "TRADE_CANCELED", Mapped(Target::lifecycle(Cancelled))),
     ("order_state", "LOCKED", Mapped(Target::lifecycle(RiskHold))),
     ("order_state", "PAUSE", Mapped(Target::lifecycle(RiskHold))),
-    (
-        "service_status",
-        "10000",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "service_status",
-        "10001",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "service_status",
-        "10004",
-        Mapped(Target::refund(RefundState::Rejected)),
-    ),
-    (
-        "service_status",
-        "10005",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "service_status",
-        "10010",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
-    (
-        "service_status",
-        "10011",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
+    ("service_status", "10000", Mapped(Target::refund(RefundState::Requested))),
+    ("service_status", "10001", Mapped(Target::refund(RefundState::Requested))),
+    ("service_status", "10004", Mapped(Target::refund(RefundState::Rejected))),
+    ("service_status", "10005", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("service_status", "10010", Mapped(Target::refund(RefundState::Succeeded))),
+    ("service_status", "10011", Mapped(Target::refund(RefundState::Closed))),
 ];
 
 /// Maps a JD code (`order_state`, `service_status`).

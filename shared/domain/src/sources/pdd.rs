@@ -11,137 +11,37 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("order_status", "1", Mapped(Target::lifecycle(Paid))),
     ("order_status", "2", Mapped(Target::lifecycle(Shipped))),
     ("order_status", "3", Mapped(Target::lifecycle(Signed))),
-    (
-        "confirm_status",
-        "0",
-        Informational("not yet a deal (未成交)"),
-    ),
-    (
-        "confirm_status",
-        "1",
-        Informational("deal confirmed (已成交)"),
-    ),
+    ("confirm_status", "0", Informational("not yet a deal (未成交)")),
+    ("confirm_status", "1", Informational("deal confirmed (已成交)")),
     ("confirm_status", "2", Mapped(Target::lifecycle(Cancelled))),
     ("group_status", "0", Mapped(Target::lifecycle(RiskHold))),
     ("group_status", "1", Mapped(Target::lifecycle(Paid))),
     ("group_status", "2", Mapped(Target::lifecycle(Cancelled))),
-    (
-        "risk_control_status",
-        "0",
-        Informational("not under risk control"),
-    ),
-    (
-        "risk_control_status",
-        "1",
-        Mapped(Target::lifecycle(RiskHold)),
-    ),
+    ("risk_control_status", "0", Informational("not under risk control")),
+    ("risk_control_status", "1", Mapped(Target::lifecycle(RiskHold))),
     // refund_status: 1 covers "never had an after-sale" and "closed": both end in Closed
-    (
-        "refund_status",
-        "1",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "refund_status",
-        "2",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "refund_status",
-        "3",
-        Mapped(Target::refund(RefundState::Approved)),
-    ),
-    (
-        "refund_status",
-        "4",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
+    ("refund_status", "1", Mapped(Target::refund(RefundState::Closed))),
+    ("refund_status", "2", Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "3", Mapped(Target::refund(RefundState::Approved))),
+    ("refund_status", "4", Mapped(Target::refund(RefundState::Succeeded))),
     ("after_sales_status", "0", Informational("no after-sale")),
-    (
-        "after_sales_status",
-        "2",
-        Mapped(Target::refund_of(RefundState::Requested, RefundOnly)),
-    ),
-    (
-        "after_sales_status",
-        "3",
-        Mapped(Target::refund_of(RefundState::Requested, ReturnAndRefund)),
-    ),
-    (
-        "after_sales_status",
-        "4",
-        Mapped(Target::refund(RefundState::Approved)),
-    ),
-    (
-        "after_sales_status",
-        "5",
-        Mapped(Target::refund(RefundState::Approved)),
-    ),
-    (
-        "after_sales_status",
-        "6",
-        Mapped(Target::refund(RefundState::Rejected)),
-    ),
-    (
-        "after_sales_status",
-        "7",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "after_sales_status",
-        "8",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "after_sales_status",
-        "9",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "after_sales_status",
-        "10",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
-    (
-        "after_sales_status",
-        "11",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "after_sales_status",
-        "12",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "after_sales_status",
-        "13",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "after_sales_status",
-        "14",
-        Informational("exchange or re-send: waiting for the seller"),
-    ),
-    (
-        "after_sales_status",
-        "15",
-        Informational("exchange or re-send: waiting for the buyer"),
-    ),
-    (
-        "after_sales_status",
-        "16",
-        Informational("exchange or re-send: done"),
-    ),
-    (
-        "after_sales_status",
-        "17",
-        Informational("exchange or re-send: failed"),
-    ),
-    (
-        "after_sales_status",
-        "18",
-        Informational("exchange or re-send: waiting for the buyer to confirm"),
-    ),
+    ("after_sales_status", "2", Mapped(Target::refund_of(RefundState::Requested, RefundOnly))),
+    ("after_sales_status", "3", Mapped(Target::refund_of(RefundState::Requested, ReturnAndRefund))),
+    ("after_sales_status", "4", Mapped(Target::refund(RefundState::Approved))),
+    ("after_sales_status", "5", Mapped(Target::refund(RefundState::Approved))),
+    ("after_sales_status", "6", Mapped(Target::refund(RefundState::Rejected))),
+    ("after_sales_status", "7", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("after_sales_status", "8", Mapped(Target::refund(RefundState::Requested))),
+    ("after_sales_status", "9", Mapped(Target::refund(RefundState::Closed))),
+    ("after_sales_status", "10", Mapped(Target::refund(RefundState::Succeeded))),
+    ("after_sales_status", "11", Mapped(Target::refund(RefundState::Closed))),
+    ("after_sales_status", "12", Mapped(Target::refund(RefundState::Closed))),
+    ("after_sales_status", "13", Mapped(Target::refund(RefundState::Closed))),
+    ("after_sales_status", "14", Informational("exchange or re-send: waiting for the seller")),
+    ("after_sales_status", "15", Informational("exchange or re-send: waiting for the buyer")),
+    ("after_sales_status", "16", Informational("exchange or re-send: done")),
+    ("after_sales_status", "17", Informational("exchange or re-send: failed")),
+    ("after_sales_status", "18", Informational("exchange or re-send: waiting for the buyer to confirm")),
 ];
 
 /// Maps a PDD code (`order_status`, `confirm_status`, `group_status`, `risk_control_status`,
@@ -160,43 +60,21 @@ mod tests {
         assert_rows(
             map_status,
             "order_status",
-            &[
-                ("1", Some(Paid), None),
-                ("2", Some(Shipped), None),
-                ("3", Some(Signed), None),
-            ],
+            &[("1", Some(Paid), None), ("2", Some(Shipped), None), ("3", Some(Signed), None)],
         );
     }
 
     #[test]
     fn confirm_and_group_status_rows() {
-        assert_rows(
-            map_status,
-            "confirm_status",
-            &[("2", Some(Cancelled), None)],
-        );
-        assert!(matches!(
-            map_status("confirm_status", "0"),
-            Informational(_)
-        ));
-        assert!(matches!(
-            map_status("confirm_status", "1"),
-            Informational(_)
-        ));
+        assert_rows(map_status, "confirm_status", &[("2", Some(Cancelled), None)]);
+        assert!(matches!(map_status("confirm_status", "0"), Informational(_)));
+        assert!(matches!(map_status("confirm_status", "1"), Informational(_)));
         assert_rows(
             map_status,
             "group_status",
-            &[
-                ("0", Some(RiskHold), None),
-                ("1", Some(Paid), None),
-                ("2", Some(Cancelled), None),
-            ],
+            &[("0", Some(RiskHold), None), ("1", Some(Paid), None), ("2", Some(Cancelled), None)],
         );
-        assert_rows(
-            map_status,
-            "risk_control_status",
-            &[("1", Some(RiskHold), None)],
-        );
+        assert_rows(map_status, "risk_control_status", &[("1", Some(RiskHold), None)]);
     }
 
     #[test]
@@ -234,10 +112,7 @@ mod tests {
             ],
         );
         for exchange in ["0", "14", "15", "16", "17", "18"] {
-            assert!(
-                matches!(map_status("after_sales_status", exchange), Informational(_)),
-                "{exchange}"
-            );
+            assert!(matches!(map_status("after_sales_status", exchange), Informational(_)), "{exchange}");
         }
         assert_eq!(
             map_status("after_sales_status", "3"),

@@ -7,93 +7,25 @@ use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup}
 
 /// Taobao's status tables (`../shared/reference/platforms.md`).
 pub const STATUS_TABLE: &[MappingRow] = &[
-    (
-        "trade_status",
-        "TRADE_NO_CREATE_PAY",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
-    (
-        "trade_status",
-        "WAIT_BUYER_PAY",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
-    (
-        "trade_status",
-        "PAY_PENDING",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
-    (
-        "trade_status",
-        "WAIT_PRE_AUTH_CONFIRM",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
-    (
-        "trade_status",
-        "WAIT_SELLER_SEND_GOODS",
-        Mapped(Target::lifecycle(Paid)),
-    ),
-    (
-        "trade_status",
-        "SELLER_CONSIGNED_PART",
-        Mapped(Target::lifecycle(Shipped)),
-    ),
-    (
-        "trade_status",
-        "WAIT_BUYER_CONFIRM_GOODS",
-        Mapped(Target::lifecycle(Shipped)),
-    ),
-    (
-        "trade_status",
-        "TRADE_BUYER_SIGNED",
-        Mapped(Target::lifecycle(Signed)),
-    ),
-    (
-        "trade_status",
-        "TRADE_FINISHED",
-        Mapped(Target::lifecycle(Completed)),
-    ),
+    ("trade_status", "TRADE_NO_CREATE_PAY", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_status", "WAIT_BUYER_PAY", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_status", "PAY_PENDING", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_status", "WAIT_PRE_AUTH_CONFIRM", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_status", "WAIT_SELLER_SEND_GOODS", Mapped(Target::lifecycle(Paid))),
+    ("trade_status", "SELLER_CONSIGNED_PART", Mapped(Target::lifecycle(Shipped))),
+    ("trade_status", "WAIT_BUYER_CONFIRM_GOODS", Mapped(Target::lifecycle(Shipped))),
+    ("trade_status", "TRADE_BUYER_SIGNED", Mapped(Target::lifecycle(Signed))),
+    ("trade_status", "TRADE_FINISHED", Mapped(Target::lifecycle(Completed))),
     // Closed after payment is a refund outcome: the refund succeeded; before shipment the
     // order is also cancelled (after shipment the state machine keeps the fulfilment state).
-    (
-        "trade_status",
-        "TRADE_CLOSED",
-        Mapped(Target::both(Cancelled, RefundState::Succeeded)),
-    ),
-    (
-        "trade_status",
-        "TRADE_CLOSED_BY_TAOBAO",
-        Mapped(Target::lifecycle(Cancelled)),
-    ),
-    (
-        "refund_status",
-        "WAIT_SELLER_AGREE",
-        Mapped(Target::refund(RefundState::Requested)),
-    ),
-    (
-        "refund_status",
-        "WAIT_BUYER_RETURN_GOODS",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "refund_status",
-        "WAIT_SELLER_CONFIRM_GOODS",
-        Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund)),
-    ),
-    (
-        "refund_status",
-        "SELLER_REFUSE_BUYER",
-        Mapped(Target::refund(RefundState::Rejected)),
-    ),
-    (
-        "refund_status",
-        "CLOSED",
-        Mapped(Target::refund(RefundState::Closed)),
-    ),
-    (
-        "refund_status",
-        "SUCCESS",
-        Mapped(Target::refund(RefundState::Succeeded)),
-    ),
+    ("trade_status", "TRADE_CLOSED", Mapped(Target::both(Cancelled, RefundState::Succeeded))),
+    ("trade_status", "TRADE_CLOSED_BY_TAOBAO", Mapped(Target::lifecycle(Cancelled))),
+    ("refund_status", "WAIT_SELLER_AGREE", Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "WAIT_BUYER_RETURN_GOODS", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("refund_status", "WAIT_SELLER_CONFIRM_GOODS", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("refund_status", "SELLER_REFUSE_BUYER", Mapped(Target::refund(RefundState::Rejected))),
+    ("refund_status", "CLOSED", Mapped(Target::refund(RefundState::Closed))),
+    ("refund_status", "SUCCESS", Mapped(Target::refund(RefundState::Succeeded))),
 ];
 
 /// Maps a Taobao code (`trade_status`, `refund_status`).
@@ -121,11 +53,7 @@ mod tests {
                 ("WAIT_BUYER_CONFIRM_GOODS", Some(Shipped), None),
                 ("TRADE_BUYER_SIGNED", Some(Signed), None),
                 ("TRADE_FINISHED", Some(Completed), None),
-                (
-                    "TRADE_CLOSED",
-                    Some(Cancelled),
-                    Some(RefundState::Succeeded),
-                ),
+                ("TRADE_CLOSED", Some(Cancelled), Some(RefundState::Succeeded)),
                 ("TRADE_CLOSED_BY_TAOBAO", Some(Cancelled), None),
             ],
         );
@@ -139,11 +67,7 @@ mod tests {
             &[
                 ("WAIT_SELLER_AGREE", None, Some(RefundState::Requested)),
                 ("WAIT_BUYER_RETURN_GOODS", None, Some(RefundState::Approved)),
-                (
-                    "WAIT_SELLER_CONFIRM_GOODS",
-                    None,
-                    Some(RefundState::Approved),
-                ),
+                ("WAIT_SELLER_CONFIRM_GOODS", None, Some(RefundState::Approved)),
                 ("SELLER_REFUSE_BUYER", None, Some(RefundState::Rejected)),
                 ("CLOSED", None, Some(RefundState::Closed)),
                 ("SUCCESS", None, Some(RefundState::Succeeded)),
@@ -154,10 +78,6 @@ mod tests {
     #[test]
     fn unknown_codes_are_unmapped_not_guessed() {
         assert_eq!(map_status("trade_status", "TRADE_SOMETHING_NEW"), Unmapped);
-        assert_eq!(
-            map_status("trade_status", "wait_buyer_pay"),
-            Unmapped,
-            "codes are case-sensitive"
-        );
+        assert_eq!(map_status("trade_status", "wait_buyer_pay"), Unmapped, "codes are case-sensitive");
     }
 }

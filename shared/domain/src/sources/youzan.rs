@@ -6,33 +6,13 @@ use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup}
 
 /// Youzan's status table.
 pub const STATUS_TABLE: &[MappingRow] = &[
-    (
-        "status",
-        "WAIT_BUYER_PAY",
-        Mapped(Target::lifecycle(PendingPayment)),
-    ),
+    ("status", "WAIT_BUYER_PAY", Mapped(Target::lifecycle(PendingPayment))),
     // 待确认: paid, waiting for the group to form or the shop to accept.
     ("status", "WAIT_CONFIRM", Mapped(Target::lifecycle(Paid))),
-    (
-        "status",
-        "WAIT_SELLER_SEND_GOODS",
-        Mapped(Target::lifecycle(Paid)),
-    ),
-    (
-        "status",
-        "WAIT_BUYER_CONFIRM_GOODS",
-        Mapped(Target::lifecycle(Shipped)),
-    ),
-    (
-        "status",
-        "TRADE_SUCCESS",
-        Mapped(Target::lifecycle(Completed)),
-    ),
-    (
-        "status",
-        "TRADE_CLOSED",
-        Mapped(Target::lifecycle(Cancelled)),
-    ),
+    ("status", "WAIT_SELLER_SEND_GOODS", Mapped(Target::lifecycle(Paid))),
+    ("status", "WAIT_BUYER_CONFIRM_GOODS", Mapped(Target::lifecycle(Shipped))),
+    ("status", "TRADE_SUCCESS", Mapped(Target::lifecycle(Completed))),
+    ("status", "TRADE_CLOSED", Mapped(Target::lifecycle(Cancelled))),
 ];
 
 /// Maps a Youzan code (`status`).

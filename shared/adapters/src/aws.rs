@@ -1,0 +1,129 @@
+//! SDK configuration and clients, built once per Lambda instance, plus a counter of the AWS
+//! requests they send (for "requests per event" measurements and per-invocation logs).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::BehaviorVersion;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Counts every HTTP request the SDK clients send (retries included), by `Service.Operation`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl RequestCounter {
+    /// Counts since the last [`RequestCounter::take`].
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
+
+    /// Counts so far, without resetting.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Total requests so far.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name =
+            cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| format!("{}.{}", m.service(), m.name()));
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The SDK clients of one function instance.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// EventBridge.
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// SSM Parameter Store.
+    pub ssm: aws_sdk_ssm::Client,
+    /// Requests sent by all of the above.
+    pub requests: RequestCounter,
+}
+
+impl Clients {
+    /// Loads region, credentials and endpoint (`AWS_ENDPOINT_URL` points everything at a local
+    /// emulator) and builds the clients.
+    pub async fn from_env() -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::from_sdk_config(&sdk)
+    }
+
+    /// Builds the clients from a loaded configuration.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Self {
+        let requests = RequestCounter::default();
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(requests.clone()).build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(sdk).interceptor(requests.clone()).build(),
+        );
+        let eventbridge = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(sdk).interceptor(requests.clone()).build(),
+        );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(sdk).interceptor(requests.clone()).build(),
+        );
+        Self { dynamodb, sqs, eventbridge, ssm, requests }
+    }
+}
+
+/// Maps an SDK error to "retry later" or "refused", without its (possibly long) text.
+pub(crate) fn error_code<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> (bool, String)
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_owned();
+            let retryable = matches!(
+                code.as_str(),
+                "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "ThrottlingException"
+                    | "Throttling"
+                    | "InternalServerError"
+                    | "InternalFailure"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException"
+                    | "Unknown"
+            );
+            (retryable, code)
+        }
+        SdkError::ConstructionFailure(_) => (false, "ConstructionFailure".to_owned()),
+        SdkError::TimeoutError(_) => (true, "Timeout".to_owned()),
+        SdkError::DispatchFailure(_) => (true, "DispatchFailure".to_owned()),
+        SdkError::ResponseError(_) => (true, "ResponseError".to_owned()),
+        _ => (true, "Unknown".to_owned()),
+    }
+}

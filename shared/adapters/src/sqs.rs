@@ -1,0 +1,99 @@
+//! SQS implementation of the queue port: batches of at most 10 entries and 256 KiB.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+
+use domain::memory::MAX_MESSAGE_BYTES;
+use domain::ports::{OutboundMessage, Queue, QueueError};
+
+use crate::aws::error_code;
+
+/// One SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    /// The queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+}
+
+fn size(message: &OutboundMessage) -> usize {
+    message.body.len() + message.attributes.iter().map(|(k, v)| k.len() + v.len() + "String".len()).sum::<usize>()
+}
+
+/// Splits messages into requests of at most 10 entries and `MAX_MESSAGE_BYTES` in total.
+fn batches(messages: &[OutboundMessage]) -> Vec<&[OutboundMessage]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, message) in messages.iter().enumerate() {
+        let len = size(message);
+        if i > start && (i - start == 10 || bytes + len > MAX_MESSAGE_BYTES) {
+            out.push(&messages[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, messages: &[OutboundMessage]) -> Result<Vec<String>, QueueError> {
+        if let Some(big) = messages.iter().find(|m| size(m) > MAX_MESSAGE_BYTES) {
+            return Err(QueueError::TooLarge(size(big)));
+        }
+        let mut failed = Vec::new();
+        for batch in batches(messages) {
+            let mut request = self.client.send_message_batch().queue_url(&self.url);
+            for (i, message) in batch.iter().enumerate() {
+                let mut entry = SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(&message.body);
+                for (name, value) in &message.attributes {
+                    let attribute = MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(value)
+                        .build()
+                        .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+                    entry = entry.message_attributes(name, attribute);
+                }
+                request = request.entries(entry.build().map_err(|e| QueueError::Unavailable(e.to_string()))?);
+            }
+            let out = request.send().await.map_err(|e| QueueError::Unavailable(error_code(&e).1))?;
+            for failure in out.failed() {
+                let index: Option<usize> = failure.id().strip_prefix('m').and_then(|i| i.parse().ok());
+                if let Some(message) = index.and_then(|i| batch.get(i)) {
+                    failed.push(message.id.clone());
+                }
+            }
+        }
+        Ok(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: usize, len: usize) -> OutboundMessage {
+        OutboundMessage { id: format!("e{n}"), body: "x".repeat(len), attributes: vec![] }
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_entries_and_256_kib() {
+        let small: Vec<_> = (0..23).map(|n| message(n, 10)).collect();
+        assert_eq!(batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(), [10, 10, 3]);
+        let large: Vec<_> = (0..5).map(|n| message(n, 100 * 1024)).collect();
+        assert_eq!(batches(&large).iter().map(|b| b.len()).collect::<Vec<_>>(), [2, 2, 1]);
+        assert!(batches(&[]).is_empty());
+    }
+}

@@ -1,0 +1,154 @@
+//! The code, the template and the live tables agree on keys, indexes, TTL and queues.
+
+use adapters::schema::{EVENT_BUS, GSI1, GSI1_PK, GSI1_SK, PK, QUEUES, TABLES, TTL};
+use serde_yaml::Value;
+use tests::stack::{self, clients};
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(stack::root().join("infra/template.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn tagged(value: &Value) -> (String, String) {
+    match value {
+        Value::Tagged(t) => (t.tag.to_string(), t.value.as_str().unwrap_or_default().to_owned()),
+        other => (String::new(), format!("{other:?}")),
+    }
+}
+
+fn keys(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_template_defines_every_table_as_the_code_uses_it() {
+    let t = template();
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for table in TABLES {
+        let props = &t["Resources"][table.logical_id]["Properties"];
+        assert_eq!(
+            t["Resources"][table.logical_id]["Type"].as_str(),
+            Some("AWS::DynamoDB::Table"),
+            "{}",
+            table.logical_id
+        );
+        let mut want = vec![(PK.to_owned(), "HASH".to_owned())];
+        if let Some(sk) = table.sort_key {
+            want.push((sk.to_owned(), "RANGE".to_owned()));
+        }
+        assert_eq!(keys(&props["KeySchema"]), want, "{} keys", table.logical_id);
+        let gsis = props["GlobalSecondaryIndexes"].as_sequence().cloned().unwrap_or_default();
+        let gsi1 = gsis.iter().find(|g| g["IndexName"].as_str() == Some(GSI1));
+        assert_eq!(gsi1.is_some(), table.gsi1, "{} gsi1", table.logical_id);
+        if let Some(gsi1) = gsi1 {
+            assert_eq!(
+                keys(&gsi1["KeySchema"]),
+                [(GSI1_PK.to_owned(), "HASH".to_owned()), (GSI1_SK.to_owned(), "RANGE".to_owned())]
+            );
+        }
+        assert_eq!(props["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(TTL));
+        assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+        assert_eq!(tagged(&globals[table.env]), ("!Ref".to_owned(), table.logical_id.to_owned()), "{}", table.env);
+    }
+}
+
+#[test]
+fn the_template_defines_every_queue_with_its_dead_letter_queue() {
+    let t = template();
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for queue in QUEUES {
+        let resource = &t["Resources"][queue.logical_id];
+        assert_eq!(resource["Type"].as_str(), Some("AWS::SQS::Queue"), "{}", queue.logical_id);
+        let redrive = &resource["Properties"]["RedrivePolicy"];
+        assert_eq!(tagged(&redrive["deadLetterTargetArn"]), ("!GetAtt".to_owned(), format!("{}.Arn", queue.dlq)));
+        assert!(redrive["maxReceiveCount"].as_u64().is_some_and(|n| (1..=10).contains(&n)));
+        assert_eq!(t["Resources"][queue.dlq]["Type"].as_str(), Some("AWS::SQS::Queue"));
+        assert_eq!(tagged(&globals[queue.env]), ("!Ref".to_owned(), queue.logical_id.to_owned()));
+    }
+    assert_eq!(t["Resources"][EVENT_BUS]["Type"].as_str(), Some("AWS::Events::EventBus"));
+    assert_eq!(tagged(&globals["EVENT_BUS_NAME"]), ("!GetAtt".to_owned(), format!("{EVENT_BUS}.Name")));
+}
+
+#[test]
+fn every_function_crate_is_a_function_of_the_template_built_by_cargo_lambda() {
+    let t = template();
+    let mut binaries: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|r| {
+            assert_eq!(r["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"));
+            for (_, event) in r["Properties"]["Events"].as_mapping().cloned().unwrap_or_default() {
+                if event["Type"].as_str() == Some("SQS") {
+                    assert_eq!(
+                        event["Properties"]["FunctionResponseTypes"][0].as_str(),
+                        Some("ReportBatchItemFailures")
+                    );
+                }
+                if event["Type"].as_str() == Some("ScheduleV2") {
+                    assert_eq!(event["Properties"]["ScheduleExpressionTimezone"].as_str(), Some("Asia/Shanghai"));
+                }
+            }
+            assert!(
+                r["Properties"]["Policies"][0]["Statement"].as_sequence().is_some_and(|s| !s.is_empty()),
+                "one inline policy"
+            );
+            r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    binaries.sort();
+    let mut crates: Vec<String> = std::fs::read_dir(stack::root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    assert_eq!(binaries, crates);
+    assert_eq!(t["Globals"]["Function"]["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(t["Globals"]["Function"]["Architectures"][0].as_str(), Some("arm64"));
+}
+
+#[tokio::test]
+async fn the_live_tables_and_queues_are_what_the_code_expects() {
+    let clients = clients().await;
+    for table in TABLES {
+        let name = stack::var(table.env);
+        let described = clients.dynamodb.describe_table().table_name(&name).send().await.unwrap().table.unwrap();
+        let live: Vec<(String, String)> = described
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .collect();
+        let mut want = vec![(PK.to_owned(), "HASH".to_owned())];
+        if let Some(sk) = table.sort_key {
+            want.push((sk.to_owned(), "RANGE".to_owned()));
+        }
+        assert_eq!(live, want, "{name}");
+        let has_gsi1 = described.global_secondary_indexes().iter().any(|g| g.index_name() == Some(GSI1));
+        assert_eq!(has_gsi1, table.gsi1, "{name} gsi1");
+        let ttl = clients.dynamodb.describe_time_to_live().table_name(&name).send().await.unwrap();
+        assert_eq!(ttl.time_to_live_description().and_then(|d| d.attribute_name()), Some(TTL), "{name} ttl");
+    }
+    for queue in QUEUES {
+        let url = stack::var(queue.env);
+        let attrs = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .unwrap();
+        let redrive = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
+            .cloned()
+            .unwrap_or_default();
+        assert!(redrive.contains("DeadLetterQueue"), "{url} has a dead-letter queue: {redrive}");
+    }
+}
