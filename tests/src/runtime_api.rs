@@ -147,9 +147,12 @@ impl RuntimeApi {
     }
 }
 
-/// The environment Lambda gives a function process.
+/// The environment Lambda gives a function process (region from `AWS_REGION`).
 pub fn lambda_env(api: &RuntimeApi, function: &str) -> Vec<(String, String)> {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "cn-north-1".to_owned());
     [
+        ("AWS_REGION", region.clone()),
+        ("AWS_DEFAULT_REGION", region),
         ("AWS_LAMBDA_RUNTIME_API", api.addr.to_string()),
         ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),

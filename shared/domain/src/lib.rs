@@ -2,6 +2,7 @@
 //! transition rules, and the ports that adapters implement. No AWS or Lambda type is used here.
 
 pub mod events;
+pub mod health;
 pub mod ids;
 pub mod inbox;
 pub mod inventory;
@@ -10,11 +11,13 @@ pub mod memory;
 pub mod order;
 pub mod ports;
 pub mod secrets;
+pub mod signature;
 pub mod sources;
 pub mod stats;
 pub mod status;
 pub mod store;
 pub mod time;
+pub mod trust;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;

@@ -146,6 +146,30 @@ impl Lifecycle {
         Lifecycle::ALL.into_iter().filter(|from| from.move_to(self).is_some()).collect()
     }
 
+    /// A short code for counter names (`[a-z]{2,6}`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Lifecycle::PendingPayment => "pend",
+            Lifecycle::Paid => "paid",
+            Lifecycle::RiskHold => "risk",
+            Lifecycle::WarehouseAccepted => "wh",
+            Lifecycle::Packing => "pack",
+            Lifecycle::Shipped => "ship",
+            Lifecycle::InTransit => "trans",
+            Lifecycle::OutForDelivery => "ofd",
+            Lifecycle::Signed => "signed",
+            Lifecycle::SignPendingConfirmation => "spc",
+            Lifecycle::SignException => "sexc",
+            Lifecycle::Completed => "done",
+            Lifecycle::Cancelled => "cancel",
+        }
+    }
+
+    /// The state of a short code.
+    pub fn from_code(code: &str) -> Option<Lifecycle> {
+        Lifecycle::ALL.into_iter().find(|state| state.code() == code)
+    }
+
     /// The name used in storage, events and logs.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,2 @@
+//! Benchmark of the trust score (in progress).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Benchmark of verify + parse per source (in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Order health indicators per channel from daily counters (in progress).

@@ -1,0 +1,1 @@
+//! Signature schemes of every source, inbound and outbound (in progress).
