@@ -1,1 +1,0 @@
-//! Signature schemes of every source, inbound and outbound (in progress).
