@@ -105,6 +105,11 @@ pub mod names {
     pub const REFUND_SUCCEEDED: &str = "refund_succeeded";
     /// Refunds found by polling the platform, not by a callback.
     pub const REFUND_FOUND_BY_POLL: &str = "refund_found_by_poll";
+    /// Reserved stock lines that had to be released because their refund succeeded, counted
+    /// once per line on the Beijing day the refund succeeded (whether or not they were released
+    /// yet). The denominator of the refund stock release indicator: a line never released still
+    /// counts against it.
+    pub const STOCK_RELEASE_DUE: &str = "stock_release_due";
     /// Reserved stock lines released after a refund.
     pub const STOCK_RELEASED: &str = "stock_released";
     /// Of those, released within the limit after the refund succeeded.
@@ -181,6 +186,7 @@ mod tests {
             names::RECEIVED,
             names::SYNC_DELAY_SUM_S,
             names::STOCK_RELEASE_DELAY_SUM_S,
+            names::STOCK_RELEASE_DUE,
             names::APP_LOGISTICS_VIEWS,
             names::CALLBACK_MISSING,
         ];

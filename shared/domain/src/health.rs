@@ -1,1 +1,0 @@
-//! Order health indicators per channel from daily counters (in progress).
