@@ -1,17 +1,190 @@
-//! status-normalize.
+//! status-normalize: consumes the `inbound` queue (batches, partial batch failures), applies
+//! every event through the domain's state machine, publishes domain events in batches of 10;
+//! and, on its schedule, sweeps SLA due markers.
 
-use adapters::config::{ConfigError, Env, Resources};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::Value;
+
+use adapters::config::{self, ConfigError, Env, Resources};
+use domain::events::DomainEvent;
+use domain::inbound::InboundMessage;
+use domain::normalize::{Failure, Normalizer, Rules, SlaRules, sla_sweep};
+use domain::ports::{EventPublisher, OutboundMessage, Queue, Stats};
+
+/// Deliveries after which a retryable failure goes to the dead-letter queue with its reason
+/// (the template's `maxReceiveCount` is the safety net behind this).
+pub const MAX_RECEIVES: u32 = 4;
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Tables, stage and shards.
+    /// Tables, stage, shards.
     pub resources: Resources,
+    /// `INBOX_TABLE`: archived payloads too large for the queue.
+    pub inbox_table: String,
+    /// `EVENT_BUS_NAME`.
+    pub event_bus: String,
+    /// `INBOUND_DLQ_URL`: where messages go with the reason they failed.
+    pub dead_letter_url: String,
+    /// `SLA_LIMITS` (JSON minutes per state, per channel) over the defaults, and
+    /// `REFUND_CHECK_AFTER_MINUTES` (default 120).
+    pub rules: Rules,
 }
 
 impl Config {
     /// Reads the configuration; a missing or malformed variable is named in the error.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        Ok(Self { resources: Resources::from_env(env)? })
+        let resources = Resources::from_env(env)?;
+        let sla = match env.var("SLA_LIMITS").filter(|v| !v.trim().is_empty()) {
+            Some(json) => {
+                SlaRules::from_json(&json).map_err(|reason| ConfigError::Malformed { var: "SLA_LIMITS", reason })?
+            }
+            None => SlaRules::default(),
+        };
+        let refund_minutes: i64 = config::parsed(env, "REFUND_CHECK_AFTER_MINUTES", 120)?;
+        let rules = Rules {
+            sla,
+            refund_check_after: chrono::Duration::minutes(refund_minutes),
+            shards: resources.shards,
+            ..Rules::default()
+        };
+        Ok(Self {
+            inbox_table: config::required(env, "INBOX_TABLE")?,
+            event_bus: config::required(env, "EVENT_BUS_NAME")?,
+            dead_letter_url: config::queue_url(env, "INBOUND_DLQ_URL")?,
+            resources,
+            rules,
+        })
+    }
+}
+
+/// The function's dependencies.
+pub struct App<'a> {
+    /// The domain service.
+    pub normalizer: Normalizer<'a>,
+    /// The event bus.
+    pub events: &'a dyn EventPublisher,
+    /// The dead-letter queue.
+    pub dead_letter: &'a dyn Queue,
+    /// Counters (SLA sweep).
+    pub stats: &'a dyn Stats,
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1)
+}
+
+impl App<'_> {
+    /// Handles one invocation: an SQS batch, the SLA sweep (`{"sweep":"sla"}`).
+    pub async fn handle(&self, event: Value) -> Value {
+        if event.get("Records").is_some() {
+            let response = match serde_json::from_value::<SqsEvent>(event) {
+                Ok(batch) => self.batch(batch.records).await,
+                Err(err) => {
+                    tracing::error!(error = %err, "unreadable SQS event");
+                    SqsBatchResponse::default()
+                }
+            };
+            return serde_json::to_value(response).unwrap_or(Value::Null);
+        }
+        if event.get("sweep").and_then(Value::as_str) == Some("sla") {
+            let n = &self.normalizer;
+            let (events, report) = sla_sweep(n.orders, self.stats, n.clock, n.rules).await;
+            let failed = self.publish(&events).await;
+            tracing::info!(due = report.due, breached = report.breached, unpublished = failed.len(), "SLA sweep done");
+            return serde_json::to_value(report).unwrap_or(Value::Null);
+        }
+        serde_json::json!({ "error": "unrecognised event: expected an SQS batch or {\"sweep\":\"sla\"}" })
+    }
+
+    /// Processes a batch; returns only the failed message ids.
+    pub async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
+        let outcomes = futures::future::join_all(records.iter().map(|record| self.record(record))).await;
+        let mut failed: Vec<String> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
+        let mut events: Vec<DomainEvent> = Vec::new();
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(produced) => {
+                    owners.extend(std::iter::repeat_n(index, produced.len()));
+                    events.extend(produced);
+                }
+                Err(()) => failed.push(records[index].message_id.clone().unwrap_or_default()),
+            }
+        }
+        // A publish failure fails only the messages whose events did not go out; their
+        // redelivery finds the history entries and publishes the same events again.
+        for position in self.publish(&events).await {
+            if let Some(id) = owners.get(position).and_then(|i| records[*i].message_id.clone())
+                && !failed.contains(&id)
+            {
+                failed.push(id);
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failure
+            })
+            .collect();
+        response
+    }
+
+    async fn record(&self, record: &SqsMessage) -> Result<Vec<DomainEvent>, ()> {
+        let id = record.message_id.clone().unwrap_or_default();
+        let message: InboundMessage = match record.body.as_deref().map(serde_json::from_str) {
+            Some(Ok(message)) => message,
+            _ => return self.dead_letter(record, "body is not an inbound message").await,
+        };
+        match self.normalizer.handle(&message).await {
+            Ok(events) => Ok(events),
+            Err(Failure::Permanent(reason)) => {
+                tracing::error!(source = %message.source, message_id = %message.message_id, %reason, "message cannot be applied");
+                self.dead_letter(record, &reason).await
+            }
+            Err(Failure::Retry(reason)) if receive_count(record) >= MAX_RECEIVES => {
+                tracing::error!(source = %message.source, message_id = %message.message_id, %reason, "giving up after retries");
+                self.dead_letter(record, &format!("gave up after {} deliveries: {reason}", receive_count(record))).await
+            }
+            Err(Failure::Retry(reason)) => {
+                tracing::warn!(source = %message.source, message_id = %message.message_id, sqs_message_id = %id, %reason, "will retry");
+                Err(())
+            }
+        }
+    }
+
+    /// Moves a message to the dead-letter queue with the reason attached; acknowledges it when
+    /// that worked, fails it (so SQS retries) when it did not.
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> Result<Vec<DomainEvent>, ()> {
+        let message = OutboundMessage {
+            id: "0".into(),
+            body: record.body.clone().unwrap_or_default(),
+            attributes: vec![
+                ("reason".into(), reason.chars().take(500).collect()),
+                ("sqs_message_id".into(), record.message_id.clone().unwrap_or_default()),
+                ("receive_count".into(), receive_count(record).to_string()),
+            ],
+        };
+        match self.dead_letter.send(std::slice::from_ref(&message)).await {
+            Ok(failed) if failed.is_empty() => Ok(Vec::new()),
+            _ => Err(()),
+        }
+    }
+
+    /// Publishes; returns the positions of events that did not go out.
+    async fn publish(&self, events: &[DomainEvent]) -> Vec<usize> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        match self.events.publish(events).await {
+            Ok(failed) => failed,
+            Err(err) => {
+                tracing::warn!(error = %err, "event bus unavailable");
+                (0..events.len()).collect()
+            }
+        }
     }
 }

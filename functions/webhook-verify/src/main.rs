@@ -1,19 +1,37 @@
-//! webhook-verify's Lambda entry point: read config, build clients, serve.
+//! webhook-verify's Lambda entry point: read config, build clients and ports once, serve.
 
-use lambda_http::{Body, Error, Request, Response, service_fn};
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue, SsmSecrets};
+use domain::secrets::SecretCache;
+use domain::time::{Clock, SystemClock};
+use domain::webhook::Front;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = webhook_verify::Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
-    let _clients = adapters::Clients::from_env().await;
-    tracing::info!(stage = %config.stage, "webhook-verify ready");
-    lambda_http::run(service_fn(|_request: Request| async move {
-        Response::builder()
-            .status(503)
-            .header("content-type", "application/json")
-            .body(Body::from("{\"error\":\"not ready\"}"))
-            .map_err(Error::from)
+    let clients = Clients::from_env().await;
+    let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
+    let queue = SqsQueue::new(clients.sqs.clone(), &config.inbound_queue_url);
+    let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    let stats = DynamoStore::new(clients.dynamodb.clone(), &config.orders_table, &config.stats_table);
+    let ssm = SsmSecrets::new(clients.ssm.clone());
+    let clock = SystemClock;
+    let secrets = SecretCache::new(&ssm, &clock, &config.stage, chrono::Duration::seconds(config.secret_ttl_s));
+    let front = Front {
+        inbox: &inbox,
+        queue: &queue,
+        events: &bus,
+        stats: &stats,
+        secrets: &secrets,
+        quarantine_quota_per_hour: config.quarantine_quota_per_hour,
+        shards: config.shards,
+    };
+    let (front, clock, requests) = (&front, &clock, &clients.requests);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let answer = webhook_verify::handle(front, event.payload, clock.now()).await;
+        tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        Ok::<_, Error>(answer)
     }))
     .await
 }

@@ -292,6 +292,44 @@ impl OrderStore for DynamoStore {
         }
     }
 
+    async fn history_entry(
+        &self,
+        key: &OrderKey,
+        event_time: DateTime<Utc>,
+        message_id: &MessageId,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s(history_sort_key(event_time, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        out.item.map(|item| decode::<HistoryItem>(item).map(|h| h.entry)).transpose()
+    }
+
+    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s(format!("D#{}", kind.as_str())))
+            .condition_expression("#due = :due")
+            .expression_attribute_names("#due", GSI1_SK)
+            .expression_attribute_values(":due", s(due_sort_key(due_at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
     async fn history(
         &self,
         key: &OrderKey,
@@ -593,20 +631,58 @@ fn callback_attributes(item: &mut Item, callback: &RawCallback) -> Result<(), St
     item.insert("shop".into(), s(callback.shop.as_str()));
     item.insert("received_at".into(), s(iso(callback.received_at)));
     item.insert(
+        "query".into(),
+        AttributeValue::L(
+            callback.query.iter().map(|(k, v)| AttributeValue::L(vec![s(k.clone()), s(v.clone())])).collect(),
+        ),
+    );
+    item.insert(
         "headers".into(),
         AttributeValue::L(
             callback.headers.iter().map(|(k, v)| AttributeValue::L(vec![s(k.clone()), s(v.clone())])).collect(),
         ),
     );
-    if callback.body.len() > COMPRESS_ABOVE {
+    put_bytes(item, "body", &callback.body)
+}
+
+/// Stores bytes as a binary attribute, deflated (as `{name}_deflate`) above `COMPRESS_ABOVE`.
+fn put_bytes(item: &mut Item, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    if bytes.len() > COMPRESS_ABOVE {
         let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(&callback.body).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        encoder.write_all(bytes).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let packed = encoder.finish().map_err(|e| StoreError::Rejected(e.to_string()))?;
-        item.insert("body_deflate".into(), AttributeValue::B(Blob::new(packed)));
+        item.insert(format!("{name}_deflate"), AttributeValue::B(Blob::new(packed)));
     } else {
-        item.insert("body".into(), AttributeValue::B(Blob::new(callback.body.clone())));
+        item.insert(name.to_owned(), AttributeValue::B(Blob::new(bytes.to_vec())));
     }
     Ok(())
+}
+
+/// Reads what `put_bytes` stored.
+fn get_bytes(item: &Item, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(packed) = item.get(&format!("{name}_deflate")).and_then(|v| v.as_b().ok()) {
+        let mut bytes = Vec::new();
+        flate2::read::DeflateDecoder::new(packed.as_ref())
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Corrupt(format!("archived {name}: {e}")))?;
+        return Ok(Some(bytes));
+    }
+    Ok(item.get(name).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()))
+}
+
+fn pairs(item: &Item, name: &str) -> Vec<(String, String)> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|pair| {
+                    let pair = pair.as_l().ok()?;
+                    Some((pair.first()?.as_s().ok()?.clone(), pair.get(1)?.as_s().ok()?.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn callback_from(item: &Item) -> Result<RawCallback, StoreError> {
@@ -621,29 +697,8 @@ fn callback_from(item: &Item) -> Result<RawCallback, StoreError> {
     let received_at = DateTime::parse_from_rfc3339(&text("received_at")?)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?
         .with_timezone(&Utc);
-    let headers = item
-        .get("headers")
-        .and_then(|v| v.as_l().ok())
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    let pair = pair.as_l().ok()?;
-                    Some((pair.first()?.as_s().ok()?.clone(), pair.get(1)?.as_s().ok()?.clone()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let body = if let Some(packed) = item.get("body_deflate").and_then(|v| v.as_b().ok()) {
-        let mut body = Vec::new();
-        flate2::read::DeflateDecoder::new(packed.as_ref())
-            .read_to_end(&mut body)
-            .map_err(|e| StoreError::Corrupt(format!("archived body: {e}")))?;
-        body
-    } else {
-        item.get("body").and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default()
-    };
-    Ok(RawCallback { source, shop, received_at, headers, body })
+    let body = get_bytes(item, "body")?.unwrap_or_default();
+    Ok(RawCallback { source, shop, received_at, query: pairs(item, "query"), headers: pairs(item, "headers"), body })
 }
 
 fn quarantine_keys(q: &Quarantined) -> (String, String, String) {
@@ -667,6 +722,9 @@ impl Inbox for DynamoInbox {
         }
         item.insert(TTL.into(), ttl(cb.received_at, self.archive_ttl));
         callback_attributes(&mut item, cb)?;
+        if let Some(opened) = &accepted.opened {
+            put_bytes(&mut item, "opened", opened)?;
+        }
         match self
             .client
             .put_item()
@@ -680,6 +738,25 @@ impl Inbox for DynamoInbox {
             Err(err) if is_condition_failed(&err) => Ok(AcceptOutcome::Duplicate),
             Err(err) => Err(sdk_error(&err)),
         }
+    }
+
+    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("M#{source}#{message_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        let Some(item) = out.item else { return Ok(None) };
+        Ok(Some(Accepted {
+            message_id: message_id.clone(),
+            callback: callback_from(&item)?,
+            key_slot: item.get("key_slot").and_then(|v| v.as_s().ok()).cloned(),
+            opened: get_bytes(&item, "opened")?,
+        }))
     }
 
     async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {

@@ -159,6 +159,9 @@ pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
         }
     }
     assert_eq!(seen, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    let one = store.history_entry(&k, t(3), &MessageId::parse("m3").unwrap()).await.unwrap();
+    assert_eq!(one, Some(history(&k, 3, "m3")), "one entry by its time and id");
+    assert_eq!(store.history_entry(&k, t(3), &MessageId::parse("m9").unwrap()).await.unwrap(), None);
     assert!(pages >= 3, "six entries in pages of two");
     let other = key(ns, "1002");
     assert!(store.history(&other, None, 10).await.unwrap().items.is_empty(), "history is per order");
@@ -228,6 +231,13 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
     assert_eq!(seen, expected, "due at or before the time, earliest first, across pages");
     assert!(store.due(DueKind::Sla, shard, t(1000), None, 10).await.unwrap().items.is_empty(), "per kind");
     assert!(store.due(DueKind::RefundCheck, shard + 1, t(1000), None, 10).await.unwrap().items.is_empty(), "per shard");
+
+    // A sweeper clears a marker only while it is still due at the time it saw.
+    let (seen_at, second) = expected[1].clone();
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1)).await.unwrap(), "moved");
+    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap());
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap(), "already gone");
+    expected.remove(1);
 
     // Resolving clears the marker.
     let (_, first) = expected[0].clone();
@@ -311,6 +321,7 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
         source: Source::Youzan,
         shop: ShopId::parse(&format!("{ns}-shop")).unwrap(),
         received_at: t(minute),
+        query: vec![("order".into(), "douyin/s/1".into())],
         headers: vec![("event-sign".into(), "abc".into()), ("client-id".into(), "cid".into())],
         body: body.to_vec(),
     }
@@ -319,9 +330,14 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
 /// Inbox: dedupe by message id, forget on failed enqueue, quarantine with quota, window paging.
 pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     let id = MessageId::parse(&format!("{ns}-msg-1")).unwrap();
-    let accepted =
-        Accepted { message_id: id.clone(), callback: callback(ns, 1, b"{\"a\":1}"), key_slot: Some("current".into()) };
+    let accepted = Accepted {
+        message_id: id.clone(),
+        callback: callback(ns, 1, b"{\"a\":1}"),
+        key_slot: Some("current".into()),
+        opened: None,
+    };
     assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(inbox.archived(Source::Youzan, &id).await.unwrap(), Some(accepted.clone()), "archived whole");
     assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::Duplicate);
     let concurrent = futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
     assert!(concurrent.iter().all(Result::is_ok));
@@ -334,8 +350,14 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
         message_id: MessageId::parse(&format!("{ns}-msg-big")).unwrap(),
         callback: callback(ns, 2, &big),
         key_slot: None,
+        opened: Some(big.iter().rev().copied().collect()),
     };
     assert_eq!(inbox.accept(&large).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(
+        inbox.archived(Source::Youzan, &large.message_id).await.unwrap(),
+        Some(large.clone()),
+        "a 300 KB body and its opened payload come back byte for byte"
+    );
 
     let q = |n: i64| Quarantined {
         id: format!("q{n}"),

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OrderKey, Source};
+use crate::ids::{OrderKey, Sku, Source};
 use crate::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::order::Provenance;
 use crate::status::RawStatus;
@@ -50,6 +50,42 @@ pub enum DomainEvent {
         /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
         raw: RawStatus,
     },
+    /// A refund's success was confirmed (by callback or by polling the platform).
+    RefundConfirmed {
+        /// The order.
+        key: OrderKey,
+        /// Callback or poll.
+        provenance: Provenance,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+    },
+    /// Stock reserved for an order on payment.
+    StockReserved {
+        /// The order.
+        key: OrderKey,
+        /// SKU (or order line) and quantity.
+        lines: Vec<(Sku, u32)>,
+    },
+    /// Reserved stock released (exactly once per line).
+    InventoryReleased {
+        /// The order.
+        key: OrderKey,
+        /// Lines released by this call (lines released before are not repeated).
+        lines: Vec<(Sku, u32)>,
+        /// Why: `refund`, `ops`, `poll`.
+        reason: String,
+    },
+    /// An order stayed in a state past its limit.
+    SlaBreached {
+        /// The order.
+        key: OrderKey,
+        /// The state it is stuck in.
+        state: Lifecycle,
+        /// When it entered the state (source time).
+        since: DateTime<Utc>,
+        /// The limit, minutes.
+        limit_minutes: i64,
+    },
     /// A callback was refused at the door.
     WebhookRejected {
         /// Sender.
@@ -72,6 +108,10 @@ impl DomainEvent {
             DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
             DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
             DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::RefundConfirmed { .. } => "RefundConfirmed",
+            DomainEvent::StockReserved { .. } => "StockReserved",
+            DomainEvent::InventoryReleased { .. } => "InventoryReleased",
+            DomainEvent::SlaBreached { .. } => "SlaBreached",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
         }
     }

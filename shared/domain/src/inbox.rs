@@ -15,6 +15,9 @@ pub struct RawCallback {
     pub shop: ShopId,
     /// When it arrived.
     pub received_at: DateTime<Utc>,
+    /// Query parameters of the callback URL.
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
     /// Headers, lower-cased names, in arrival order.
     pub headers: Vec<(String, String)>,
     /// The raw body bytes.
@@ -37,6 +40,16 @@ pub struct Accepted {
     pub callback: RawCallback,
     /// Which secret verified it (`current` or `previous`), never the secret itself.
     pub key_slot: Option<String>,
+    /// The opened payload, kept only when it differs from the body and is too large to travel
+    /// in the queue message (status-normalize reads it from here).
+    pub opened: Option<Vec<u8>>,
+}
+
+impl Accepted {
+    /// The payload to parse: the opened one, else the body.
+    pub fn payload(&self) -> &[u8] {
+        self.opened.as_deref().unwrap_or(&self.callback.body)
+    }
 }
 
 /// What recording a verified callback did.

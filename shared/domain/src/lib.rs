@@ -4,10 +4,13 @@
 pub mod events;
 pub mod health;
 pub mod ids;
+pub mod inbound;
 pub mod inbox;
 pub mod inventory;
+pub mod json;
 pub mod lifecycle;
 pub mod memory;
+pub mod normalize;
 pub mod order;
 pub mod ports;
 pub mod secrets;
@@ -18,9 +21,12 @@ pub mod status;
 pub mod store;
 pub mod time;
 pub mod trust;
+pub mod webhook;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
+#[cfg(any(test, feature = "contract"))]
+pub mod fixtures;
 
 pub use ids::{IdError, MessageId, OrderId, OrderKey, ShopId, Sku, Source};
 pub use lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState, Stage};

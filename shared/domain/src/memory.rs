@@ -119,6 +119,26 @@ impl OrderStore for MemoryStore {
         Ok(())
     }
 
+    async fn history_entry(
+        &self,
+        key: &OrderKey,
+        event_time: DateTime<Utc>,
+        message_id: &MessageId,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        Ok(lock(&self.state).history.get(&(key.clone(), history_sort_key(event_time, message_id))).cloned())
+    }
+
+    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let slot = (key.clone(), kind);
+        if state.due.get(&slot).is_some_and(|m| m.due_at == due_at) {
+            state.due.remove(&slot);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn history(
         &self,
         key: &OrderKey,
@@ -230,13 +250,6 @@ pub struct MemoryInbox {
     state: Mutex<InboxState>,
 }
 
-impl MemoryInbox {
-    /// The archived copy of an accepted callback.
-    pub fn archived(&self, source: Source, message_id: &MessageId) -> Option<Accepted> {
-        lock(&self.state).accepted.get(&(source, message_id.clone())).cloned()
-    }
-}
-
 fn quarantine_sort_key(q: &Quarantined) -> String {
     format!(
         "{}#{}#{}#{}",
@@ -257,6 +270,10 @@ impl Inbox for MemoryInbox {
         }
         state.accepted.insert(key, accepted.clone());
         Ok(AcceptOutcome::New)
+    }
+
+    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
+        Ok(lock(&self.state).accepted.get(&(source, message_id.clone())).cloned())
     }
 
     async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {

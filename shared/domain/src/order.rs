@@ -15,12 +15,13 @@
 //! - An unknown code never moves anything: the order keeps it and is flagged until a newer
 //!   event is applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MessageId, OrderKey};
+use crate::inbound::{Geo, Waybill};
 use crate::lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState};
 use crate::status::{RawStatus, StatusMapping, Target};
 
@@ -109,6 +110,31 @@ pub struct Order {
     pub unmapped: Option<RawStatus>,
     /// Source event time of `unmapped`.
     pub unmapped_at: Option<DateTime<Utc>>,
+    /// The waybill, once known.
+    #[serde(default)]
+    pub waybill: Option<Waybill>,
+    /// Whether the carrier (or the platform's own shipped code) confirmed the parcel left.
+    #[serde(default)]
+    pub scanned_out: bool,
+    /// The platform's promised ship time.
+    #[serde(default)]
+    pub promised_ship_at: Option<DateTime<Utc>>,
+    /// Conditions ops should see: `shipped_without_waybill`, `awaiting_scan_out`,
+    /// `no_source_time`, `dedicated_courier_suggested`, …
+    #[serde(default)]
+    pub flags: BTreeSet<String>,
+    /// The carrier's newest sign record.
+    #[serde(default)]
+    pub sign: Option<SignInfo>,
+    /// The delivery address, as the seller's systems geocoded it (no street text).
+    #[serde(default)]
+    pub address: Option<DeliveryAddress>,
+    /// The customer (the seller's own opaque id), when the app told us.
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// The latest sign-in trust assessment.
+    #[serde(default)]
+    pub trust: Option<TrustSummary>,
     /// When orderhub first stored the order.
     pub created_at: DateTime<Utc>,
     /// When orderhub last changed it.
@@ -132,6 +158,14 @@ impl Order {
             raw: BTreeMap::new(),
             unmapped: None,
             unmapped_at: None,
+            waybill: None,
+            scanned_out: false,
+            promised_ship_at: None,
+            flags: BTreeSet::new(),
+            sign: None,
+            address: None,
+            customer: None,
+            trust: None,
             created_at: now,
             updated_at: now,
         }
@@ -140,6 +174,47 @@ impl Order {
     fn newest_applied_at(&self) -> Option<DateTime<Utc>> {
         [&self.lifecycle_stamp, &self.refund_stamp].into_iter().flatten().map(|stamp| stamp.at).max()
     }
+}
+
+/// The carrier's sign record, as the trust check reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInfo {
+    /// When the carrier says it was signed.
+    pub at: DateTime<Utc>,
+    /// Kuaidi100 top state.
+    pub state: String,
+    /// Kuaidi100 sub-state.
+    pub sub_state: Option<String>,
+    /// The carrier's own code.
+    pub carrier_code: Option<String>,
+    /// The trace line (may name a station; stored, never logged).
+    pub text: String,
+    /// Where it was signed.
+    pub location: Option<Geo>,
+}
+
+/// Where the order goes, without the street text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryAddress {
+    /// The seller's stable key for the address.
+    pub addr_key: String,
+    /// District (for logs and reports).
+    pub district: String,
+    /// Geocoded location.
+    pub location: Option<Geo>,
+}
+
+/// The newest trust assessment of the sign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustSummary {
+    /// Score 0–100.
+    pub score: u8,
+    /// When assessed.
+    pub assessed_at: DateTime<Utc>,
+    /// Why, one line per rule.
+    pub reasons: Vec<String>,
+    /// Distance between the sign location and the address, metres.
+    pub distance_m: Option<f64>,
 }
 
 /// What happened in one dimension.

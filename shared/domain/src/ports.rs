@@ -50,6 +50,18 @@ pub trait OrderStore: Send + Sync {
     /// exists: [`StoreError::Duplicate`]), due marker changes and counters, all or nothing.
     async fn commit(&self, write: &OrderWrite) -> Result<(), StoreError>;
 
+    /// One history entry, if recorded.
+    async fn history_entry(
+        &self,
+        key: &OrderKey,
+        event_time: DateTime<Utc>,
+        message_id: &MessageId,
+    ) -> Result<Option<HistoryEntry>, StoreError>;
+
+    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept).
+    /// Returns whether it removed it.
+    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError>;
+
     /// The order's history, oldest first, a page at a time.
     async fn history(&self, key: &OrderKey, cursor: Option<&str>, limit: u32)
     -> Result<Page<HistoryEntry>, StoreError>;
@@ -84,6 +96,9 @@ pub trait InventoryStore: Send + Sync {
 pub trait Inbox: Send + Sync {
     /// Archives a verified callback unless its message id was seen before.
     async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError>;
+
+    /// The archived copy of an accepted callback.
+    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError>;
 
     /// Removes a dedupe record (the enqueue after it failed, so the sender's retry must pass).
     async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError>;

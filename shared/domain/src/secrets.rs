@@ -57,6 +57,9 @@ pub struct SourceSecret {
     /// kuaishou: base64 AES-128 message key.
     #[serde(default)]
     pub message_key: Option<Secret>,
+    /// kuaishou: the message key before the last rotation, still accepted.
+    #[serde(default)]
+    pub previous_message_key: Option<Secret>,
     /// wechatpay: the APIv3 key (32 bytes) for resource decryption.
     #[serde(default)]
     pub api_v3_key: Option<Secret>,

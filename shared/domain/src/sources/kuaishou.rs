@@ -1,8 +1,81 @@
 //! 快手小店 (Kuaishou): order status codes. Its refund codes are not in the reference, so every
 //! refund code is unmapped (kept and alerted on) until a row is added.
 
+use serde_json::Value;
+
+use crate::ids::{OrderKey, ShopId, Source};
+use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
+use crate::inbox::RawCallback;
+use crate::json::{first_time, flag, text};
 use crate::lifecycle::Lifecycle::*;
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::secrets::SourceSecret;
+use crate::signature::kuaishou_decrypt;
+use crate::sources::{Opened, Refusal, message_id_or_hash, slot};
+use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+
+/// Opens a push: the body is base64 AES-128-CBC ciphertext (zero IV) under the shop's message
+/// key. Kuaishou signs nothing, so authenticity is "decrypts, with the current or the previous
+/// message key, to JSON whose `appKey` is the shop's app key".
+pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+    let app_key = secret.app_key.as_deref().ok_or_else(|| Refusal::Signature("shop secret has no app_key".into()))?;
+    let keys =
+        secret.message_key.iter().map(|k| (k, false)).chain(secret.previous_message_key.iter().map(|k| (k, true)));
+    let mut any_key = false;
+    for (key, previous) in keys {
+        any_key = true;
+        let Ok(plain) = kuaishou_decrypt(key.expose(), &cb.body) else { continue };
+        let Ok(message) = serde_json::from_slice::<Value>(&plain) else { continue };
+        if text(&message, "appKey").as_deref() != Some(app_key) {
+            continue;
+        }
+        let key_slot = slot(previous);
+        if flag(&message, "test") {
+            return Ok(Opened::Probe { key_slot });
+        }
+        let id = text(&message, "msgId").or_else(|| text(&message, "eventId"));
+        let message_id = message_id_or_hash(id.as_deref(), &plain);
+        return Ok(Opened::Message { message_id, payload: plain, key_slot });
+    }
+    if any_key {
+        Err(Refusal::Signature("does not decrypt to a message for this app key".into()))
+    } else {
+        Err(Refusal::Signature("shop secret has no message_key".into()))
+    }
+}
+
+/// Parses an opened push: `{eventId, msgId, bizId, appKey, event, info (JSON string), status,
+/// createTime, updateTime, test}`.
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    let message: Value =
+        serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not a JSON object".into()))?;
+    if flag(&message, "test") {
+        return Ok(vec![InboundEvent::Ignored("kuaishou heartbeat".into())]);
+    }
+    let event = text(&message, "event").unwrap_or_default();
+    let info: Value = match message.get("info") {
+        Some(Value::String(raw)) => serde_json::from_str(raw).unwrap_or(Value::Null),
+        Some(object @ Value::Object(_)) => object.clone(),
+        _ => Value::Null,
+    };
+    let order_id = text(&info, "oid")
+        .or_else(|| text(&info, "orderId"))
+        .or_else(|| text(&message, "bizId"))
+        .ok_or(ParseError::Field("oid"))?;
+    let key = OrderKey::parse(Source::Kuaishou, shop.as_str(), &order_id)?;
+    let Some(status) = text(&info, "status").or_else(|| text(&message, "status")) else {
+        return Ok(vec![InboundEvent::Ignored(format!("kuaishou {event} without a status"))]);
+    };
+    let field = if event.to_ascii_uppercase().contains("REFUND") { "refund_status" } else { "status" };
+    let id = text(&message, "msgId").or_else(|| text(&message, "eventId"));
+    Ok(vec![InboundEvent::Status(StatusEvent {
+        key,
+        message_id: message_id_or_hash(id.as_deref(), payload),
+        event_time: first_time(&info, &["updateTime", "updatedTime"])
+            .or_else(|| first_time(&message, &["updateTime", "createTime"])),
+        raw: RawStatus::new(field, status),
+        facts: OrderFacts::default(),
+    })])
+}
 
 /// Kuaishou's status table.
 pub const STATUS_TABLE: &[MappingRow] = &[

@@ -1,8 +1,85 @@
 //! 有赞 (Youzan): trade status codes. Its refund codes are not in the reference, so every refund
 //! code is unmapped (kept and alerted on) until a row is added.
 
+use serde_json::Value;
+
+use crate::ids::{OrderKey, ShopId, Source};
+use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
+use crate::inbox::RawCallback;
+use crate::json::{first_time, flag, text};
 use crate::lifecycle::Lifecycle::*;
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::secrets::SourceSecret;
+use crate::signature::{verify_hex_sign, youzan_event_sign};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
+use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+
+/// Verifies a push: `Client-Id` is the shop's client id and `Event-Sign` is the lowercase hex
+/// MD5(client_id + raw body + client_secret) with the current or the previous secret.
+pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+    let client_id =
+        secret.app_key.as_deref().ok_or_else(|| Refusal::Signature("shop secret has no app_key (client id)".into()))?;
+    if header(cb, "client-id") != Some(client_id) {
+        return Err(Refusal::Signature("Client-Id does not match the shop's client id".into()));
+    }
+    let given = header(cb, "event-sign").ok_or_else(|| Refusal::Signature("missing Event-Sign".into()))?;
+    let key_slot = secrets_in_order(secret)
+        .find(|(s, _)| verify_hex_sign(&youzan_event_sign(client_id, &cb.body, s.expose()), given).is_ok())
+        .map(|(_, previous)| slot(previous))
+        .ok_or_else(|| Refusal::Signature("Event-Sign mismatch".into()))?;
+    let body: Value =
+        serde_json::from_slice(&cb.body).map_err(|_| Refusal::Malformed("body is not a JSON object".into()))?;
+    if !body.is_object() {
+        return Err(Refusal::Malformed("body is not a JSON object".into()));
+    }
+    if flag(&body, "test") {
+        return Ok(Opened::Probe { key_slot });
+    }
+    Ok(Opened::Message { message_id: dedupe_key(&body, &cb.body), payload: cb.body.clone(), key_slot })
+}
+
+/// Youzan has no message id: `{type}-{id}-{version}` names a message across retries (a retry
+/// changes `sendCount`, so a body hash would not).
+fn dedupe_key(body: &Value, raw: &[u8]) -> crate::ids::MessageId {
+    let key = match (text(body, "type"), text(body, "id"), text(body, "version")) {
+        (Some(t), Some(id), Some(version)) => Some(format!("{t}-{id}-{version}")),
+        _ => None,
+    };
+    message_id_or_hash(key.as_deref(), raw)
+}
+
+fn url_decoded(raw: &str) -> String {
+    form_urlencoded::parse(format!("m={raw}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// Parses a push: `{type, id, status, version, msg (URL-encoded JSON), …}`.
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    let body: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not a JSON object".into()))?;
+    if flag(&body, "test") {
+        return Ok(vec![InboundEvent::Ignored("youzan test push".into())]);
+    }
+    let kind = text(&body, "type").ok_or(ParseError::Field("type"))?;
+    let msg: Value = match body.get("msg") {
+        Some(Value::String(raw)) => {
+            serde_json::from_str(raw).or_else(|_| serde_json::from_str(&url_decoded(raw))).unwrap_or(Value::Null)
+        }
+        Some(object @ Value::Object(_)) => object.clone(),
+        _ => Value::Null,
+    };
+    let order_id = text(&msg, "tid").or_else(|| text(&body, "id")).ok_or(ParseError::Field("tid"))?;
+    let key = OrderKey::parse(Source::Youzan, shop.as_str(), &order_id)?;
+    let Some(status) = text(&body, "status").or_else(|| text(&msg, "status")) else {
+        return Ok(vec![InboundEvent::Ignored(format!("youzan {kind} without a status"))]);
+    };
+    let field = if kind.to_ascii_lowercase().contains("refund") { "refund_status" } else { "status" };
+    Ok(vec![InboundEvent::Status(StatusEvent {
+        key,
+        message_id: dedupe_key(&body, payload),
+        // `version` is the message's update time (epoch seconds): newer versions win.
+        event_time: first_time(&body, &["version"]).or_else(|| first_time(&msg, &["update_time", "updated"])),
+        raw: RawStatus::new(field, status),
+        facts: OrderFacts::default(),
+    })])
+}
 
 /// Youzan's status table.
 pub const STATUS_TABLE: &[MappingRow] = &[

@@ -1,0 +1,195 @@
+//! What crosses the `inbound` queue, and what a source's payload becomes once parsed.
+//!
+//! webhook-verify puts one [`InboundMessage`] per verified callback on the queue: the opened
+//! payload (decrypted where the source encrypts) and where it came from. status-normalize asks
+//! the source's module to [`crate::sources::parse`] the payload into platform-neutral
+//! [`InboundEvent`]s.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MessageId, OrderKey, ShopId, Sku, Source};
+use crate::lifecycle::RefundKind;
+use crate::status::RawStatus;
+
+/// Payloads larger than this travel through the inbox archive instead of the queue message
+/// (SQS takes 256 KiB per message, attributes and envelope included).
+pub const INLINE_PAYLOAD_LIMIT: usize = 200 * 1024;
+
+/// One verified callback on the `inbound` queue (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Sender.
+    pub source: Source,
+    /// Shop from the URL.
+    pub shop: ShopId,
+    /// Dedupe key of the callback (the sender's message id, or a hash of the body).
+    pub message_id: MessageId,
+    /// When webhook-verify received it.
+    pub received_at: DateTime<Utc>,
+    /// Query parameters of the callback URL (e.g. kuaidi100's `order`).
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
+    /// The opened payload, when small enough to travel inline.
+    pub payload: Option<String>,
+    /// Callback, poll or ops replay.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+}
+
+fn default_origin() -> String {
+    "callback".to_owned()
+}
+
+/// A waybill: the carrier and its tracking number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waybill {
+    /// Carrier code (kuaidi100 `com`, or the platform's express company id).
+    pub carrier: String,
+    /// Tracking number.
+    pub number: String,
+}
+
+/// Facts about an order that a status event may carry beside its code.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OrderFacts {
+    /// The waybill, when the event says the parcel left.
+    pub waybill: Option<Waybill>,
+    /// Whether the carrier scanned the parcel out (or the platform's own shipped code says so).
+    pub scanned_out: bool,
+    /// Promised ship time (platform SLA).
+    pub promised_ship_at: Option<DateTime<Utc>>,
+    /// SKU lines, for stock reservation on payment.
+    pub lines: Vec<(Sku, u32)>,
+    /// Refund kind, when the event says.
+    pub refund_kind: Option<RefundKind>,
+}
+
+/// A status code about one order, from a platform or the seller's app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// The order.
+    pub key: OrderKey,
+    /// Per-event id (a callback may carry several events).
+    pub message_id: MessageId,
+    /// The source's own event time; `None` when the payload has none (receipt time is used,
+    /// and the event is flagged).
+    pub event_time: Option<DateTime<Utc>>,
+    /// The code as sent.
+    pub raw: RawStatus,
+    /// Other facts it carries.
+    pub facts: OrderFacts,
+}
+
+/// A point on Earth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Geo {
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lng: f64,
+}
+
+/// A carrier tracking update (kuaidi100).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogisticsEvent {
+    /// The order the waybill belongs to.
+    pub key: OrderKey,
+    /// Per-event id.
+    pub message_id: MessageId,
+    /// Time of the newest trace line.
+    pub event_time: Option<DateTime<Utc>>,
+    /// The waybill.
+    pub waybill: Waybill,
+    /// Kuaidi100 top state (`0` in transit … `3` signed …).
+    pub state: String,
+    /// Kuaidi100 sub-state of the newest line (`301` …), when subscribed with `resultv2=4`.
+    pub sub_state: Option<String>,
+    /// The carrier's own code, when it gives one.
+    pub carrier_code: Option<String>,
+    /// The newest trace line's text.
+    pub text: String,
+    /// Where the newest line happened (area centre), when known.
+    pub location: Option<Geo>,
+}
+
+/// What the customer did in the seller's mini-program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppSignalKind {
+    /// Opened the app.
+    AppOpened,
+    /// A GPS ping.
+    GpsPing,
+    /// Looked at the logistics tab.
+    LogisticsViewed,
+    /// Asked customer service.
+    Consultation,
+    /// Confirmed having the parcel.
+    SignConfirmed,
+    /// Said the parcel did not arrive.
+    NotReceived,
+}
+
+/// One app signal about a customer (and usually an order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppEvent {
+    /// The order it concerns, if any.
+    pub key: Option<OrderKey>,
+    /// The customer (the seller's own id, opaque).
+    pub customer: String,
+    /// Per-event id.
+    pub message_id: MessageId,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: AppSignalKind,
+    /// Where, for GPS pings.
+    pub location: Option<Geo>,
+    /// GPS accuracy, metres.
+    pub accuracy_m: Option<f64>,
+}
+
+/// The delivery address of an order, as the seller's systems geocoded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressEvent {
+    /// The order.
+    pub key: OrderKey,
+    /// Per-event id.
+    pub message_id: MessageId,
+    /// A stable key for the address (the seller's hash of the normalised address).
+    pub addr_key: String,
+    /// District, for logs and reports (never the full address).
+    pub district: String,
+    /// Geocoded location.
+    pub location: Option<Geo>,
+}
+
+/// A payload, parsed: what status-normalize applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InboundEvent {
+    /// An order or refund code.
+    Status(StatusEvent),
+    /// A carrier tracking update.
+    Logistics(LogisticsEvent),
+    /// A customer signal from the app.
+    App(AppEvent),
+    /// An order's delivery address.
+    Address(AddressEvent),
+    /// Nothing to apply (a test push, a message type orderhub does not use); the text says which.
+    Ignored(String),
+}
+
+/// Why a payload could not be parsed (never contains the payload: it may hold personal data).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not the JSON (or form) the source sends.
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    /// A required field is missing or of the wrong type.
+    #[error("missing or invalid field `{0}`")]
+    Field(&'static str),
+    /// An identifier in the payload is not acceptable.
+    #[error(transparent)]
+    Id(#[from] crate::ids::IdError),
+}

@@ -1,0 +1,661 @@
+//! status-normalize's domain: one inbound message in; orders, history, due markers and daily
+//! counters written with one conditional write per event; domain events out.
+//!
+//! Per event: read the order (strongly consistent), [`apply`] the change, write the new order
+//! conditional on the version read, with its history entry (refused if it exists: a
+//! redelivery), due-marker changes and counters in the same transaction. A lost race reloads and
+//! retries. A redelivered event finds its history entry and re-derives the same domain events
+//! from it, so publishing is at-least-once even when the first attempt's publish failed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono_tz::Asia::Shanghai;
+
+use crate::events::DomainEvent;
+use crate::ids::{OrderKey, Source};
+use crate::inbound::{InboundEvent, InboundMessage, LogisticsEvent, OrderFacts, StatusEvent};
+use crate::inventory::{ReleaseOutcome, Reservation};
+use crate::lifecycle::{Lifecycle, RefundState};
+use crate::order::{Order, Provenance, SignInfo, StatusChange, Verdict, apply};
+use crate::ports::{Inbox, InventoryStore, OrderStore, Stats, StoreError};
+use crate::sources;
+use crate::stats::{CounterAdd, names};
+use crate::status::{RawStatus, StatusMapping, Target};
+use crate::store::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::time::{Clock, business_day};
+
+/// How long an order may stay in a state before an `SlaBreached`, per channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaRules {
+    /// Limits for every channel.
+    pub default: BTreeMap<Lifecycle, Duration>,
+    /// Per-channel overrides.
+    pub per_channel: BTreeMap<Source, BTreeMap<Lifecycle, Duration>>,
+}
+
+impl Default for SlaRules {
+    /// Paid → warehouse in 30 minutes; any other stall before shipment 2 hours. Transit states
+    /// have no default limit: carriers take days and the trust check watches signs.
+    fn default() -> Self {
+        let two_hours = Duration::hours(2);
+        Self {
+            default: BTreeMap::from([
+                (Lifecycle::Paid, Duration::minutes(30)),
+                (Lifecycle::RiskHold, two_hours),
+                (Lifecycle::WarehouseAccepted, two_hours),
+                (Lifecycle::Packing, two_hours),
+            ]),
+            per_channel: BTreeMap::new(),
+        }
+    }
+}
+
+impl SlaRules {
+    /// The limit for `state` on `channel`, if any.
+    pub fn limit(&self, channel: Source, state: Lifecycle) -> Option<Duration> {
+        self.per_channel.get(&channel).and_then(|l| l.get(&state)).or_else(|| self.default.get(&state)).copied()
+    }
+
+    /// Parses `{"default": {"Paid": 30, …}, "douyin": {"Packing": 240}}` (minutes) over the
+    /// defaults. A limit of 0 removes it.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let raw: BTreeMap<String, BTreeMap<String, i64>> =
+            serde_json::from_str(json).map_err(|e| format!("not a JSON object of minutes: {e}"))?;
+        let mut rules = SlaRules::default();
+        for (scope, limits) in raw {
+            let mut parsed = BTreeMap::new();
+            for (state, minutes) in limits {
+                let state = Lifecycle::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == state)
+                    .ok_or_else(|| format!("unknown state `{state}`"))?;
+                parsed.insert(state, Duration::minutes(minutes));
+            }
+            let target = if scope == "default" {
+                &mut rules.default
+            } else {
+                let channel: Source = scope.parse().map_err(|e| format!("{e}"))?;
+                rules.per_channel.entry(channel).or_default()
+            };
+            target.extend(parsed);
+        }
+        for limits in std::iter::once(&mut rules.default).chain(rules.per_channel.values_mut()) {
+            limits.retain(|_, d| *d > Duration::zero());
+        }
+        Ok(rules)
+    }
+}
+
+/// The rules status-normalize applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// SLA limits.
+    pub sla: SlaRules,
+    /// A refund asked for or approved this long ago with no outcome gets a platform check.
+    pub refund_check_after: Duration,
+    /// Stock must be released within this of a refund's success to count as on time.
+    pub release_within: Duration,
+    /// Shards of counters and due markers.
+    pub shards: u16,
+    /// Attempts per event when concurrent writers collide.
+    pub max_attempts: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            sla: SlaRules::default(),
+            refund_check_after: Duration::hours(2),
+            release_within: Duration::minutes(30),
+            shards: 8,
+            max_attempts: 8,
+        }
+    }
+}
+
+/// Why a message was not processed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// Try again later (store unavailable, too many concurrent writers).
+    #[error("retryable: {0}")]
+    Retry(String),
+    /// Will never succeed as is (malformed payload): dead-letter it with this reason.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        if err.is_retryable() { Failure::Retry(err.to_string()) } else { Failure::Permanent(err.to_string()) }
+    }
+}
+
+/// One event applied (now, or by an earlier delivery).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The history entry.
+    pub entry: HistoryEntry,
+    /// The order after it.
+    pub order: Order,
+    /// Whether this call wrote it (false: a redelivery found it already written).
+    pub fresh: bool,
+}
+
+/// status-normalize's ports and rules.
+pub struct Normalizer<'a> {
+    /// Orders, history, due markers.
+    pub orders: &'a dyn OrderStore,
+    /// Reservations.
+    pub inventory: &'a dyn InventoryStore,
+    /// Counters written outside an order transaction.
+    pub stats: &'a dyn Stats,
+    /// Archived payloads too large for the queue.
+    pub inbox: &'a dyn Inbox,
+    /// Now.
+    pub clock: &'a dyn Clock,
+    /// Rules.
+    pub rules: &'a Rules,
+}
+
+impl Normalizer<'_> {
+    /// Parses and applies one message; returns the domain events to publish.
+    pub async fn handle(&self, message: &InboundMessage) -> Result<Vec<DomainEvent>, Failure> {
+        let payload = match &message.payload {
+            Some(payload) => payload.clone().into_bytes(),
+            None => self
+                .inbox
+                .archived(message.source, &message.message_id)
+                .await?
+                .map(|accepted| accepted.payload().to_vec())
+                .ok_or_else(|| Failure::Permanent("payload neither inline nor archived".into()))?,
+        };
+        let events = sources::parse(message.source, &message.shop, &payload, &message.query, message.received_at)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mut out = Vec::new();
+        for event in events {
+            match event {
+                InboundEvent::Status(status) => out.extend(self.status(message, status).await?),
+                InboundEvent::Logistics(logistics) => out.extend(self.logistics(message, logistics).await?),
+                InboundEvent::App(_) | InboundEvent::Address(_) => {
+                    tracing::info!(source = %message.source, message_id = %message.message_id, "app signal noted");
+                }
+                InboundEvent::Ignored(why) => {
+                    tracing::info!(source = %message.source, message_id = %message.message_id, why, "nothing to apply");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn status(&self, message: &InboundMessage, event: StatusEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let mapping = sources::map_status(message.source, &event.raw.field, &event.raw.code);
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: event.event_time.unwrap_or(message.received_at),
+            received_at: message.received_at,
+            raw: event.raw.clone(),
+            mapping,
+            provenance: Provenance::Callback,
+        };
+        let mut facts = event.facts.clone();
+        // A platform's own shipped code is its scan-out; the seller's app must say so itself.
+        if message.source != Source::App && is_shipping(&change.mapping) {
+            facts.scanned_out = true;
+        }
+        let applied = self.apply_change(&change, &facts, None, event.event_time.is_none()).await?;
+        self.effects(&applied, &facts).await
+    }
+
+    async fn logistics(&self, message: &InboundMessage, event: LogisticsEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let mapping = sources::map_status(message.source, "state", &event.state);
+        let at = event.event_time.unwrap_or(message.received_at);
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: at,
+            received_at: message.received_at,
+            raw: RawStatus::new("state", event.state.clone()),
+            mapping,
+            provenance: Provenance::Callback,
+        };
+        // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.
+        let facts = OrderFacts { waybill: Some(event.waybill.clone()), scanned_out: true, ..OrderFacts::default() };
+        let sign = matches!(
+            mapping,
+            StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Signed | Lifecycle::SignException), .. })
+        )
+        .then(|| SignInfo {
+            at,
+            state: event.state.clone(),
+            sub_state: event.sub_state.clone(),
+            carrier_code: event.carrier_code.clone(),
+            text: event.text.chars().take(300).collect(),
+            location: event.location,
+        });
+        let applied = self.apply_change(&change, &facts, sign.as_ref(), event.event_time.is_none()).await?;
+        self.effects(&applied, &facts).await
+    }
+
+    /// Applies one change through the state machine with a conditional, versioned write;
+    /// retries lost races; returns what is now recorded.
+    pub async fn apply_change(
+        &self,
+        change: &StatusChange,
+        facts: &OrderFacts,
+        sign: Option<&SignInfo>,
+        no_source_time: bool,
+    ) -> Result<Applied, Failure> {
+        for _ in 0..self.rules.max_attempts.max(1) {
+            let stored = self.orders.get(&change.key).await?;
+            let now = self.clock.now();
+            let (change, hold) = hold_unshipped(stored.as_ref(), change, facts);
+            let outcome = apply(stored.as_ref(), &change, now);
+            let mut order = outcome.order.clone();
+            fold_facts(&mut order, facts, sign, hold, no_source_time);
+            let changed = stored.as_ref() != Some(&order);
+            let expected_version = stored.as_ref().map_or(0, |o| o.version);
+            if changed {
+                order.version = expected_version + 1;
+                order.updated_at = now;
+            }
+            let (lifecycle, refund) = HistoryEntry::moves(&outcome.lifecycle, &outcome.refund);
+            let entry = HistoryEntry {
+                key: change.key.clone(),
+                event_time: change.event_time,
+                message_id: change.message_id.clone(),
+                received_at: change.received_at,
+                applied_at: now,
+                raw: change.raw.clone(),
+                provenance: change.provenance,
+                verdict: outcome.verdict,
+                lifecycle,
+                refund,
+            };
+            let write = OrderWrite {
+                key: change.key.clone(),
+                order: changed.then(|| order.clone()),
+                expected_version,
+                history: entry.clone(),
+                due: self.due_changes(&order, &entry, now),
+                counters: self.counters(&change, &entry, stored.as_ref(), &order, now),
+            };
+            match self.orders.commit(&write).await {
+                Ok(()) => return Ok(Applied { entry, order, fresh: true }),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Duplicate) => {
+                    let recorded =
+                        self.orders.history_entry(&change.key, change.event_time, &change.message_id).await?;
+                    let entry = recorded.unwrap_or(entry);
+                    let order = stored.unwrap_or(order);
+                    return Ok(Applied { entry, order, fresh: false });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(Failure::Retry("too many concurrent writers for one order".into()))
+    }
+
+    fn due_changes(&self, order: &Order, entry: &HistoryEntry, now: DateTime<Utc>) -> Vec<DueChange> {
+        let shard = order.key.shard(self.rules.shards);
+        let marker = |kind, due_at, note: &str| {
+            DueChange::Set(DueMarker { key: order.key.clone(), kind, due_at, shard, note: Some(note.to_owned()) })
+        };
+        let mut due = Vec::new();
+        if let Some((_, to)) = entry.refund {
+            match to {
+                RefundState::Requested | RefundState::Approved => {
+                    let since = order.refund_entered.get(&to).copied().unwrap_or(entry.event_time);
+                    due.push(marker(DueKind::RefundCheck, since + self.rules.refund_check_after, to.as_str()));
+                }
+                // Stock may still be reserved: the dual-check confirms the release soon.
+                RefundState::Succeeded
+                    if order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled) =>
+                {
+                    due.push(marker(DueKind::RefundCheck, now + Duration::minutes(10), "release"));
+                }
+                _ => due.push(DueChange::Clear(DueKind::RefundCheck)),
+            }
+        }
+        if let Some((_, to)) = entry.lifecycle {
+            match self.rules.sla.limit(order.key.source, to) {
+                Some(limit) => {
+                    let since = order.entered.get(&to).copied().unwrap_or(entry.event_time);
+                    due.push(marker(DueKind::Sla, since + limit, to.as_str()));
+                }
+                None => due.push(DueChange::Clear(DueKind::Sla)),
+            }
+        }
+        due
+    }
+
+    fn counters(
+        &self,
+        change: &StatusChange,
+        entry: &HistoryEntry,
+        before: Option<&Order>,
+        after: &Order,
+        now: DateTime<Utc>,
+    ) -> Vec<CounterAdd> {
+        let channel = change.key.source;
+        let day = business_day(change.received_at);
+        let shard = change.key.shard(self.rules.shards);
+        let mut adds = Vec::new();
+        let mut add = |name: String, by: i64| adds.push(CounterAdd { channel, day, shard, name, by });
+        let local = change.received_at.with_timezone(&Shanghai);
+        add(names::RECEIVED.into(), 1);
+        add(names::received_in_hour(local.hour()), 1);
+        add(names::received_in_slot(local.hour(), local.minute()), 1);
+        add(entry.verdict.as_str().into(), 1);
+        if entry.verdict == Verdict::Applied {
+            let delay = (now - change.event_time).num_seconds().max(0);
+            add(names::SYNC_DELAY_COUNT.into(), 1);
+            add(names::SYNC_DELAY_SUM_S.into(), delay);
+            add(names::sync_delay_bin(delay), 1);
+        }
+        if let Some((from, to)) = entry.lifecycle {
+            if let Some(from) = from
+                && let Some(since) = before.and_then(|o| o.entered.get(&from))
+            {
+                add(names::transition_count(from, to), 1);
+                add(names::transition_seconds(from, to), (change.event_time - *since).num_seconds().max(0));
+            }
+            if to == Lifecycle::Shipped {
+                match after.promised_ship_at {
+                    Some(promised) if change.event_time <= promised => add(names::SHIPPED_ON_TIME.into(), 1),
+                    Some(_) => add(names::SHIPPED_LATE.into(), 1),
+                    None => add(names::SHIPPED_NO_PROMISE.into(), 1),
+                }
+            }
+        }
+        if let Some((_, RefundState::Succeeded)) = entry.refund {
+            add(names::REFUND_SUCCEEDED.into(), 1);
+            if change.provenance == Provenance::Poll {
+                add(names::REFUND_FOUND_BY_POLL.into(), 1);
+            }
+        }
+        adds
+    }
+
+    /// Side effects and events of an applied event (repeated identically on redelivery).
+    async fn effects(&self, applied: &Applied, facts: &OrderFacts) -> Result<Vec<DomainEvent>, Failure> {
+        let mut events = events_of(&applied.entry);
+        let key = &applied.order.key;
+        if let Some((_, Lifecycle::Paid)) = applied.entry.lifecycle
+            && !facts.lines.is_empty()
+        {
+            let lines: Vec<Reservation> = facts
+                .lines
+                .iter()
+                .map(|(sku, qty)| Reservation {
+                    key: key.clone(),
+                    sku: sku.clone(),
+                    qty: *qty,
+                    reserved_at: applied.entry.event_time,
+                    released_at: None,
+                })
+                .collect();
+            self.inventory.reserve(&lines).await?;
+            events.push(DomainEvent::StockReserved { key: key.clone(), lines: facts.lines.clone() });
+        }
+        let before_shipment =
+            applied.order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
+        if let Some((_, RefundState::Succeeded)) = applied.entry.refund
+            && before_shipment
+        {
+            let refunded_at =
+                applied.order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(applied.entry.event_time);
+            events.extend(
+                release_order(self.inventory, self.stats, key, refunded_at, self.clock.now(), "refund", self.rules)
+                    .await?,
+            );
+        }
+        Ok(events)
+    }
+}
+
+/// Releases every still-reserved line of an order (exactly once each), counts it, and returns
+/// the `InventoryReleased` event (none when nothing was left to release).
+pub async fn release_order(
+    inventory: &dyn InventoryStore,
+    stats: &dyn Stats,
+    key: &OrderKey,
+    refunded_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reason: &str,
+    rules: &Rules,
+) -> Result<Vec<DomainEvent>, Failure> {
+    let mut released = Vec::new();
+    for line in inventory.reservations(key).await? {
+        if line.released_at.is_some() {
+            continue;
+        }
+        if inventory.release(key, &line.sku, now).await? == ReleaseOutcome::Released {
+            released.push((line.sku, line.qty));
+        }
+    }
+    if released.is_empty() {
+        return Ok(Vec::new());
+    }
+    let day = business_day(now);
+    let shard = key.shard(rules.shards);
+    let delay = (now - refunded_at).num_seconds().max(0);
+    let lines = i64::try_from(released.len()).unwrap_or(i64::MAX);
+    let mut adds = vec![
+        CounterAdd { channel: key.source, day, shard, name: names::STOCK_RELEASED.into(), by: lines },
+        CounterAdd {
+            channel: key.source,
+            day,
+            shard,
+            name: names::STOCK_RELEASE_DELAY_SUM_S.into(),
+            by: delay * lines,
+        },
+    ];
+    if now - refunded_at <= rules.release_within {
+        adds.push(CounterAdd {
+            channel: key.source,
+            day,
+            shard,
+            name: names::STOCK_RELEASED_ON_TIME.into(),
+            by: lines,
+        });
+    }
+    if reason == "ops" {
+        adds.push(CounterAdd { channel: key.source, day, shard, name: names::OPS_RELEASES.into(), by: lines });
+    }
+    if let Err(err) = stats.add(&adds).await {
+        // The release itself happened exactly once; a lost counter only dims the report.
+        tracing::warn!(order_id = %key.order_id, error = %err, "could not count the release");
+    }
+    tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.len(), reason, "stock released");
+    Ok(vec![DomainEvent::InventoryReleased { key: key.clone(), lines: released, reason: reason.to_owned() }])
+}
+
+/// The domain events a history entry stands for.
+pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
+    let mut events = Vec::new();
+    if let Some((from, to)) = entry.lifecycle {
+        events.push(DomainEvent::OrderStatusChanged {
+            key: entry.key.clone(),
+            from,
+            to,
+            stage: to.stage(),
+            event_time: entry.event_time,
+            applied_at: entry.applied_at,
+            provenance: entry.provenance,
+        });
+    }
+    if let Some((from, to)) = entry.refund {
+        events.push(DomainEvent::RefundStatusChanged {
+            key: entry.key.clone(),
+            from,
+            to,
+            event_time: entry.event_time,
+            provenance: entry.provenance,
+        });
+        if to == RefundState::Succeeded {
+            events.push(DomainEvent::RefundConfirmed {
+                key: entry.key.clone(),
+                provenance: entry.provenance,
+                event_time: entry.event_time,
+            });
+        }
+    }
+    if entry.verdict == Verdict::Unmapped {
+        events.push(DomainEvent::UnmappedStatus { key: entry.key.clone(), raw: entry.raw.clone() });
+    }
+    events
+}
+
+fn is_shipping(mapping: &StatusMapping) -> bool {
+    matches!(mapping, StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Shipped), .. }))
+}
+
+/// "Shipped" needs a waybill and a scan-out: without them the event is held as Packing and
+/// the order flagged, so nobody tells a customer "shipped" about a parcel that has not left.
+fn hold_unshipped(
+    stored: Option<&Order>,
+    change: &StatusChange,
+    facts: &OrderFacts,
+) -> (StatusChange, Option<&'static str>) {
+    if !is_shipping(&change.mapping) {
+        return (change.clone(), None);
+    }
+    let has_waybill = facts.waybill.is_some() || stored.is_some_and(|o| o.waybill.is_some());
+    let scanned = facts.scanned_out || stored.is_some_and(|o| o.scanned_out);
+    let flag = match (has_waybill, scanned) {
+        (true, true) => return (change.clone(), None),
+        (false, _) => "shipped_without_waybill",
+        (true, false) => "awaiting_scan_out",
+    };
+    let mut held = change.clone();
+    if let StatusMapping::Mapped(target) = change.mapping {
+        held.mapping = StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Packing), ..target });
+    }
+    (held, Some(flag))
+}
+
+fn fold_facts(
+    order: &mut Order,
+    facts: &OrderFacts,
+    sign: Option<&SignInfo>,
+    hold: Option<&str>,
+    no_source_time: bool,
+) {
+    if let Some(waybill) = &facts.waybill {
+        order.waybill = Some(waybill.clone());
+    }
+    if facts.scanned_out {
+        order.scanned_out = true;
+    }
+    if let Some(promised) = facts.promised_ship_at {
+        order.promised_ship_at = Some(promised);
+    }
+    if let Some(flag) = hold {
+        order.flags.insert(flag.to_owned());
+    }
+    if order.lifecycle.is_some_and(|l| !l.is_before_shipment()) {
+        order.flags.remove("shipped_without_waybill");
+        order.flags.remove("awaiting_scan_out");
+    }
+    if no_source_time {
+        order.flags.insert("no_source_time".to_owned());
+    }
+    if let Some(sign) = sign
+        && order.sign.as_ref().is_none_or(|s| s.at <= sign.at)
+    {
+        order.sign = Some(sign.clone());
+    }
+}
+
+/// What an SLA sweep did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SweepReport {
+    /// Due markers looked at.
+    pub due: u32,
+    /// Breaches raised (one per order and state).
+    pub breached: u32,
+    /// Markers of orders that had moved on (removed).
+    pub resolved: u32,
+    /// Markers left for the next run (a read or write failed).
+    pub errors: u32,
+}
+
+/// Finds orders stuck past their SLA limit (a query of the due index per shard: reads scale
+/// with what is due, not with the table) and raises `SlaBreached` once per order and state.
+pub async fn sla_sweep(
+    orders: &dyn OrderStore,
+    stats: &dyn Stats,
+    clock: &dyn Clock,
+    rules: &Rules,
+) -> (Vec<DomainEvent>, SweepReport) {
+    let now = clock.now();
+    let mut events = Vec::new();
+    let mut report = SweepReport::default();
+    for shard in 0..rules.shards.max(1) {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = match orders.due(DueKind::Sla, shard, now, cursor.as_deref(), 100).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(shard, error = %err, "SLA sweep could not read the due index");
+                    report.errors += 1;
+                    break;
+                }
+            };
+            for marker in page.items {
+                report.due += 1;
+                let order = match orders.get(&marker.key).await {
+                    Ok(order) => order,
+                    Err(_) => {
+                        report.errors += 1;
+                        continue;
+                    }
+                };
+                let stuck = order.as_ref().and_then(|o| {
+                    let state = o.lifecycle?;
+                    (marker.note.as_deref() == Some(state.as_str())).then_some((state, o.entered.get(&state).copied()))
+                });
+                // Clearing first makes the breach once-only even if two sweeps overlap.
+                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(_) => {
+                        report.errors += 1;
+                        continue;
+                    }
+                }
+                let Some((state, since)) = stuck else {
+                    report.resolved += 1;
+                    continue;
+                };
+                let since = since.unwrap_or(marker.due_at);
+                let limit = rules.sla.limit(marker.key.source, state).unwrap_or_else(|| marker.due_at - since);
+                report.breached += 1;
+                tracing::warn!(source = %marker.key.source, shop = %marker.key.shop, order_id = %marker.key.order_id, state = %state, "SLA breached");
+                let add = CounterAdd {
+                    channel: marker.key.source,
+                    day: business_day(now),
+                    shard: marker.shard,
+                    name: names::SLA_BREACHED.into(),
+                    by: 1,
+                };
+                if let Err(err) = stats.add(&[add]).await {
+                    tracing::warn!(error = %err, "could not count the SLA breach");
+                }
+                events.push(DomainEvent::SlaBreached {
+                    key: marker.key,
+                    state,
+                    since,
+                    limit_minutes: limit.num_minutes(),
+                });
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    (events, report)
+}

@@ -1,0 +1,188 @@
+//! The seller's own mini-program and services (Standard Webhooks): orders of the mini-program
+//! channel, customer signals (app opened, GPS, logistics viewed, consultation, sign confirmed /
+//! not received) and geocoded delivery addresses.
+//!
+//! Payload: `{"type": "...", "timestamp": "...", "data": {...}}`. Types:
+//! - `order.status` `{order_id, status, promised_ship_at?, lines?: [{sku, qty}], waybill?: {carrier, number}, scanned_out?}`
+//! - `order.refund` `{order_id, refund_status, kind?: "refund_only"|"return_and_refund"}`
+//! - `order.address` `{order: "<channel>/<shop>/<order_id>", addr_key, district, lat?, lng?}`
+//! - `app.opened`, `gps.ping`, `logistics.viewed`, `consultation`, `sign.confirmed`,
+//!   `sign.not_received` `{customer, order?: "<channel>/<shop>/<order_id>", at?, lat?, lng?, accuracy_m?}`
+//!
+//! The app speaks orderhub's own vocabulary: its status codes are the unified state names.
+
+use serde_json::Value;
+
+use crate::ids::{OrderKey, ShopId, Sku, Source};
+use crate::inbound::{
+    AddressEvent, AppEvent, AppSignalKind, Geo, InboundEvent, OrderFacts, ParseError, StatusEvent, Waybill,
+};
+use crate::inbox::RawCallback;
+use crate::json::{first_time, flag, parse_time, text};
+use crate::lifecycle::{Lifecycle, RefundKind, RefundState};
+use crate::secrets::SourceSecret;
+use crate::signature::{check_window, standard_webhooks_verify};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
+use crate::status::{StatusMapping, Target};
+
+/// How far `webhook-timestamp` may be from receipt (Standard Webhooks: 5 minutes).
+pub const WINDOW_S: i64 = 300;
+
+/// Maps an app code: `status` is a [`Lifecycle`] name, `refund_status` a [`RefundState`] name.
+pub fn map_status(field: &str, code: &str) -> StatusMapping {
+    match field {
+        "status" => Lifecycle::ALL
+            .into_iter()
+            .find(|s| s.as_str() == code)
+            .map_or(StatusMapping::Unmapped, |s| StatusMapping::Mapped(Target::lifecycle(s))),
+        "refund_status" => RefundState::ALL
+            .into_iter()
+            .filter(|s| *s != RefundState::None)
+            .find(|s| s.as_str() == code)
+            .map_or(StatusMapping::Unmapped, |s| StatusMapping::Mapped(Target::refund(s))),
+        _ => StatusMapping::Unmapped,
+    }
+}
+
+/// Verifies a Standard Webhooks delivery: `webhook-signature` holds one or more `v1,<base64>`
+/// HMAC-SHA256 signatures of `{webhook-id}.{webhook-timestamp}.{body}` under the `whsec_`
+/// secret; any of them may match the current or the previous secret; the timestamp must be
+/// within 5 minutes of receipt.
+pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+    let id = header(cb, "webhook-id").ok_or_else(|| Refusal::Signature("missing webhook-id".into()))?;
+    let timestamp =
+        header(cb, "webhook-timestamp").ok_or_else(|| Refusal::Signature("missing webhook-timestamp".into()))?;
+    let signatures =
+        header(cb, "webhook-signature").ok_or_else(|| Refusal::Signature("missing webhook-signature".into()))?;
+    let ts: i64 = timestamp.parse().map_err(|_| Refusal::Signature("webhook-timestamp is not a number".into()))?;
+    check_window(ts, cb.received_at.timestamp(), WINDOW_S)
+        .map_err(|_| Refusal::Stale(format!("timestamp {}s from receipt", ts - cb.received_at.timestamp())))?;
+    let key_slot = secrets_in_order(secret)
+        .find(|(s, _)| standard_webhooks_verify(s.expose(), id, ts, &cb.body, signatures).is_ok())
+        .map(|(_, previous)| slot(previous))
+        .ok_or_else(|| Refusal::Signature("no signature matches".into()))?;
+    let body: Value = serde_json::from_slice(&cb.body).map_err(|_| Refusal::Malformed("body is not JSON".into()))?;
+    if text(&body, "type").is_none() {
+        return Err(Refusal::Malformed("no type".into()));
+    }
+    Ok(Opened::Message { message_id: message_id_or_hash(Some(id), &cb.body), payload: cb.body.clone(), key_slot })
+}
+
+fn order_ref(value: &Value) -> Result<Option<OrderKey>, ParseError> {
+    let Some(order) = text(value, "order") else { return Ok(None) };
+    let mut parts = order.splitn(3, '/');
+    let (Some(channel), Some(shop), Some(order_id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ParseError::Field("order"));
+    };
+    let channel: Source = channel.parse()?;
+    Ok(Some(OrderKey::parse(channel, shop, order_id)?))
+}
+
+fn location(data: &Value) -> Option<Geo> {
+    let lat = data.get("lat")?.as_f64()?;
+    let lng = data.get("lng")?.as_f64()?;
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(Geo { lat, lng })
+}
+
+/// Parses a delivery.
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    let body: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not JSON".into()))?;
+    let kind = text(&body, "type").ok_or(ParseError::Field("type"))?;
+    let data = body.get("data").cloned().unwrap_or(Value::Null);
+    let message_id = message_id_or_hash(text(&body, "id").as_deref(), payload);
+    let at = first_time(&data, &["at"]).or_else(|| body.get("timestamp").and_then(parse_time));
+    let signal = match kind.as_str() {
+        "app.opened" => Some(AppSignalKind::AppOpened),
+        "gps.ping" => Some(AppSignalKind::GpsPing),
+        "logistics.viewed" => Some(AppSignalKind::LogisticsViewed),
+        "consultation" => Some(AppSignalKind::Consultation),
+        "sign.confirmed" => Some(AppSignalKind::SignConfirmed),
+        "sign.not_received" => Some(AppSignalKind::NotReceived),
+        _ => None,
+    };
+    if let Some(signal) = signal {
+        let customer = text(&data, "customer").ok_or(ParseError::Field("customer"))?;
+        let at = at.ok_or(ParseError::Field("at"))?;
+        return Ok(vec![InboundEvent::App(AppEvent {
+            key: order_ref(&data)?,
+            customer,
+            message_id,
+            at,
+            kind: signal,
+            location: location(&data),
+            accuracy_m: data.get("accuracy_m").and_then(Value::as_f64).filter(|a| a.is_finite() && *a >= 0.0),
+        })]);
+    }
+    match kind.as_str() {
+        "order.status" | "order.refund" => {
+            let order_id = text(&data, "order_id").ok_or(ParseError::Field("order_id"))?;
+            let key = OrderKey::parse(Source::App, shop.as_str(), &order_id)?;
+            let (field, code) = if kind == "order.status" {
+                ("status", text(&data, "status").ok_or(ParseError::Field("status"))?)
+            } else {
+                ("refund_status", text(&data, "refund_status").ok_or(ParseError::Field("refund_status"))?)
+            };
+            let mut facts = OrderFacts {
+                promised_ship_at: first_time(&data, &["promised_ship_at"]),
+                scanned_out: flag(&data, "scanned_out"),
+                ..OrderFacts::default()
+            };
+            if let Some(waybill) = data.get("waybill")
+                && let (Some(carrier), Some(number)) = (text(waybill, "carrier"), text(waybill, "number"))
+            {
+                facts.waybill = Some(Waybill { carrier, number });
+            }
+            if let Some(lines) = data.get("lines").and_then(Value::as_array) {
+                for line in lines {
+                    let sku = Sku::parse(&text(line, "sku").ok_or(ParseError::Field("lines.sku"))?)?;
+                    let qty = line.get("qty").and_then(Value::as_u64).and_then(|q| u32::try_from(q).ok()).unwrap_or(1);
+                    facts.lines.push((sku, qty));
+                }
+            }
+            facts.refund_kind = match text(&data, "kind").as_deref() {
+                Some("refund_only") => Some(RefundKind::RefundOnly),
+                Some("return_and_refund") => Some(RefundKind::ReturnAndRefund),
+                _ => None,
+            };
+            Ok(vec![InboundEvent::Status(StatusEvent {
+                key,
+                message_id,
+                event_time: at,
+                raw: crate::status::RawStatus::new(field, code),
+                facts,
+            })])
+        }
+        "order.address" => {
+            let key = order_ref(&data)?.ok_or(ParseError::Field("order"))?;
+            Ok(vec![InboundEvent::Address(AddressEvent {
+                key,
+                message_id,
+                addr_key: text(&data, "addr_key").ok_or(ParseError::Field("addr_key"))?,
+                district: text(&data, "district").unwrap_or_default(),
+                location: location(&data),
+            })])
+        }
+        other => Ok(vec![InboundEvent::Ignored(format!(
+            "app event type `{}` is not used",
+            other.chars().take(40).collect::<String>()
+        ))]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_codes_are_the_unified_state_names() {
+        for state in Lifecycle::ALL {
+            assert_eq!(map_status("status", state.as_str()), StatusMapping::Mapped(Target::lifecycle(state)));
+        }
+        assert_eq!(
+            map_status("refund_status", "Succeeded"),
+            StatusMapping::Mapped(Target::refund(RefundState::Succeeded))
+        );
+        assert_eq!(map_status("refund_status", "None"), StatusMapping::Unmapped);
+        assert_eq!(map_status("status", "paid"), StatusMapping::Unmapped, "names are exact");
+    }
+}

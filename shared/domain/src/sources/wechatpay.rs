@@ -1,0 +1,150 @@
+//! 微信支付 (WeChat Pay) APIv3 payment and refund notices, for orders of the seller's own
+//! mini-program (the `app` channel).
+
+use chrono::DateTime;
+use serde_json::Value;
+
+use crate::ids::{OrderKey, ShopId, Source};
+use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
+use crate::inbox::RawCallback;
+use crate::json::{first_time, text};
+use crate::lifecycle::Lifecycle::*;
+use crate::lifecycle::RefundState;
+use crate::secrets::SourceSecret;
+use crate::signature::{SignatureError, check_window, wechatpay_decrypt_resource, wechatpay_verify};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash};
+use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+
+/// How far a notice's timestamp may be from its receipt.
+pub const WINDOW_S: i64 = 300;
+
+/// WeChat Pay's `trade_state` and `refund_status` values (APIv3 notices).
+pub const STATUS_TABLE: &[MappingRow] = &[
+    ("trade_state", "SUCCESS", Mapped(Target::lifecycle(Paid))),
+    ("trade_state", "NOTPAY", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_state", "USERPAYING", Mapped(Target::lifecycle(PendingPayment))),
+    ("trade_state", "CLOSED", Mapped(Target::lifecycle(Cancelled))),
+    ("trade_state", "REVOKED", Mapped(Target::lifecycle(Cancelled))),
+    ("trade_state", "PAYERROR", Informational("payment failed; the buyer may retry")),
+    ("trade_state", "REFUND", Informational("a refund was started for this payment")),
+    ("refund_status", "SUCCESS", Mapped(Target::refund(RefundState::Succeeded))),
+    ("refund_status", "CLOSED", Mapped(Target::refund(RefundState::Closed))),
+    ("refund_status", "PROCESSING", Mapped(Target::refund(RefundState::Approved))),
+    ("refund_status", "ABNORMAL", Informational("refund abnormal: the buyer's account refused it")),
+];
+
+/// Maps a WeChat Pay code (`trade_state`, `refund_status`).
+pub fn map_status(field: &str, code: &str) -> StatusMapping {
+    lookup(STATUS_TABLE, field, code)
+}
+
+/// Verifies a notice (SHA256withRSA over `ts\nnonce\nbody\n` with the platform key named by
+/// `Wechatpay-Serial`, timestamp within 300 s of receipt, `WECHATPAY/SIGNTEST/` probes refused)
+/// and decrypts its `resource` (AES-256-GCM with the APIv3 key). The payload enqueued is
+/// `{id, event_type, create_time, resource: <decrypted JSON>}`.
+pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+    let timestamp =
+        header(cb, "wechatpay-timestamp").ok_or_else(|| Refusal::Signature("missing Wechatpay-Timestamp".into()))?;
+    let nonce = header(cb, "wechatpay-nonce").ok_or_else(|| Refusal::Signature("missing Wechatpay-Nonce".into()))?;
+    let signature =
+        header(cb, "wechatpay-signature").ok_or_else(|| Refusal::Signature("missing Wechatpay-Signature".into()))?;
+    let serial = header(cb, "wechatpay-serial").ok_or_else(|| Refusal::Signature("missing Wechatpay-Serial".into()))?;
+    let ts: i64 = timestamp.parse().map_err(|_| Refusal::Signature("timestamp is not a number".into()))?;
+    check_window(ts, cb.received_at.timestamp(), WINDOW_S)
+        .map_err(|_| Refusal::Stale(format!("timestamp {}s from receipt", ts - cb.received_at.timestamp())))?;
+    let key = secret.platform_keys.get(serial).ok_or_else(|| {
+        Refusal::Signature(format!("unknown platform key serial `{}`", serial.chars().take(40).collect::<String>()))
+    })?;
+    match wechatpay_verify(key, timestamp, nonce, &cb.body, signature) {
+        Ok(()) => {}
+        Err(SignatureError::Probe) => return Err(Refusal::Signature("signature probe (WECHATPAY/SIGNTEST)".into())),
+        Err(_) => return Err(Refusal::Signature("signature mismatch".into())),
+    }
+    let key_slot = format!("serial:{}", serial.chars().take(40).collect::<String>());
+    let body: Value = serde_json::from_slice(&cb.body).map_err(|_| Refusal::Malformed("body is not JSON".into()))?;
+    let resource = body.get("resource").ok_or_else(|| Refusal::Malformed("no resource".into()))?;
+    let api_v3_key =
+        secret.api_v3_key.as_ref().ok_or_else(|| Refusal::Signature("shop secret has no api_v3_key".into()))?;
+    let (Some(ciphertext), Some(res_nonce)) = (text(resource, "ciphertext"), text(resource, "nonce")) else {
+        return Err(Refusal::Malformed("resource without ciphertext or nonce".into()));
+    };
+    let associated = text(resource, "associated_data").unwrap_or_default();
+    let plain = wechatpay_decrypt_resource(api_v3_key.expose().as_bytes(), &res_nonce, &associated, &ciphertext)
+        .map_err(|_| Refusal::Signature("resource does not decrypt with the APIv3 key".into()))?;
+    let decrypted: Value =
+        serde_json::from_slice(&plain).map_err(|_| Refusal::Malformed("resource is not JSON".into()))?;
+    let payload = serde_json::json!({
+        "id": body.get("id"),
+        "event_type": body.get("event_type"),
+        "create_time": body.get("create_time"),
+        "resource": decrypted,
+    });
+    let message_id = message_id_or_hash(text(&body, "id").as_deref(), &cb.body);
+    Ok(Opened::Message { message_id, payload: payload.to_string().into_bytes(), key_slot })
+}
+
+/// Parses an opened notice into a status event of the `app` channel order `out_trade_no`.
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    let notice: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not JSON".into()))?;
+    let resource = notice.get("resource").ok_or(ParseError::Field("resource"))?;
+    let order_id = text(resource, "out_trade_no").ok_or(ParseError::Field("out_trade_no"))?;
+    let key = OrderKey::parse(Source::App, shop.as_str(), &order_id)?;
+    let event_type = text(&notice, "event_type").unwrap_or_default();
+    let raw = if let Some(state) = text(resource, "trade_state") {
+        RawStatus::new("trade_state", state)
+    } else if let Some(status) = text(resource, "refund_status") {
+        RawStatus::new("refund_status", status)
+    } else {
+        return Ok(vec![InboundEvent::Ignored(format!("wechatpay {event_type} without a state"))]);
+    };
+    let event_time = first_time(resource, &["success_time"]).or_else(|| {
+        notice
+            .get("create_time")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    });
+    let id = text(&notice, "id");
+    Ok(vec![InboundEvent::Status(StatusEvent {
+        key,
+        message_id: message_id_or_hash(id.as_deref(), payload),
+        event_time,
+        raw,
+        facts: OrderFacts::default(),
+    })])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::testing::assert_rows;
+
+    #[test]
+    fn trade_state_row() {
+        assert_rows(
+            map_status,
+            "trade_state",
+            &[
+                ("SUCCESS", Some(Paid), None),
+                ("NOTPAY", Some(PendingPayment), None),
+                ("USERPAYING", Some(PendingPayment), None),
+                ("CLOSED", Some(Cancelled), None),
+                ("REVOKED", Some(Cancelled), None),
+            ],
+        );
+    }
+
+    #[test]
+    fn refund_status_row() {
+        assert_rows(
+            map_status,
+            "refund_status",
+            &[
+                ("SUCCESS", None, Some(RefundState::Succeeded)),
+                ("CLOSED", None, Some(RefundState::Closed)),
+                ("PROCESSING", None, Some(RefundState::Approved)),
+            ],
+        );
+        assert!(matches!(map_status("refund_status", "ABNORMAL"), Informational(_)));
+    }
+}
