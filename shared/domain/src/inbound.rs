@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{MessageId, OrderKey, ShopId, Sku, Source};
 use crate::lifecycle::RefundKind;
 use crate::status::RawStatus;
+pub use crate::trust::{AppSignalKind, GeoPoint};
 
 /// Payloads larger than this travel through the inbox archive instead of the queue message
 /// (SQS takes 256 KiB per message, attributes and envelope included).
@@ -81,15 +82,6 @@ pub struct StatusEvent {
     pub facts: OrderFacts,
 }
 
-/// A point on Earth.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Geo {
-    /// Latitude, degrees.
-    pub lat: f64,
-    /// Longitude, degrees.
-    pub lng: f64,
-}
-
 /// A carrier tracking update (kuaidi100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticsEvent {
@@ -110,25 +102,7 @@ pub struct LogisticsEvent {
     /// The newest trace line's text.
     pub text: String,
     /// Where the newest line happened (area centre), when known.
-    pub location: Option<Geo>,
-}
-
-/// What the customer did in the seller's mini-program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppSignalKind {
-    /// Opened the app.
-    AppOpened,
-    /// A GPS ping.
-    GpsPing,
-    /// Looked at the logistics tab.
-    LogisticsViewed,
-    /// Asked customer service.
-    Consultation,
-    /// Confirmed having the parcel.
-    SignConfirmed,
-    /// Said the parcel did not arrive.
-    NotReceived,
+    pub location: Option<GeoPoint>,
 }
 
 /// One app signal about a customer (and usually an order).
@@ -145,7 +119,7 @@ pub struct AppEvent {
     /// What happened.
     pub kind: AppSignalKind,
     /// Where, for GPS pings.
-    pub location: Option<Geo>,
+    pub location: Option<GeoPoint>,
     /// GPS accuracy, metres.
     pub accuracy_m: Option<f64>,
 }
@@ -162,7 +136,7 @@ pub struct AddressEvent {
     /// District, for logs and reports (never the full address).
     pub district: String,
     /// Geocoded location.
-    pub location: Option<Geo>,
+    pub location: Option<GeoPoint>,
 }
 
 /// A payload, parsed: what status-normalize applies.

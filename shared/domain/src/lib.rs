@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod normalize;
 pub mod order;
+pub mod platform;
 pub mod ports;
 pub mod secrets;
 pub mod signature;

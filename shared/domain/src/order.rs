@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MessageId, OrderKey};
-use crate::inbound::{Geo, Waybill};
+use crate::inbound::{GeoPoint, Waybill};
 use crate::lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState};
 use crate::status::{RawStatus, StatusMapping, Target};
 
@@ -190,7 +190,7 @@ pub struct SignInfo {
     /// The trace line (may name a station; stored, never logged).
     pub text: String,
     /// Where it was signed.
-    pub location: Option<Geo>,
+    pub location: Option<GeoPoint>,
 }
 
 /// Where the order goes, without the street text.
@@ -201,7 +201,7 @@ pub struct DeliveryAddress {
     /// District (for logs and reports).
     pub district: String,
     /// Geocoded location.
-    pub location: Option<Geo>,
+    pub location: Option<GeoPoint>,
 }
 
 /// The newest trust assessment of the sign.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::ids::{OrderKey, ShopId, Sku, Source};
 use crate::inbound::{
-    AddressEvent, AppEvent, AppSignalKind, Geo, InboundEvent, OrderFacts, ParseError, StatusEvent, Waybill,
+    AddressEvent, AppEvent, AppSignalKind, GeoPoint, InboundEvent, OrderFacts, ParseError, StatusEvent, Waybill,
 };
 use crate::inbox::RawCallback;
 use crate::json::{first_time, flag, parse_time, text};
@@ -78,10 +78,10 @@ fn order_ref(value: &Value) -> Result<Option<OrderKey>, ParseError> {
     Ok(Some(OrderKey::parse(channel, shop, order_id)?))
 }
 
-fn location(data: &Value) -> Option<Geo> {
+fn location(data: &Value) -> Option<GeoPoint> {
     let lat = data.get("lat")?.as_f64()?;
     let lng = data.get("lng")?.as_f64()?;
-    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(Geo { lat, lng })
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(GeoPoint { lat, lng })
 }
 
 /// Parses a delivery.

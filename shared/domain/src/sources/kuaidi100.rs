@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::ids::OrderKey;
-use crate::inbound::{Geo, InboundEvent, LogisticsEvent, ParseError, Waybill};
+use crate::inbound::{GeoPoint, InboundEvent, LogisticsEvent, ParseError, Waybill};
 use crate::inbox::RawCallback;
 use crate::json::{parse_time, text};
 use crate::lifecycle::Lifecycle::*;
@@ -66,10 +66,10 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
     Ok(Opened::Message { message_id: body_hash_id(param.as_bytes()), payload: param.into_bytes(), key_slot })
 }
 
-fn geo(area_center: &str) -> Option<Geo> {
+fn geo(area_center: &str) -> Option<GeoPoint> {
     let (lng, lat) = area_center.split_once(',')?;
     let (lat, lng) = (lat.trim().parse::<f64>().ok()?, lng.trim().parse::<f64>().ok()?);
-    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(Geo { lat, lng })
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(GeoPoint { lat, lng })
 }
 
 /// Parses `param`: the newest trace line (Kuaidi100 lists newest first) becomes one event for the
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn area_centres_are_lng_lat() {
-        assert_eq!(geo("120.15,30.28"), Some(Geo { lat: 30.28, lng: 120.15 }));
+        assert_eq!(geo("120.15,30.28"), Some(GeoPoint { lat: 30.28, lng: 120.15 }));
         assert_eq!(geo("999,30"), None);
         assert_eq!(geo("nonsense"), None);
     }
