@@ -26,6 +26,13 @@ async fn dynamodb_inventory_and_stats_honour_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_signals_honour_the_contract() {
+    let clients = clients().await;
+    let store = store(&clients);
+    contract::signals(&store, &store, &namespace("signals")).await;
+}
+
+#[tokio::test]
 async fn dynamodb_inbox_honours_the_contract() {
     let clients = clients().await;
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE"));

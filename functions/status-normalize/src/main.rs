@@ -23,6 +23,7 @@ async fn main() -> Result<(), Error> {
             inventory: &store,
             stats: &store,
             inbox: &inbox,
+            signals: &store,
             clock: &clock,
             rules: &config.rules,
         },

@@ -18,11 +18,13 @@ use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::lifecycle::Lifecycle;
 use crate::order::{Order, Provenance, Verdict};
 use crate::ports::{
-    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Queue, Secrets, Stats, StoreError,
+    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Queue, Secrets, SignalStore, Stats, StoreError,
 };
+use crate::signals::{AddressSign, SignalRecord};
 use crate::stats::{CounterAdd, StoredReport};
 use crate::status::RawStatus;
 use crate::store::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::trust::{AppSignalKind, GeoPoint, SignKind};
 
 fn t(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap() + Duration::minutes(minute)
@@ -253,6 +255,64 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
     let after = store.due(DueKind::RefundCheck, shard, t(70), None, 100).await.unwrap();
     assert_eq!(after.items.len(), expected.len() - 1);
     assert!(after.items.iter().all(|m| m.key != first));
+
+    // A marker set on its own ("re-check now") is found like the others.
+    let now_marker = DueMarker { key: first.clone(), kind: DueKind::TrustRecheck, due_at: t(5), shard, note: None };
+    store.set_due(&now_marker).await.unwrap();
+    let found = store.due(DueKind::TrustRecheck, shard, t(6), None, 10).await.unwrap();
+    assert_eq!(found.items, vec![now_marker]);
+}
+
+/// App signals and address sign history: idempotent records, windows, newest-first history.
+pub async fn signals(store: &dyn SignalStore, stats: &dyn Stats, ns: &str) {
+    let customer = format!("{ns}-cust");
+    let counter_name = ns_counter(ns);
+    let signal = |n: i64, kind| SignalRecord {
+        message_id: MessageId::parse(&format!("sig{n}")).unwrap(),
+        kind,
+        at: t(n),
+        order: Some(key(ns, "5001")),
+        location: (kind == AppSignalKind::GpsPing).then_some(GeoPoint { lat: 30.27, lng: 120.15 }),
+        accuracy_m: (kind == AppSignalKind::GpsPing).then_some(25.0),
+    };
+    let counters = |n: i64| vec![counter(Source::App, day(11), u16::try_from(n).unwrap() % 8, &counter_name, 1)];
+    for (n, kind) in [(1, AppSignalKind::AppOpened), (5, AppSignalKind::GpsPing), (9, AppSignalKind::LogisticsViewed)] {
+        store.record_signal(&customer, &signal(n, kind), &counters(n)).await.unwrap();
+    }
+    // A redelivered signal changes nothing, counters included.
+    store.record_signal(&customer, &signal(5, AppSignalKind::GpsPing), &counters(5)).await.unwrap();
+    let found = store.signals(&customer, t(1), t(5)).await.unwrap();
+    assert_eq!(
+        found,
+        vec![signal(1, AppSignalKind::AppOpened), signal(5, AppSignalKind::GpsPing)],
+        "inclusive window, oldest first"
+    );
+    assert!(store.signals(&format!("{ns}-other"), t(0), t(100)).await.unwrap().is_empty(), "per customer");
+    let month = stats.month(Source::App, day(11)).await.unwrap();
+    assert_eq!(month.iter().map(|d| d.get(&counter_name)).sum::<i64>(), 3);
+
+    let addr = format!("{ns}-addr");
+    let sign = |n: i64, kind| AddressSign {
+        at: t(n),
+        order: key(ns, &format!("60{n}")),
+        kind,
+        station: Some("菜鸟驿站(幸福里店)".into()),
+        score: 55,
+    };
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(1, SignKind::ParcelStation), true).await.unwrap(), 1);
+    assert_eq!(
+        store.record_sign(&addr, "2026-11", &sign(1, SignKind::ParcelStation), true).await.unwrap(),
+        1,
+        "idempotent"
+    );
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(2, SignKind::Recipient), false).await.unwrap(), 1);
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(3, SignKind::Locker), true).await.unwrap(), 2);
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(4, SignKind::ProxyPerson), true).await.unwrap(), 3);
+    assert_eq!(store.proxy_receipts(&addr, "2026-11").await.unwrap(), 3);
+    assert_eq!(store.proxy_receipts(&addr, "2026-12").await.unwrap(), 0, "per month");
+    let last: Vec<i64> =
+        store.address_signs(&addr, 3).await.unwrap().iter().map(|s| (s.at - t(0)).num_minutes()).collect();
+    assert_eq!(last, [4, 3, 2], "the last three, newest first");
 }
 
 /// Reservations: reserving twice is a no-op, releasing happens exactly once.
@@ -482,6 +542,12 @@ mod tests {
         let store = MemoryStore::default();
         inventory(&store, "mem").await;
         stats(&store, "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_signals_honour_the_contract() {
+        let store = MemoryStore::default();
+        signals(&store, &store, "mem").await;
     }
 
     #[tokio::test]

@@ -135,6 +135,8 @@ pub struct AddressEvent {
     pub addr_key: String,
     /// District, for logs and reports (never the full address).
     pub district: String,
+    /// The customer this order goes to (the seller's own opaque id), when the app says.
+    pub customer: Option<String>,
     /// Geocoded location.
     pub location: Option<GeoPoint>,
 }

@@ -15,6 +15,7 @@ pub mod order;
 pub mod platform;
 pub mod ports;
 pub mod secrets;
+pub mod signals;
 pub mod signature;
 pub mod sources;
 pub mod stats;

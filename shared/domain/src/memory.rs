@@ -15,8 +15,9 @@ use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::order::Order;
 use crate::ports::{
     EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, PublishError, Queue, QueueError, Secrets,
-    SecretsError, Stats, StoreError,
+    SecretsError, SignalStore, Stats, StoreError,
 };
+use crate::signals::{AddressSign, SignalRecord};
 use crate::stats::{CounterAdd, DayCounters, StoredReport, valid_counter_name};
 use crate::store::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Page};
 
@@ -43,6 +44,9 @@ struct StoreState {
     reservations: BTreeMap<(OrderKey, Sku), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
     reports: BTreeMap<(String, String), StoredReport>,
+    signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
+    address_signs: BTreeMap<(String, DateTime<Utc>, OrderKey), AddressSign>,
+    proxy: BTreeMap<(String, String), u32>,
 }
 
 /// Orders, reservations and stats in memory (one struct, as one account holds the tables).
@@ -137,6 +141,12 @@ impl OrderStore for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        lock(&self.state).due.insert((marker.key.clone(), marker.kind), marker.clone());
+        Ok(())
     }
 
     async fn history(
@@ -234,6 +244,75 @@ impl Stats for MemoryStore {
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {
         Ok(lock(&self.state).reports.get(&(kind.to_owned(), period.to_owned())).cloned())
+    }
+}
+
+#[async_trait]
+impl SignalStore for MemoryStore {
+    async fn record_signal(
+        &self,
+        customer: &str,
+        signal: &SignalRecord,
+        counters: &[CounterAdd],
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
+        let mut state = lock(&self.state);
+        let key = (customer.to_owned(), signal.at, signal.message_id.clone());
+        if state.signals.contains_key(&key) {
+            return Ok(());
+        }
+        state.signals.insert(key, signal.clone());
+        apply_counters(&mut state, counters);
+        Ok(())
+    }
+
+    async fn signals(
+        &self,
+        customer: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SignalRecord>, StoreError> {
+        Ok(lock(&self.state)
+            .signals
+            .iter()
+            .filter(|((c, at, _), _)| c == customer && *at >= from && *at <= to)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn record_sign(
+        &self,
+        addr_key: &str,
+        month: &str,
+        sign: &AddressSign,
+        proxy: bool,
+    ) -> Result<u32, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let key = (addr_key.to_owned(), sign.at, sign.order.clone());
+        let fresh = !state.address_signs.contains_key(&key);
+        state.address_signs.insert(key, sign.clone());
+        let count = state.proxy.entry((addr_key.to_owned(), month.to_owned())).or_default();
+        if fresh && proxy {
+            *count += 1;
+        }
+        Ok(*count)
+    }
+
+    async fn proxy_receipts(&self, addr_key: &str, month: &str) -> Result<u32, StoreError> {
+        Ok(lock(&self.state).proxy.get(&(addr_key.to_owned(), month.to_owned())).copied().unwrap_or(0))
+    }
+
+    async fn address_signs(&self, addr_key: &str, n: u32) -> Result<Vec<AddressSign>, StoreError> {
+        Ok(lock(&self.state)
+            .address_signs
+            .iter()
+            .rev()
+            .filter(|((a, _, _), _)| a == addr_key)
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+            .map(|(_, s)| s.clone())
+            .collect())
     }
 }
 

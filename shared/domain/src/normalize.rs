@@ -14,11 +14,14 @@ use chrono_tz::Asia::Shanghai;
 
 use crate::events::DomainEvent;
 use crate::ids::{OrderKey, Source};
-use crate::inbound::{InboundEvent, InboundMessage, LogisticsEvent, OrderFacts, StatusEvent};
+use crate::inbound::{
+    AddressEvent, AppEvent, AppSignalKind, InboundEvent, InboundMessage, LogisticsEvent, OrderFacts, StatusEvent,
+};
 use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::lifecycle::{Lifecycle, RefundState};
-use crate::order::{Order, Provenance, SignInfo, StatusChange, Verdict, apply};
-use crate::ports::{Inbox, InventoryStore, OrderStore, Stats, StoreError};
+use crate::order::{DeliveryAddress, Order, Provenance, SignInfo, StatusChange, Verdict, apply};
+use crate::ports::{Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
+use crate::signals::{SignalRecord, customer_key};
 use crate::sources;
 use crate::stats::{CounterAdd, names};
 use crate::status::{RawStatus, StatusMapping, Target};
@@ -100,6 +103,8 @@ pub struct Rules {
     pub shards: u16,
     /// Attempts per event when concurrent writers collide.
     pub max_attempts: u32,
+    /// A sign downgraded to SignPendingConfirmation is looked at again after this.
+    pub trust_recheck_after: Duration,
 }
 
 impl Default for Rules {
@@ -110,6 +115,7 @@ impl Default for Rules {
             release_within: Duration::minutes(30),
             shards: 8,
             max_attempts: 8,
+            trust_recheck_after: Duration::hours(2),
         }
     }
 }
@@ -152,6 +158,8 @@ pub struct Normalizer<'a> {
     pub stats: &'a dyn Stats,
     /// Archived payloads too large for the queue.
     pub inbox: &'a dyn Inbox,
+    /// App signals.
+    pub signals: &'a dyn SignalStore,
     /// Now.
     pub clock: &'a dyn Clock,
     /// Rules.
@@ -177,9 +185,8 @@ impl Normalizer<'_> {
             match event {
                 InboundEvent::Status(status) => out.extend(self.status(message, status).await?),
                 InboundEvent::Logistics(logistics) => out.extend(self.logistics(message, logistics).await?),
-                InboundEvent::App(_) | InboundEvent::Address(_) => {
-                    tracing::info!(source = %message.source, message_id = %message.message_id, "app signal noted");
-                }
+                InboundEvent::App(app) => self.app_signal(app).await?,
+                InboundEvent::Address(address) => out.extend(self.address(message, address).await?),
                 InboundEvent::Ignored(why) => {
                     tracing::info!(source = %message.source, message_id = %message.message_id, why, "nothing to apply");
                 }
@@ -204,8 +211,75 @@ impl Normalizer<'_> {
         if message.source != Source::App && is_shipping(&change.mapping) {
             facts.scanned_out = true;
         }
-        let applied = self.apply_change(&change, &facts, None, event.event_time.is_none()).await?;
+        let no_time = event.event_time.is_none();
+        let applied =
+            self.apply_change(&change, &facts, &|order: &mut Order| flag_no_time(order, no_time), &[]).await?;
         self.effects(&applied, &facts).await
+    }
+
+    /// Stores an app signal with its counters; a customer's confirmation or "not received"
+    /// asks for the order's trust re-check now.
+    async fn app_signal(&self, event: AppEvent) -> Result<(), Failure> {
+        let record = SignalRecord {
+            message_id: event.message_id.clone(),
+            kind: event.kind,
+            at: event.at,
+            order: event.key.clone(),
+            location: event.location,
+            accuracy_m: event.accuracy_m,
+        };
+        let counter = match event.kind {
+            AppSignalKind::LogisticsViewed => Some(names::APP_LOGISTICS_VIEWS),
+            AppSignalKind::Consultation => Some(names::APP_CONSULTATIONS),
+            _ => None,
+        };
+        let channel = event.key.as_ref().map_or(Source::App, |k| k.source);
+        let shard = event.key.as_ref().map_or(0, |k| k.shard(self.rules.shards));
+        let counters: Vec<CounterAdd> = counter
+            .map(|name| CounterAdd { channel, day: business_day(event.at), shard, name: name.into(), by: 1 })
+            .into_iter()
+            .collect();
+        self.signals.record_signal(&customer_key(&event.customer), &record, &counters).await?;
+        if matches!(event.kind, AppSignalKind::SignConfirmed | AppSignalKind::NotReceived)
+            && let Some(key) = &event.key
+        {
+            let marker = DueMarker {
+                key: key.clone(),
+                kind: DueKind::TrustRecheck,
+                due_at: self.clock.now(),
+                shard,
+                note: Some("customer".into()),
+            };
+            self.orders.set_due(&marker).await?;
+        }
+        Ok(())
+    }
+
+    /// Files the geocoded delivery address (and the customer) on the order.
+    async fn address(&self, message: &InboundMessage, event: AddressEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: message.received_at,
+            received_at: message.received_at,
+            raw: RawStatus::new("address", event.addr_key.clone()),
+            mapping: StatusMapping::Informational("delivery address"),
+            provenance: Provenance::Callback,
+        };
+        let address = DeliveryAddress {
+            addr_key: event.addr_key.clone(),
+            district: event.district.clone(),
+            location: event.location,
+        };
+        let customer = event.customer.as_deref().map(customer_key);
+        let patch = move |order: &mut Order| {
+            order.address = Some(address.clone());
+            if customer.is_some() {
+                order.customer.clone_from(&customer);
+            }
+        };
+        self.apply_change(&change, &OrderFacts::default(), &patch, &[]).await?;
+        Ok(Vec::new())
     }
 
     async fn logistics(&self, message: &InboundMessage, event: LogisticsEvent) -> Result<Vec<DomainEvent>, Failure> {
@@ -234,18 +308,28 @@ impl Normalizer<'_> {
             text: event.text.chars().take(300).collect(),
             location: event.location,
         });
-        let applied = self.apply_change(&change, &facts, sign.as_ref(), event.event_time.is_none()).await?;
+        let no_time = event.event_time.is_none();
+        let patch = |order: &mut Order| {
+            flag_no_time(order, no_time);
+            if let Some(sign) = &sign
+                && order.sign.as_ref().is_none_or(|s| s.at <= sign.at)
+            {
+                order.sign = Some(sign.clone());
+            }
+        };
+        let applied = self.apply_change(&change, &facts, &patch, &[]).await?;
         self.effects(&applied, &facts).await
     }
 
     /// Applies one change through the state machine with a conditional, versioned write;
-    /// retries lost races; returns what is now recorded.
+    /// `patch` sets other order fields in the same write, `extra` counters go with it too.
+    /// Retries lost races; returns what is now recorded.
     pub async fn apply_change(
         &self,
         change: &StatusChange,
         facts: &OrderFacts,
-        sign: Option<&SignInfo>,
-        no_source_time: bool,
+        patch: &(dyn Fn(&mut Order) + Sync),
+        extra: &[CounterAdd],
     ) -> Result<Applied, Failure> {
         for _ in 0..self.rules.max_attempts.max(1) {
             let stored = self.orders.get(&change.key).await?;
@@ -253,7 +337,8 @@ impl Normalizer<'_> {
             let (change, hold) = hold_unshipped(stored.as_ref(), change, facts);
             let outcome = apply(stored.as_ref(), &change, now);
             let mut order = outcome.order.clone();
-            fold_facts(&mut order, facts, sign, hold, no_source_time);
+            fold_facts(&mut order, facts, hold);
+            patch(&mut order);
             let changed = stored.as_ref() != Some(&order);
             let expected_version = stored.as_ref().map_or(0, |o| o.version);
             if changed {
@@ -279,7 +364,11 @@ impl Normalizer<'_> {
                 expected_version,
                 history: entry.clone(),
                 due: self.due_changes(&order, &entry, now),
-                counters: self.counters(&change, &entry, stored.as_ref(), &order, now),
+                counters: self
+                    .counters(&change, &entry, stored.as_ref(), &order, now)
+                    .into_iter()
+                    .chain(extra.iter().cloned())
+                    .collect(),
             };
             match self.orders.commit(&write).await {
                 Ok(()) => return Ok(Applied { entry, order, fresh: true }),
@@ -318,7 +407,16 @@ impl Normalizer<'_> {
                 _ => due.push(DueChange::Clear(DueKind::RefundCheck)),
             }
         }
-        if let Some((_, to)) = entry.lifecycle {
+        if let Some((from, to)) = entry.lifecycle {
+            if to == Lifecycle::SignPendingConfirmation {
+                due.push(marker(
+                    DueKind::TrustRecheck,
+                    now + self.rules.trust_recheck_after,
+                    "SignPendingConfirmation",
+                ));
+            } else if from == Some(Lifecycle::SignPendingConfirmation) {
+                due.push(DueChange::Clear(DueKind::TrustRecheck));
+            }
             match self.rules.sla.limit(order.key.source, to) {
                 Some(limit) => {
                     let since = order.entered.get(&to).copied().unwrap_or(entry.event_time);
@@ -536,13 +634,13 @@ fn hold_unshipped(
     (held, Some(flag))
 }
 
-fn fold_facts(
-    order: &mut Order,
-    facts: &OrderFacts,
-    sign: Option<&SignInfo>,
-    hold: Option<&str>,
-    no_source_time: bool,
-) {
+fn flag_no_time(order: &mut Order, no_source_time: bool) {
+    if no_source_time {
+        order.flags.insert("no_source_time".to_owned());
+    }
+}
+
+fn fold_facts(order: &mut Order, facts: &OrderFacts, hold: Option<&str>) {
     if let Some(waybill) = &facts.waybill {
         order.waybill = Some(waybill.clone());
     }
@@ -558,14 +656,6 @@ fn fold_facts(
     if order.lifecycle.is_some_and(|l| !l.is_before_shipment()) {
         order.flags.remove("shipped_without_waybill");
         order.flags.remove("awaiting_scan_out");
-    }
-    if no_source_time {
-        order.flags.insert("no_source_time".to_owned());
-    }
-    if let Some(sign) = sign
-        && order.sign.as_ref().is_none_or(|s| s.at <= sign.at)
-    {
-        order.sign = Some(sign.clone());
     }
 }
 
@@ -698,6 +788,7 @@ mod tests {
                 inventory: &self.store,
                 stats: &self.store,
                 inbox: &self.inbox,
+                signals: &self.store,
                 clock: &self.clock,
                 rules: &self.rules,
             }

@@ -10,6 +10,7 @@ use crate::ids::{MessageId, OrderKey, ShopId, Sku, Source};
 use crate::inbox::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
 use crate::inventory::{ReleaseOutcome, Reservation};
 use crate::order::Order;
+use crate::signals::{AddressSign, SignalRecord};
 use crate::stats::{CounterAdd, DayCounters, StoredReport};
 use crate::store::{DueKind, DueMarker, HistoryEntry, OrderWrite, Page};
 
@@ -62,6 +63,9 @@ pub trait OrderStore: Send + Sync {
     /// Returns whether it removed it.
     async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// Creates or moves one due marker outside an order write (e.g. "re-check now").
+    async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError>;
+
     /// The order's history, oldest first, a page at a time.
     async fn history(&self, key: &OrderKey, cursor: Option<&str>, limit: u32)
     -> Result<Page<HistoryEntry>, StoreError>;
@@ -75,6 +79,44 @@ pub trait OrderStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<DueMarker>, StoreError>;
+}
+
+/// App signals per customer and sign history per address.
+#[async_trait]
+pub trait SignalStore: Send + Sync {
+    /// Records a signal (kept 7 days) and adds `counters`, atomically; recording the same
+    /// signal again changes nothing.
+    async fn record_signal(
+        &self,
+        customer: &str,
+        signal: &SignalRecord,
+        counters: &[CounterAdd],
+    ) -> Result<(), StoreError>;
+
+    /// A customer's signals in `[from, to]`, oldest first.
+    async fn signals(
+        &self,
+        customer: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<SignalRecord>, StoreError>;
+
+    /// Records a sign at an address; a proxy receipt also adds to the address's count for
+    /// `month` (`yyyy-mm`, Beijing). Recording the same sign again changes nothing. Returns the
+    /// month's proxy receipts after this sign.
+    async fn record_sign(
+        &self,
+        addr_key: &str,
+        month: &str,
+        sign: &AddressSign,
+        proxy: bool,
+    ) -> Result<u32, StoreError>;
+
+    /// Proxy receipts at an address in `month`.
+    async fn proxy_receipts(&self, addr_key: &str, month: &str) -> Result<u32, StoreError>;
+
+    /// The last `n` signs at an address, newest first.
+    async fn address_signs(&self, addr_key: &str, n: u32) -> Result<Vec<AddressSign>, StoreError>;
 }
 
 /// Per-order stock reservations.

@@ -5,7 +5,7 @@
 //! Payload: `{"type": "...", "timestamp": "...", "data": {...}}`. Types:
 //! - `order.status` `{order_id, status, promised_ship_at?, lines?: [{sku, qty}], waybill?: {carrier, number}, scanned_out?}`
 //! - `order.refund` `{order_id, refund_status, kind?: "refund_only"|"return_and_refund"}`
-//! - `order.address` `{order: "<channel>/<shop>/<order_id>", addr_key, district, lat?, lng?}`
+//! - `order.address` `{order: "<channel>/<shop>/<order_id>", addr_key, district, customer?, lat?, lng?}`
 //! - `app.opened`, `gps.ping`, `logistics.viewed`, `consultation`, `sign.confirmed`,
 //!   `sign.not_received` `{customer, order?: "<channel>/<shop>/<order_id>", at?, lat?, lng?, accuracy_m?}`
 //!
@@ -159,6 +159,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
                 message_id,
                 addr_key: text(&data, "addr_key").ok_or(ParseError::Field("addr_key"))?,
                 district: text(&data, "district").unwrap_or_default(),
+                customer: text(&data, "customer"),
                 location: location(&data),
             })])
         }

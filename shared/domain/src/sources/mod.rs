@@ -74,8 +74,8 @@ pub(crate) fn secrets_in_order(secret: &SourceSecret) -> impl Iterator<Item = (&
     std::iter::once((&secret.secret, false)).chain(secret.previous_secret.iter().map(|s| (s, true)))
 }
 
-/// A dedupe key from the body when the sender gives none: `h-` and 32 hex of SHA-256.
-pub(crate) fn body_hash_id(body: &[u8]) -> MessageId {
+/// A dedupe key from bytes when the sender gives none: `h-` and 32 hex of SHA-256.
+pub fn body_hash_id(body: &[u8]) -> MessageId {
     let digest = Sha256::digest(body);
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     // `h-` and 32 hex characters always pass `MessageId::parse`'s rules.
