@@ -86,6 +86,30 @@ pub enum DomainEvent {
         /// The limit, minutes.
         limit_minutes: i64,
     },
+    /// A carrier's "signed" was scored.
+    SignInTrustAssessed {
+        /// The order.
+        key: OrderKey,
+        /// Score 0–100.
+        score: u8,
+        /// Whether it reached the threshold.
+        trusted: bool,
+        /// Who signed (recipient, proxy, station, locker, unknown).
+        sign_kind: String,
+        /// Distance from the delivery address, metres.
+        distance_m: Option<f64>,
+        /// One line per rule.
+        reasons: Vec<String>,
+    },
+    /// An address keeps getting proxy receipts: call a dedicated courier before dispatch.
+    DedicatedCourierSuggested {
+        /// The order whose sign tipped it.
+        key: OrderKey,
+        /// The seller's key of the address (no street text).
+        addr_key: String,
+        /// Proxy receipts this month (Beijing).
+        proxy_receipts: u32,
+    },
     /// A callback was refused at the door.
     WebhookRejected {
         /// Sender.
@@ -112,6 +136,8 @@ impl DomainEvent {
             DomainEvent::StockReserved { .. } => "StockReserved",
             DomainEvent::InventoryReleased { .. } => "InventoryReleased",
             DomainEvent::SlaBreached { .. } => "SlaBreached",
+            DomainEvent::SignInTrustAssessed { .. } => "SignInTrustAssessed",
+            DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
         }
     }

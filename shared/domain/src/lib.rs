@@ -23,6 +23,7 @@ pub mod status;
 pub mod store;
 pub mod time;
 pub mod trust;
+pub mod trustcheck;
 pub mod webhook;
 
 #[cfg(any(test, feature = "contract"))]
