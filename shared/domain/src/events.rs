@@ -110,6 +110,22 @@ pub enum DomainEvent {
         /// Proxy receipts this month (Beijing).
         proxy_receipts: u32,
     },
+    /// A platform confirmed a refund that no callback had told us about.
+    CallbackMissing {
+        /// The order.
+        key: OrderKey,
+        /// What to look at: usually a changed key or an expired token on the callback side.
+        hint: String,
+    },
+    /// A shop's access token could not be refreshed: its platform cannot be asked until fixed.
+    TokenRefreshFailed {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// Why (no token or secret material).
+        reason: String,
+    },
     /// A callback was refused at the door.
     WebhookRejected {
         /// Sender.
@@ -137,6 +153,8 @@ impl DomainEvent {
             DomainEvent::InventoryReleased { .. } => "InventoryReleased",
             DomainEvent::SlaBreached { .. } => "SlaBreached",
             DomainEvent::SignInTrustAssessed { .. } => "SignInTrustAssessed",
+            DomainEvent::CallbackMissing { .. } => "CallbackMissing",
+            DomainEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
             DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
         }

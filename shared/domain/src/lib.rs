@@ -14,6 +14,7 @@ pub mod normalize;
 pub mod order;
 pub mod platform;
 pub mod ports;
+pub mod refundcheck;
 pub mod secrets;
 pub mod signals;
 pub mod signature;

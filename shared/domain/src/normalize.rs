@@ -476,6 +476,18 @@ impl Normalizer<'_> {
         adds
     }
 
+    /// Applies a change (from any provenance) and runs its side effects: what a callback, a
+    /// poll and an ops call all go through.
+    pub async fn apply_status(
+        &self,
+        change: &StatusChange,
+        facts: &OrderFacts,
+    ) -> Result<(Applied, Vec<DomainEvent>), Failure> {
+        let applied = self.apply_change(change, facts, &|_: &mut Order| {}, &[]).await?;
+        let events = self.effects(&applied, facts).await?;
+        Ok((applied, events))
+    }
+
     /// Side effects and events of an applied event (repeated identically on redelivery).
     async fn effects(&self, applied: &Applied, facts: &OrderFacts) -> Result<Vec<DomainEvent>, Failure> {
         let mut events = events_of(&applied.entry);
