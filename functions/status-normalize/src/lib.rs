@@ -2,7 +2,8 @@
 //! every event through the domain's state machine, publishes domain events in batches of 10;
 //! and, on its schedule, sweeps SLA due markers.
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use adapters::lambda::receive_count;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
@@ -70,10 +71,6 @@ pub struct App<'a> {
     pub stats: &'a dyn Stats,
 }
 
-fn receive_count(record: &SqsMessage) -> u32 {
-    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1)
-}
-
 impl App<'_> {
     /// Handles one invocation: an SQS batch, the SLA sweep (`{"sweep":"sla"}`).
     pub async fn handle(&self, event: Value) -> Value {
@@ -90,7 +87,7 @@ impl App<'_> {
         if event.get("sweep").and_then(Value::as_str) == Some("sla") {
             let n = &self.normalizer;
             let (events, report) = sla_sweep(n.orders, self.stats, n.clock, n.rules).await;
-            let failed = self.publish(&events).await;
+            let failed = adapters::lambda::publish(self.events, &events).await;
             tracing::info!(due = report.due, breached = report.breached, unpublished = failed.len(), "SLA sweep done");
             return serde_json::to_value(report).unwrap_or(Value::Null);
         }
@@ -99,38 +96,7 @@ impl App<'_> {
 
     /// Processes a batch; returns only the failed message ids.
     pub async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
-        let outcomes = futures::future::join_all(records.iter().map(|record| self.record(record))).await;
-        let mut failed: Vec<String> = Vec::new();
-        let mut owners: Vec<usize> = Vec::new();
-        let mut events: Vec<DomainEvent> = Vec::new();
-        for (index, outcome) in outcomes.into_iter().enumerate() {
-            match outcome {
-                Ok(produced) => {
-                    owners.extend(std::iter::repeat_n(index, produced.len()));
-                    events.extend(produced);
-                }
-                Err(()) => failed.push(records[index].message_id.clone().unwrap_or_default()),
-            }
-        }
-        // A publish failure fails only the messages whose events did not go out; their
-        // redelivery finds the history entries and publishes the same events again.
-        for position in self.publish(&events).await {
-            if let Some(id) = owners.get(position).and_then(|i| records[*i].message_id.clone())
-                && !failed.contains(&id)
-            {
-                failed.push(id);
-            }
-        }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failed
-            .into_iter()
-            .map(|id| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failure
-            })
-            .collect();
-        response
+        adapters::lambda::batch(&records, self.events, |record| self.record(record)).await
     }
 
     async fn record(&self, record: &SqsMessage) -> Result<Vec<DomainEvent>, ()> {
@@ -171,20 +137,6 @@ impl App<'_> {
         match self.dead_letter.send(std::slice::from_ref(&message)).await {
             Ok(failed) if failed.is_empty() => Ok(Vec::new()),
             _ => Err(()),
-        }
-    }
-
-    /// Publishes; returns the positions of events that did not go out.
-    async fn publish(&self, events: &[DomainEvent]) -> Vec<usize> {
-        if events.is_empty() {
-            return Vec::new();
-        }
-        match self.events.publish(events).await {
-            Ok(failed) => failed,
-            Err(err) => {
-                tracing::warn!(error = %err, "event bus unavailable");
-                (0..events.len()).collect()
-            }
         }
     }
 }

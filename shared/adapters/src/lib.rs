@@ -5,6 +5,7 @@ pub mod aws;
 pub mod bus;
 pub mod config;
 pub mod dynamo;
+pub mod lambda;
 pub mod logging;
 pub mod schema;
 pub mod sqs;

@@ -1,0 +1,68 @@
+//! What every SQS-triggered function does the same way: process a batch concurrently, publish
+//! the resulting domain events in batches, and report only the failed messages (partial batch
+//! failure) — a message whose events did not go out is failed too, and its redelivery publishes
+//! them again.
+
+use std::future::Future;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use domain::events::DomainEvent;
+use domain::ports::EventPublisher;
+
+/// How many times SQS has delivered this message.
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1)
+}
+
+/// Publishes; returns the positions of the events that did not go out.
+pub async fn publish(bus: &dyn EventPublisher, events: &[DomainEvent]) -> Vec<usize> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    match bus.publish(events).await {
+        Ok(failed) => failed,
+        Err(err) => {
+            tracing::warn!(error = %err, "event bus unavailable");
+            (0..events.len()).collect()
+        }
+    }
+}
+
+/// Runs `handle` on every record (concurrently), publishes what they produced, and answers
+/// with the ids of the records that failed or whose events were not published.
+pub async fn batch<'r, F, Fut>(records: &'r [SqsMessage], bus: &dyn EventPublisher, handle: F) -> SqsBatchResponse
+where
+    F: Fn(&'r SqsMessage) -> Fut,
+    Fut: Future<Output = Result<Vec<DomainEvent>, ()>>,
+{
+    let outcomes = futures::future::join_all(records.iter().map(handle)).await;
+    let mut failed: Vec<String> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
+    let mut events: Vec<DomainEvent> = Vec::new();
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(produced) => {
+                owners.extend(std::iter::repeat_n(index, produced.len()));
+                events.extend(produced);
+            }
+            Err(()) => failed.push(records[index].message_id.clone().unwrap_or_default()),
+        }
+    }
+    for position in publish(bus, &events).await {
+        if let Some(id) = owners.get(position).and_then(|i| records[*i].message_id.clone())
+            && !failed.contains(&id)
+        {
+            failed.push(id);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
