@@ -54,7 +54,8 @@ start_moto() {
   mkdir -p "$STACK_DIR"
   local port
   port=$(free_port "${MOTO_PORT:-}")
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
+  # moto's server with DynamoDB's transaction isolation (see scripts/moto_server.py).
+  "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
   STARTED_PIDS+=($!)
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_REGION="${AWS_REGION:-cn-north-1}" AWS_DEFAULT_REGION="${AWS_REGION:-cn-north-1}"

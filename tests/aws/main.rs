@@ -5,4 +5,6 @@
 
 mod contract;
 mod functions;
+mod normalize;
 mod schema;
+mod webhook;

@@ -237,16 +237,15 @@ impl Front<'_> {
     ) -> (Reply, Handled) {
         let mut quarantined = false;
         if let Some(callback) = &callback {
+            // Unique per callback: its arrival time and its exact bytes.
+            let mut identity = callback.received_at.timestamp_nanos_opt().unwrap_or_default().to_be_bytes().to_vec();
+            identity.extend_from_slice(&callback.body);
+            for (name, value) in &callback.headers {
+                identity.extend_from_slice(name.as_bytes());
+                identity.extend_from_slice(value.as_bytes());
+            }
             let copy = Quarantined {
-                id: crate::sources::body_hash_id(
-                    format!(
-                        "{}:{}",
-                        callback.received_at.timestamp_nanos_opt().unwrap_or_default(),
-                        callback.body.len()
-                    )
-                    .as_bytes(),
-                )
-                .to_string(),
+                id: crate::sources::body_hash_id(&identity).to_string(),
                 callback: callback.clone(),
                 reason: reason.to_owned(),
             };

@@ -37,7 +37,8 @@ fn sqs_record(id: &str, body: &str, queue: &str) -> Value {
 fn main() -> anyhow::Result<()> {
     let root = tests::stack::root().join("events");
     let now = std::env::args().any(|a| a == "--now");
-    let at: DateTime<Utc> = if now { Utc::now() } else { Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default() };
+    let at: DateTime<Utc> =
+        if now { Utc::now() } else { Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default() };
     let shop = "shop-1001";
     let secret = "demo-secret";
     // One callback per source, as the sender would post it.
@@ -53,10 +54,25 @@ fn main() -> anyhow::Result<()> {
     for (source, name, payload, query, id) in &callbacks {
         let mut signed = fixtures::sign(*source, payload, &fixtures::signing_key(*source, secret), at, id);
         signed.query.clone_from(query);
-        write(&root.join(format!("webhook-verify/{name}.json")), &fixtures::http_event("POST", source.as_str(), shop, &signed, at))?;
+        write(
+            &root.join(format!("webhook-verify/{name}.json")),
+            &fixtures::http_event("POST", source.as_str(), shop, &signed, at),
+        )?;
         // The same callback as status-normalize receives it from the inbound queue.
-        let message = DayCallback { source: *source, shop: shop.into(), payload: payload.clone(), query: query.clone(), message_id: format!("sample-{name}"), sent_at: at }.inbound();
-        inbound.push(sqs_record(&format!("00000000-0000-4000-8000-{:012}", inbound.len() + 1), &serde_json::to_string(&message)?, "orderhub-InboundQueue"));
+        let message = DayCallback {
+            source: *source,
+            shop: shop.into(),
+            payload: payload.clone(),
+            query: query.clone(),
+            message_id: format!("sample-{name}"),
+            sent_at: at,
+        }
+        .inbound();
+        inbound.push(sqs_record(
+            &format!("00000000-0000-4000-8000-{:012}", inbound.len() + 1),
+            &serde_json::to_string(&message)?,
+            "orderhub-InboundQueue",
+        ));
     }
     let tampered = {
         let mut signed = fixtures::sign(Source::Youzan, &callbacks[1].2, secret, at, "");
@@ -64,8 +80,20 @@ fn main() -> anyhow::Result<()> {
         fixtures::http_event("POST", "youzan", shop, &signed, at)
     };
     write(&root.join("webhook-verify/youzan-tampered.json"), &tampered)?;
-    write(&root.join("webhook-verify/unknown-source.json"), &fixtures::http_event("POST", "tiktok", shop, &fixtures::Signed { headers: vec![], body: b"{}".to_vec(), query: vec![] }, at))?;
-    write(&root.join("webhook-verify/replay-quarantine.json"), &json!({"replay": {"source": "douyin", "shop": shop, "from": "2026-11-11T00:00:00Z", "to": "2026-11-12T00:00:00Z"}}))?;
+    write(
+        &root.join("webhook-verify/unknown-source.json"),
+        &fixtures::http_event(
+            "POST",
+            "tiktok",
+            shop,
+            &fixtures::Signed { headers: vec![], body: b"{}".to_vec(), query: vec![] },
+            at,
+        ),
+    )?;
+    write(
+        &root.join("webhook-verify/replay-quarantine.json"),
+        &json!({"replay": {"source": "douyin", "shop": shop, "from": "2026-11-11T00:00:00Z", "to": "2026-11-12T00:00:00Z"}}),
+    )?;
     write(&root.join("status-normalize/sqs-batch-every-source.json"), &json!({"Records": inbound}))?;
     // The trust queue receives the event bus's envelope of OrderStatusChanged to Signed.
     let signed_event = json!({
@@ -74,11 +102,26 @@ fn main() -> anyhow::Result<()> {
         "detail": {"key": {"source": "douyin", "shop": shop, "order_id": "6921000000000002"}, "from": "OutForDelivery", "to": "Signed", "stage": "Signed",
                    "event_time": at.to_rfc3339(), "applied_at": at.to_rfc3339(), "provenance": "Callback"}
     });
-    write(&root.join("signin-trust-check/sqs-signed.json"), &json!({"Records": [sqs_record("00000000-0000-4000-8000-000000000101", &signed_event.to_string(), "orderhub-TrustQueue")]}))?;
-    write(&root.join("signin-trust-check/evidence.json"), &json!({"evidence": {"order": "douyin/shop-1001/6921000000000002"}}))?;
-    write(&root.join("signin-trust-check/recheck-orders.json"), &json!({"recheck": {"orders": ["douyin/shop-1001/6921000000000002"]}}))?;
-    write(&root.join("refund-dual-check/release-orders.json"), &json!({"release": {"orders": ["douyin/shop-1001/6921000000000001", "douyin/shop-1001/6921000000000003"]}}))?;
-    write(&root.join("refund-dual-check/recheck-orders.json"), &json!({"recheck": {"orders": ["douyin/shop-1001/6921000000000001"]}}))?;
+    write(
+        &root.join("signin-trust-check/sqs-signed.json"),
+        &json!({"Records": [sqs_record("00000000-0000-4000-8000-000000000101", &signed_event.to_string(), "orderhub-TrustQueue")]}),
+    )?;
+    write(
+        &root.join("signin-trust-check/evidence.json"),
+        &json!({"evidence": {"order": "douyin/shop-1001/6921000000000002"}}),
+    )?;
+    write(
+        &root.join("signin-trust-check/recheck-orders.json"),
+        &json!({"recheck": {"orders": ["douyin/shop-1001/6921000000000002"]}}),
+    )?;
+    write(
+        &root.join("refund-dual-check/release-orders.json"),
+        &json!({"release": {"orders": ["douyin/shop-1001/6921000000000001", "douyin/shop-1001/6921000000000003"]}}),
+    )?;
+    write(
+        &root.join("refund-dual-check/recheck-orders.json"),
+        &json!({"recheck": {"orders": ["douyin/shop-1001/6921000000000001"]}}),
+    )?;
     println!("sample events written under {} (signed for {at})", root.display());
     Ok(())
 }

@@ -1,0 +1,267 @@
+//! status-normalize end to end on the local stack: partial batch failures, dead letters with
+//! their reason, a day delivered three times shuffled to concurrent consumers, and the AWS
+//! requests each applied event and each duplicate costs.
+
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue};
+use aws_lambda_events::sqs::SqsMessage;
+use chrono::{DateTime, TimeZone, Utc};
+use domain::fixtures::{self, DayCallback};
+use domain::inbound::InboundMessage;
+use domain::memory::{MemoryInbox, MemoryStore};
+use domain::normalize::{Normalizer, Rules};
+use domain::ports::OrderStore;
+use domain::time::FixedClock;
+use serde_json::json;
+use status_normalize::App;
+use tests::stack::{self, clients, namespace};
+
+struct Rig {
+    clients: Clients,
+    store: DynamoStore,
+    inbox: DynamoInbox,
+    bus: BusPublisher,
+    dead_letter: SqsQueue,
+    dead_letter_url: String,
+    clock: FixedClock,
+    rules: Rules,
+}
+
+impl Rig {
+    async fn new(prefix: &str, at: DateTime<Utc>) -> Rig {
+        let clients = clients().await;
+        let dead_letter_url = stack::scratch_queue(&clients, &namespace(prefix)).await;
+        Rig {
+            store: DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE")),
+            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
+            dead_letter: SqsQueue::new(clients.sqs.clone(), dead_letter_url.clone()),
+            dead_letter_url,
+            clock: FixedClock::new(at),
+            rules: Rules::default(),
+            clients,
+        }
+    }
+
+    fn app(&self) -> App<'_> {
+        App {
+            normalizer: Normalizer {
+                orders: &self.store,
+                inventory: &self.store,
+                stats: &self.store,
+                inbox: &self.inbox,
+                signals: &self.store,
+                clock: &self.clock,
+                rules: &self.rules,
+            },
+            events: &self.bus,
+            dead_letter: &self.dead_letter,
+            stats: &self.store,
+        }
+    }
+}
+
+fn record(id: &str, body: &str) -> SqsMessage {
+    serde_json::from_value(json!({"messageId": id, "receiptHandle": id, "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}})).unwrap()
+}
+
+/// Shops of their own per test, so tests never share orders.
+fn with_shop(day: Vec<DayCallback>, shop: &str) -> Vec<DayCallback> {
+    day.into_iter()
+        .map(|mut c| {
+            c.shop = shop.to_owned();
+            c.query = c.query.into_iter().map(|(k, v)| (k, v.replace("shop-1001", shop))).collect();
+            c
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_bad_message_never_redelivers_its_neighbours_and_dead_letters_with_its_reason() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let rig = Rig::new("sn-batch", at).await;
+    let shop = namespace("sb").replace('-', "");
+    let good = DayCallback {
+        source: domain::Source::Douyin,
+        shop: shop.clone(),
+        payload: fixtures::douyin_push("101", "b1", json!({"p_id": "7001", "pay_time": at.timestamp()})),
+        query: vec![],
+        message_id: "b1".into(),
+        sent_at: at,
+    };
+    let malformed =
+        DayCallback { payload: b"{\"not\":\"an array\"}".to_vec(), message_id: "b2".into(), ..good.clone() };
+    let records = vec![
+        record("r1", &serde_json::to_string(&good.inbound()).unwrap()),
+        record("r2", &serde_json::to_string(&malformed.inbound()).unwrap()),
+        record("r3", "this is not an inbound message"),
+    ];
+    let response = rig.app().batch(records).await;
+    assert!(response.batch_item_failures.is_empty(), "permanent failures are dead-lettered, not retried: {response:?}");
+    let dead = rig
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&rig.dead_letter_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let reasons: Vec<String> = dead
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            m.message_attributes().and_then(|a| a.get("reason")).and_then(|r| r.string_value()).map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("malformed")), "{reasons:?}");
+    let key = domain::OrderKey::parse(domain::Source::Douyin, &shop, "7001").unwrap();
+    assert_eq!(rig.store.get(&key).await.unwrap().and_then(|o| o.lifecycle), Some(domain::Lifecycle::Paid));
+}
+
+#[tokio::test]
+async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_on_dynamodb() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let rig = Rig::new("sn-day", at + chrono::Duration::days(1)).await;
+    let shop = namespace("sd").replace('-', "");
+    let day = with_shop(fixtures::day(6, at), &shop);
+    // In order, in memory: the expected final states.
+    let memory = MemoryStore::default();
+    let memory_inbox = MemoryInbox::default();
+    let expected_rules = Rules::default();
+    let in_order = Normalizer {
+        orders: &memory,
+        inventory: &memory,
+        stats: &memory,
+        inbox: &memory_inbox,
+        signals: &memory,
+        clock: &rig.clock,
+        rules: &expected_rules,
+    };
+    for callback in &day {
+        in_order.handle(&callback.inbound()).await.unwrap();
+    }
+    // Three times, shuffled, ten messages per batch, three batches at a time.
+    let mut deliveries: Vec<InboundMessage> = day.iter().chain(&day).chain(&day).map(DayCallback::inbound).collect();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..deliveries.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        deliveries.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
+    }
+    let app = rig.app();
+    let batches: Vec<Vec<SqsMessage>> = deliveries
+        .chunks(10)
+        .enumerate()
+        .map(|(b, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| record(&format!("{b}-{i}"), &serde_json::to_string(m).unwrap()))
+                .collect()
+        })
+        .collect();
+    for group in batches.chunks(3) {
+        let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone()))).await;
+        for response in responses {
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        }
+    }
+    let mut compared = 0;
+    for callback in &day {
+        let message = callback.inbound();
+        let Ok(events) = domain::sources::parse(
+            message.source,
+            &message.shop,
+            message.payload.as_deref().unwrap_or_default().as_bytes(),
+            &message.query,
+            at,
+        ) else {
+            continue;
+        };
+        for event in events {
+            let key = match event {
+                domain::inbound::InboundEvent::Status(s) => s.key,
+                domain::inbound::InboundEvent::Logistics(l) => l.key,
+                _ => continue,
+            };
+            let want =
+                memory.get(&key).await.unwrap().map(|o| (o.lifecycle, o.refund, o.entered, o.waybill, o.unmapped));
+            let got =
+                rig.store.get(&key).await.unwrap().map(|o| (o.lifecycle, o.refund, o.entered, o.waybill, o.unmapped));
+            assert!(want.is_some());
+            assert_eq!(got, want, "{key}");
+            let history = |page: domain::store::Page<domain::store::HistoryEntry>| {
+                page.items.into_iter().map(|h| h.message_id).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                history(rig.store.history(&key, None, 1000).await.unwrap()),
+                history(memory.history(&key, None, 1000).await.unwrap()),
+                "{key}: nothing missing from history, nothing twice"
+            );
+            compared += 1;
+        }
+    }
+    eprintln!("compared {compared} events' orders after {} deliveries", deliveries.len());
+}
+
+#[tokio::test]
+async fn aws_requests_per_applied_event_and_per_duplicate() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let rig = Rig::new("sn-count", at).await;
+    let shop = namespace("sc").replace('-', "");
+    let messages: Vec<InboundMessage> = (0..40)
+        .map(|n| {
+            DayCallback {
+                source: domain::Source::Douyin,
+                shop: shop.clone(),
+                payload: fixtures::douyin_push(
+                    "100",
+                    &format!("c{n}"),
+                    json!({"p_id": format!("80{n:04}"), "create_time": at.timestamp()}),
+                ),
+                query: vec![],
+                message_id: format!("c{n}"),
+                sent_at: at,
+            }
+            .inbound()
+        })
+        .collect();
+    let batches: Vec<Vec<SqsMessage>> = messages
+        .chunks(10)
+        .enumerate()
+        .map(|(b, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| record(&format!("{b}-{i}"), &serde_json::to_string(m).unwrap()))
+                .collect()
+        })
+        .collect();
+    let app = rig.app();
+    rig.clients.requests.take();
+    for batch in &batches {
+        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+    }
+    let applied = rig.clients.requests.take();
+    let get = applied.get("DynamoDB.GetItem").copied().unwrap_or(0);
+    let write = applied.get("DynamoDB.TransactWriteItems").copied().unwrap_or(0);
+    let put_events = applied.get("EventBridge.PutEvents").copied().unwrap_or(0);
+    eprintln!(
+        "per applied event: {:.2} GetItem, {:.2} TransactWriteItems, {:.2} PutEvents ({applied:?})",
+        get as f64 / 40.0,
+        write as f64 / 40.0,
+        put_events as f64 / 40.0
+    );
+    assert_eq!(write, 40, "one write per applied event");
+    assert_eq!(get, 40, "one read per applied event (the version the write is conditional on)");
+    assert_eq!(put_events, 4, "events of a batch of ten go out in one PutEvents");
+    for batch in &batches {
+        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+    }
+    let duplicate = rig.clients.requests.take();
+    eprintln!("per duplicate: {duplicate:?} for 40");
+    assert_eq!(duplicate.get("DynamoDB.TransactWriteItems").copied(), Some(40), "one refused conditional write each");
+}
