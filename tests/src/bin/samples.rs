@@ -20,6 +20,9 @@ fn write(path: &Path, value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One sample callback: sender, file name, payload, query parameters, message id.
+type Sample<'a> = (Source, &'a str, Vec<u8>, Vec<(String, String)>, &'a str);
+
 fn sqs_record(id: &str, body: &str, queue: &str) -> Value {
     json!({
         "messageId": id,
@@ -42,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     let shop = "shop-1001";
     let secret = "demo-secret";
     // One callback per source, as the sender would post it.
-    let callbacks: Vec<(Source, &str, Vec<u8>, Vec<(String, String)>, &str)> = vec![
+    let callbacks: Vec<Sample<'_>> = vec![
         (Source::Douyin, "douyin-refund-success", fixtures::douyin_push("206", "7311111111111111206", json!({"p_id": "6921000000000001", "aftersale_id": "7300000000000001", "aftersale_type": 2, "success_time": at.timestamp()})), vec![], "7311111111111111206"),
         (Source::Youzan, "youzan-trade-paid", fixtures::youzan_push("trade_TradePaid", "E20261111100000001", "WAIT_SELLER_SEND_GOODS", at.timestamp()), vec![], ""),
         (Source::Kuaishou, "kuaishou-order-paid", fixtures::kuaishou_message("ks-20261111-0001", "KWAISHOP_ORDER_STATUS_CHANGE", "2026111100000001", 30, at.timestamp_millis(), false), vec![], ""),
