@@ -1,10 +1,13 @@
 //! Integration tests against the local AWS stack (moto's server, resources created from
 //! `infra/template.yaml`). Run them with `scripts/test.sh`, which starts and stops the stack.
+//! `platform` needs no AWS: it runs the platform query clients against a fake gateway
+//! (`cargo test -p tests --test aws platform::`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod contract;
 mod functions;
 mod normalize;
+mod platform;
 mod schema;
 mod webhook;

@@ -1,7 +1,9 @@
 //! Test harness shared by the integration tests and the cold-start meter: the local stack's
-//! environment, SDK clients pointed at it, probes, and a mock Lambda Runtime API.
+//! environment, SDK clients pointed at it, probes, a mock Lambda Runtime API, and a fake of the
+//! sales platforms' query gateways.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod fake_platform;
 pub mod runtime_api;
 pub mod stack;

@@ -1,5 +1,6 @@
-//! AWS adapters for orderhub's ports (DynamoDB, SQS, EventBridge, SSM Parameter Store), the
-//! configuration read at init, and JSON logging. The domain never sees an SDK type.
+//! Adapters for orderhub's ports: AWS (DynamoDB, SQS, EventBridge, SSM Parameter Store), the
+//! sales platforms' query APIs over HTTPS, the configuration read at init, and JSON logging.
+//! The domain never sees an SDK or HTTP type.
 
 pub mod aws;
 pub mod bus;
@@ -7,6 +8,7 @@ pub mod config;
 pub mod dynamo;
 pub mod lambda;
 pub mod logging;
+pub mod platform;
 pub mod schema;
 pub mod sqs;
 pub mod ssm;

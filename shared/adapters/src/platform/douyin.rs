@@ -1,0 +1,255 @@
+//! Douyin (抖店) open API: `/order/orderDetail` for an order's after-sale state and
+//! `/token/refresh`.
+//!
+//! Request shape (zsmhub/doudian-sdk `core/doudian_op_api_client.go`): `POST {base}/{path}`
+//! with `app_key, method, timestamp, v=2, sign_method=hmac-sha256, sign, access_token` in the
+//! query string and `param_json` (keys sorted, compact) as the JSON body; the SDK also sends
+//! `x-open-no-old-err-code: 1`, asking for the current error codes mapped below. The answer is
+//! `{code, msg, sub_code, sub_msg, data}` with `code` 10000 for success.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use domain::ids::{OrderKey, ShopId, Source};
+use domain::json::{parse_time, text};
+use domain::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::secrets::Secret;
+use domain::signature::{douyin_api_sign, douyin_param_json};
+use domain::sources::douyin::refund_kind;
+use domain::status::RawStatus;
+
+use super::{BuildError, Call, ClientConfig, DOUYIN_BASE_URL, Http, PlatformError, refresh_token_of, token_expiry};
+
+/// The success code of every Douyin answer.
+const SUCCESS: &str = "10000";
+
+/// `sub_code`s meaning the access token is no longer valid: `isv.access-token-expired`,
+/// `isv.access-token-no-existed` (both under code 40003) and `dop.authorization-no-existed`
+/// (30001, the shop's authorisation lapsed). Sources: the platform's error table as copied in
+/// tb07/jinritemai `src/Error/ErrorCode.php`; the official Python SDK's `DoudianOpApiLight`
+/// refreshes on the first two.
+const TOKEN_SUB_CODES: &[&str] =
+    &["isv.access-token-expired", "isv.access-token-no-existed", "dop.authorization-no-existed"];
+
+/// 60000 触发限流 (rate limited); no wait is given. Same table.
+const RATE_LIMITED: &str = "60000";
+
+/// 20001 内部服务超时 (the platform's own timeout: transient). Same table.
+const PLATFORM_TIMEOUT: &str = "20001";
+
+/// `order.orderDetail`'s codes for an order it does not know: `isv.parameter-invalid:20014`
+/// 查询订单不存在, `isv.parameter-invalid:20001` 订单不存在, `isv.business-failed:20015`
+/// 订单不是该店铺下的订单 (not this shop's: for this shop, unknown). Source: the per-API return
+/// codes of a C# Douyin SDK (`OrderOrderDetailReq`, namespace `ecommerce.sdk.douyin`).
+const NOT_FOUND_SUB_CODES: &[&str] =
+    &["isv.parameter-invalid:20014", "isv.parameter-invalid:20001", "isv.business-failed:20015"];
+
+/// A Douyin open API client.
+#[derive(Debug, Clone)]
+pub struct DouyinClient {
+    config: ClientConfig,
+    http: Http,
+}
+
+impl DouyinClient {
+    /// A client of Douyin's real gateway with the default timeout.
+    pub fn production() -> Result<Self, BuildError> {
+        Self::new(ClientConfig::new(DOUYIN_BASE_URL)?)
+    }
+
+    /// A client of the gateway at `config.base_url`.
+    pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
+        let http = Http::new(config.timeout)?;
+        Ok(Self { config, http })
+    }
+
+    /// Calls `method` (`order.orderDetail`) with `params`; the answer's `data`.
+    async fn call(
+        &self,
+        method: &str,
+        params: &Value,
+        credentials: &Credentials,
+        access_token: Option<&str>,
+        call: Call,
+    ) -> Result<Value, QueryError> {
+        let param_json = douyin_param_json(params);
+        let timestamp = self.config.clock.now().timestamp().to_string();
+        let sign =
+            douyin_api_sign(&credentials.app_key, credentials.app_secret.expose(), method, &param_json, &timestamp);
+        let mut url = self.config.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| QueryError::Transport("base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(method.split('.'));
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("app_key", &credentials.app_key)
+                .append_pair("method", method)
+                .append_pair("timestamp", &timestamp)
+                .append_pair("v", "2")
+                .append_pair("sign_method", "hmac-sha256")
+                .append_pair("sign", &sign);
+            if let Some(token) = access_token {
+                query.append_pair("access_token", token);
+            }
+        }
+        let request = self
+            .http
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-open-no-old-err-code", "1")
+            .body(param_json);
+        let reply = self.http.send(request).await?;
+        let status_error = reply.status_error();
+        let body = reply.into_body()?;
+        if text(&body, "code").as_deref() == Some(SUCCESS) {
+            return body.get("data").cloned().ok_or_else(|| QueryError::Malformed("success without data".into()));
+        }
+        if body.get("code").is_none() {
+            return Err(status_error.unwrap_or_else(|| QueryError::Malformed("no code in the answer".into())));
+        }
+        Err(classify(PlatformError::from_fields(&body, "code", "msg", "sub_code", "sub_msg"), call, credentials))
+    }
+}
+
+/// Maps a Douyin error to the port's error.
+fn classify(error: PlatformError, call: Call, credentials: &Credentials) -> QueryError {
+    let sub = error.sub_code.as_deref().unwrap_or_default();
+    match error.code.as_str() {
+        _ if call == Call::Query && TOKEN_SUB_CODES.contains(&sub) => QueryError::TokenExpired,
+        RATE_LIMITED => QueryError::RateLimited { retry_after_s: None },
+        PLATFORM_TIMEOUT => QueryError::Timeout,
+        _ if call == Call::Query && NOT_FOUND_SUB_CODES.contains(&sub) => QueryError::NotFound,
+        _ => error.into_platform(credentials),
+    }
+}
+
+/// A code as text, `None` for the zero Douyin sends when there is nothing (no after-sale).
+fn code(value: &Value, field: &str) -> Option<String> {
+    text(value, field).filter(|c| c != "0")
+}
+
+/// The after-sale state of an `order.orderDetail` answer (`data`): the shop order's
+/// `order_status` and `main_status`, and each sku order's `after_sale_info` codes. The answer
+/// names no after-sale id (`/afterSale/Detail` would, but needs that id), so `refund_id` is
+/// left empty.
+fn refund_answer(data: &Value) -> Result<RefundAnswer, QueryError> {
+    let order = data
+        .get("shop_order_detail")
+        .filter(|o| o.is_object())
+        .ok_or_else(|| QueryError::Malformed("no shop_order_detail".into()))?;
+    let mut answer = RefundAnswer::default();
+    let order_time = order.get("update_time").and_then(parse_time);
+    for field in ["order_status", "main_status"] {
+        if let Some(c) = code(order, field) {
+            answer.statuses.push((RawStatus::new(field, c), order_time));
+        }
+    }
+    for sku in order.get("sku_order_list").and_then(Value::as_array).into_iter().flatten() {
+        let Some(info) = sku.get("after_sale_info").filter(|i| i.is_object()) else { continue };
+        let Some(after_sale) = code(info, "after_sale_status") else { continue };
+        let at = sku.get("update_time").and_then(parse_time).or(order_time);
+        answer.statuses.push((RawStatus::new("after_sale_status", after_sale), at));
+        if let Some(refund) = code(info, "refund_status") {
+            answer.statuses.push((RawStatus::new("refund_status", refund), at));
+        }
+        if answer.refund_kind.is_none() {
+            answer.refund_kind = text(info, "after_sale_type").as_deref().and_then(refund_kind);
+        }
+    }
+    // Several sku orders in the same state say it once.
+    let mut seen = std::collections::HashSet::new();
+    answer.statuses.retain(|s| seen.insert(s.clone()));
+    Ok(answer)
+}
+
+#[async_trait]
+impl PlatformQuery for DouyinClient {
+    fn source(&self) -> Source {
+        Source::Douyin
+    }
+
+    async fn refund_status(&self, key: &OrderKey, credentials: &Credentials) -> Result<RefundAnswer, QueryError> {
+        let params = json!({ "shop_order_id": key.order_id.as_str() });
+        let token = Some(credentials.access_token.expose());
+        let data = self.call("order.orderDetail", &params, credentials, token, Call::Query).await?;
+        refund_answer(&data)
+    }
+
+    async fn refresh_token(&self, _shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+        let params = json!({ "grant_type": "refresh_token", "refresh_token": refresh_token_of(credentials)? });
+        // The SDK sends no access token with `token.refresh` (`RefreshAccessToken` passes nil).
+        let data = self.call("token.refresh", &params, credentials, None, Call::Refresh).await?;
+        let access_token =
+            text(&data, "access_token").ok_or_else(|| QueryError::Malformed("no access_token".into()))?;
+        let expires_at = token_expiry(self.config.clock.now(), None, data.get("expires_in"))
+            .ok_or_else(|| QueryError::Malformed("no expires_in".into()))?;
+        Ok(RefreshedToken {
+            access_token: Secret::new(access_token),
+            expires_at,
+            refresh_token: text(&data, "refresh_token").map(Secret::new),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::lifecycle::RefundKind;
+
+    fn creds() -> Credentials {
+        Credentials {
+            app_key: "7012345678901234567".into(),
+            app_secret: Secret::new("dd-app-secret"),
+            access_token: Secret::new("dd-access-token"),
+            refresh_token: None,
+        }
+    }
+
+    #[test]
+    fn errors_map_to_the_port() {
+        let e = |code: &str, sub: Option<&str>| PlatformError {
+            code: code.into(),
+            sub_code: sub.map(Into::into),
+            message: "m".into(),
+        };
+        let q = Call::Query;
+        assert_eq!(classify(e("40003", Some("isv.access-token-expired")), q, &creds()), QueryError::TokenExpired);
+        assert_eq!(classify(e("40003", Some("isv.access-token-no-existed")), q, &creds()), QueryError::TokenExpired);
+        assert_eq!(classify(e("30001", Some("dop.authorization-no-existed")), q, &creds()), QueryError::TokenExpired);
+        assert_eq!(classify(e("60000", None), q, &creds()), QueryError::RateLimited { retry_after_s: None });
+        assert_eq!(classify(e("20001", None), q, &creds()), QueryError::Timeout);
+        assert_eq!(classify(e("40004", Some("isv.parameter-invalid:20014")), q, &creds()), QueryError::NotFound);
+        assert_eq!(classify(e("50002", Some("isv.business-failed:20015")), q, &creds()), QueryError::NotFound);
+        assert_eq!(
+            classify(e("40003", Some("isv.signature-invalid")), q, &creds()),
+            QueryError::Platform { code: "40003/isv.signature-invalid".into(), message: "m".into() }
+        );
+        // A token error while refreshing is the refresh failing, not a reason to refresh.
+        assert!(matches!(
+            classify(e("40003", Some("isv.access-token-expired")), Call::Refresh, &creds()),
+            QueryError::Platform { .. }
+        ));
+    }
+
+    #[test]
+    fn order_detail_gives_raw_after_sale_codes() {
+        let data = json!({"shop_order_detail": {
+        "order_id": "4781320682406083640", "order_status": 4, "main_status": 22, "update_time": 1_794_362_400,
+        "sku_order_list": [
+            {"order_id": "1", "update_time": 1_794_366_000,
+             "after_sale_info": {"after_sale_status": 12, "after_sale_type": 1, "refund_status": 3}},
+            {"order_id": "2", "update_time": 1_794_366_000,
+             "after_sale_info": {"after_sale_status": 12, "after_sale_type": 1, "refund_status": 3}},
+            {"order_id": "3", "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0}}
+        ]}});
+        let answer = refund_answer(&data).unwrap();
+        let codes: Vec<String> = answer.statuses.iter().map(|(s, _)| s.to_string()).collect();
+        assert_eq!(codes, ["order_status=4", "main_status=22", "after_sale_status=12", "refund_status=3"]);
+        assert_eq!(answer.statuses[2].1, parse_time(&json!(1_794_366_000)));
+        assert_eq!(answer.refund_kind, Some(RefundKind::RefundOnly));
+        assert!(refund_answer(&json!({})).is_err());
+    }
+}

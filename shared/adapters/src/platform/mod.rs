@@ -1,0 +1,361 @@
+//! Clients of the sales platforms' own query APIs: the [`PlatformQuery`] port over HTTPS, one
+//! struct per platform ([`DouyinClient`], [`PddClient`], [`TaobaoClient`]), each signing its
+//! requests exactly as the platform requires (`domain::signature`).
+//!
+//! A client holds its configuration and one HTTP client (a connection pool) and nothing else:
+//! no token, no answer and no platform state is cached between calls. Errors are mapped to
+//! [`QueryError`] here, at the edge; their texts never carry a token, a secret or a URL (the
+//! Douyin URL carries the access token), and nothing here logs one.
+//!
+//! [`PlatformQuery`]: domain::platform::PlatformQuery
+
+mod douyin;
+mod pdd;
+mod taobao;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode, Url};
+use serde_json::Value;
+
+use domain::json::{parse_time, text};
+use domain::platform::{Credentials, QueryError};
+use domain::time::{Clock, SystemClock};
+
+pub use domain::signature::TaobaoSignMethod;
+pub use douyin::DouyinClient;
+pub use pdd::PddClient;
+pub use taobao::TaobaoClient;
+
+/// Douyin (抖店) open API gateway.
+pub const DOUYIN_BASE_URL: &str = "https://openapi-fxg.jinritemai.com";
+/// Pinduoduo (拼多多) open API router.
+pub const PDD_BASE_URL: &str = "https://gw-api.pinduoduo.com/api/router";
+/// Taobao/Tmall TOP router.
+pub const TAOBAO_BASE_URL: &str = "https://eco.taobao.com/router/rest";
+
+/// The per-request timeout unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest platform message kept in a [`QueryError::Platform`], in characters.
+const MESSAGE_CHARS: usize = 200;
+
+/// Why a client could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The base URL does not parse.
+    #[error("base URL is not a URL")]
+    BadUrl,
+    /// Plain HTTP to anything but loopback would send tokens in clear text.
+    #[error("base URL must be https (plain http only to loopback)")]
+    NotHttps,
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("http client: {0}")]
+    Http(String),
+}
+
+/// How a client reaches its platform.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The gateway URL (the platform's real one by default; the fake platform in tests).
+    pub base_url: Url,
+    /// Time allowed for each request, from sending to the last byte of the answer.
+    pub timeout: Duration,
+    /// The source of "now" for timestamps and token expiry.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration for `base_url` with the default timeout and the system clock.
+    ///
+    /// `base_url` must be `https`, or `http` to a loopback host (the fake platform in tests).
+    pub fn new(base_url: &str) -> Result<Self, BuildError> {
+        let base_url = Url::parse(base_url).map_err(|_| BuildError::BadUrl)?;
+        let loopback = matches!(base_url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        match base_url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            _ => return Err(BuildError::NotHttps),
+        }
+        Ok(Self { base_url, timeout: DEFAULT_TIMEOUT, clock: Arc::new(SystemClock) })
+    }
+
+    /// The same with another per-request timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The same with another clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// The HTTP side shared by the three clients.
+#[derive(Debug, Clone)]
+struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+/// What came back, before the platform's envelope is read.
+struct Reply {
+    status: StatusCode,
+    retry_after_s: Option<u64>,
+    body: Option<Value>,
+}
+
+impl Http {
+    fn new(timeout: Duration) -> Result<Self, BuildError> {
+        let client = reqwest::Client::builder()
+            // A redirect would carry the query string (Douyin's token) to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .user_agent(concat!("orderhub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError::Http(e.without_url().to_string()))?;
+        Ok(Self { client, timeout })
+    }
+
+    /// Sends a request and reads the whole answer within the timeout.
+    async fn send(&self, request: RequestBuilder) -> Result<Reply, QueryError> {
+        let response = request.timeout(self.timeout).send().await.map_err(transport_error)?;
+        let status = response.status();
+        let retry_after_s = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        Ok(Reply { status, retry_after_s, body: serde_json::from_slice(&bytes).ok() })
+    }
+}
+
+impl Reply {
+    /// The JSON body of a 2xx answer, or the error its HTTP status says. A 429 is a rate
+    /// limit whatever the body; another non-2xx answer is returned with its body when it has
+    /// one, for the platform's envelope to explain.
+    fn into_body(self) -> Result<Value, QueryError> {
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(QueryError::RateLimited { retry_after_s: self.retry_after_s });
+        }
+        match self.body {
+            Some(body) => Ok(body),
+            None if self.status.is_success() => Err(QueryError::Malformed("body is not JSON".into())),
+            None => Err(QueryError::Transport(format!("HTTP {}", self.status.as_u16()))),
+        }
+    }
+
+    /// The error for a non-2xx answer whose body held no platform error.
+    fn status_error(&self) -> Option<QueryError> {
+        (!self.status.is_success()).then(|| QueryError::Transport(format!("HTTP {}", self.status.as_u16())))
+    }
+}
+
+/// A transport failure, without the URL (which may carry a token).
+fn transport_error(error: reqwest::Error) -> QueryError {
+    if error.is_timeout() {
+        return QueryError::Timeout;
+    }
+    let kind = if error.is_connect() {
+        "connect"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer"
+    } else if error.is_request() {
+        "sending the request"
+    } else {
+        "http"
+    };
+    QueryError::Transport(format!("{kind}: {}", error.without_url()))
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by these gateways).
+fn retry_after(headers: &HeaderMap) -> Option<u64> {
+    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Which call an error answers: a token error on a refresh must not ask for another refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Query,
+    Refresh,
+}
+
+/// A platform's error, as the three envelopes carry it.
+#[derive(Debug, Clone, Default)]
+struct PlatformError {
+    code: String,
+    sub_code: Option<String>,
+    message: String,
+}
+
+impl PlatformError {
+    fn from_fields(value: &Value, code: &str, msg: &str, sub_code: &str, sub_msg: &str) -> Self {
+        let message = text(value, sub_msg).or_else(|| text(value, msg)).unwrap_or_default();
+        Self { code: text(value, code).unwrap_or_default(), sub_code: text(value, sub_code), message }
+    }
+
+    /// `code` and `sub_code` as one string, e.g. `40003/isv.signature-invalid`.
+    fn full_code(&self) -> String {
+        match &self.sub_code {
+            Some(sub) if *sub != self.code => format!("{}/{sub}", self.code),
+            _ => self.code.clone(),
+        }
+    }
+
+    /// The catch-all [`QueryError::Platform`], message trimmed and scrubbed of credentials.
+    fn into_platform(self, credentials: &Credentials) -> QueryError {
+        QueryError::Platform { code: self.full_code(), message: clean_message(&self.message, credentials) }
+    }
+}
+
+/// A platform message made safe for errors and logs: credentials masked (a gateway may echo a
+/// parameter back), control characters dropped, at most [`MESSAGE_CHARS`] characters.
+fn clean_message(message: &str, credentials: &Credentials) -> String {
+    let mut out = message.to_owned();
+    let secrets = [Some(&credentials.access_token), Some(&credentials.app_secret), credentials.refresh_token.as_ref()];
+    for secret in secrets.into_iter().flatten().map(|s| s.expose()).filter(|s| s.len() >= 4) {
+        out = out.replace(secret, "***");
+    }
+    out.chars().filter(|c| !c.is_control()).take(MESSAGE_CHARS).collect::<String>().trim().to_owned()
+}
+
+/// When a token expires, from an absolute time (`expires_at`, epoch seconds or milliseconds)
+/// or else a lifetime in seconds from now. Douyin documents `expires_in` as a lifetime in some
+/// SDKs and as an epoch in others: a value that is itself a plausible epoch is read as one.
+fn token_expiry(now: DateTime<Utc>, absolute: Option<&Value>, lifetime: Option<&Value>) -> Option<DateTime<Utc>> {
+    if let Some(at) = absolute.and_then(parse_time) {
+        return Some(at);
+    }
+    let seconds = match lifetime? {
+        Value::Number(n) => n.as_i64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    if seconds > 1_000_000_000 {
+        return parse_time(&Value::from(seconds));
+    }
+    (seconds > 0).then(|| now + chrono::Duration::seconds(seconds))
+}
+
+/// The credentials' refresh token, or the error that says there is none.
+fn refresh_token_of(credentials: &Credentials) -> Result<&str, QueryError> {
+    credentials.refresh_token.as_ref().map(|t| t.expose()).filter(|t| !t.is_empty()).ok_or_else(|| {
+        QueryError::Platform {
+            code: "no_refresh_token".into(),
+            message: "the shop has no refresh token: it must authorise the app again".into(),
+        }
+    })
+}
+
+/// A form body (`application/x-www-form-urlencoded`) of `params`.
+fn form_body<'a>(params: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in params {
+        form.append_pair(key, value);
+    }
+    form.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use domain::secrets::Secret;
+    use serde_json::json;
+
+    fn credentials() -> Credentials {
+        Credentials {
+            app_key: "key".into(),
+            app_secret: Secret::new("app-secret-value"),
+            access_token: Secret::new("access-token-value"),
+            refresh_token: Some(Secret::new("refresh-token-value")),
+        }
+    }
+
+    #[test]
+    fn only_https_or_loopback_http() {
+        assert!(ClientConfig::new("https://gw-api.pinduoduo.com/api/router").is_ok());
+        assert!(ClientConfig::new("http://127.0.0.1:8080/api/router").is_ok());
+        assert!(ClientConfig::new("http://localhost:1").is_ok());
+        assert_eq!(ClientConfig::new("http://gw-api.pinduoduo.com").err(), Some(BuildError::NotHttps));
+        assert_eq!(ClientConfig::new("ftp://127.0.0.1").err(), Some(BuildError::NotHttps));
+        assert_eq!(ClientConfig::new("not a url").err(), Some(BuildError::BadUrl));
+    }
+
+    #[test]
+    fn messages_are_trimmed_and_never_carry_credentials() {
+        let c = credentials();
+        let echoed = "bad token access-token-value, secret app-secret-value, refresh refresh-token-value\n";
+        let clean = clean_message(echoed, &c);
+        assert_eq!(clean, "bad token ***, secret ***, refresh ***");
+        let long = "长".repeat(500);
+        assert_eq!(clean_message(&long, &c).chars().count(), MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn full_codes_join_code_and_sub_code() {
+        let e = PlatformError::from_fields(
+            &json!({"code": 40003, "msg": "非法的参数", "sub_code": "isv.signature-invalid", "sub_msg": "签名校验失败"}),
+            "code",
+            "msg",
+            "sub_code",
+            "sub_msg",
+        );
+        assert_eq!(e.full_code(), "40003/isv.signature-invalid");
+        assert_eq!(e.message, "签名校验失败");
+        let same = PlatformError::from_fields(
+            &json!({"error_code": 20004, "sub_code": "20004", "error_msg": "签名验证失败"}),
+            "error_code",
+            "error_msg",
+            "sub_code",
+            "sub_msg",
+        );
+        assert_eq!(same.full_code(), "20004");
+        assert_eq!(same.message, "签名验证失败");
+    }
+
+    #[test]
+    fn token_expiry_reads_absolute_times_then_lifetimes() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 1, 8, 0, 0, 0).single().unwrap();
+        let epoch = at.timestamp();
+        assert_eq!(token_expiry(now, Some(&json!(epoch)), None), Some(at));
+        assert_eq!(token_expiry(now, Some(&json!(epoch * 1000)), Some(&json!(5))), Some(at), "ms epoch wins");
+        assert_eq!(token_expiry(now, None, Some(&json!(604_800))), Some(at));
+        assert_eq!(token_expiry(now, None, Some(&json!("604800"))), Some(at));
+        assert_eq!(token_expiry(now, None, Some(&json!(epoch))), Some(at), "an epoch in expires_in");
+        assert_eq!(token_expiry(now, None, Some(&json!(0))), None);
+        assert_eq!(token_expiry(now, None, None), None);
+    }
+
+    #[test]
+    fn retry_after_in_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(7));
+        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_missing_refresh_token_is_an_error() {
+        let mut c = credentials();
+        assert_eq!(refresh_token_of(&c).ok(), Some("refresh-token-value"));
+        c.refresh_token = None;
+        assert!(matches!(refresh_token_of(&c), Err(QueryError::Platform { code, .. }) if code == "no_refresh_token"));
+    }
+}
