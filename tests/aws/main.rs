@@ -9,5 +9,6 @@ mod contract;
 mod functions;
 mod normalize;
 mod platform;
+mod refund;
 mod schema;
 mod webhook;

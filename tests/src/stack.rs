@@ -65,3 +65,35 @@ pub async fn drain(clients: &Clients, url: &str) -> Vec<String> {
     }
     bodies
 }
+
+/// A private copy of one of the stack's tables (same keys, indexes and TTL, read from the live
+/// table the template created), for tests whose sweeps must see only their own due markers.
+pub async fn private_table(clients: &Clients, env_var: &str, ns: &str) -> String {
+    use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, TimeToLiveSpecification};
+    let source = var(env_var);
+    let table = clients.dynamodb.describe_table().table_name(&source).send().await.unwrap().table.unwrap();
+    let name = format!("{source}-{ns}");
+    let mut create = clients
+        .dynamodb
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(table.attribute_definitions().to_vec()))
+        .set_key_schema(Some(table.key_schema().to_vec()));
+    for index in table.global_secondary_indexes() {
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(index.index_name().unwrap_or_default())
+            .set_key_schema(Some(index.key_schema().to_vec()))
+            .set_projection(index.projection().cloned())
+            .build()
+            .unwrap();
+        create = create.global_secondary_indexes(gsi);
+    }
+    create.send().await.unwrap();
+    let ttl = clients.dynamodb.describe_time_to_live().table_name(&source).send().await.unwrap();
+    if let Some(attribute) = ttl.time_to_live_description().and_then(|d| d.attribute_name()) {
+        let spec = TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build().unwrap();
+        clients.dynamodb.update_time_to_live().table_name(&name).time_to_live_specification(spec).send().await.unwrap();
+    }
+    name
+}

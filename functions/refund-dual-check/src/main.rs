@@ -1,17 +1,78 @@
-//! refund-dual-check's Lambda entry point: read config, build clients, serve.
+//! refund-dual-check's Lambda entry point: read config, build clients and ports once, serve.
 
+use std::time::Duration;
+
+use adapters::platform::{ClientConfig, DouyinClient, PddClient, TaobaoClient};
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SsmSecrets};
+use domain::normalize::{Normalizer, Rules};
+use domain::platform::PlatformQuery;
+use domain::refundcheck::{RefundChecker, RefundRules};
+use domain::secrets::SecretCache;
+use domain::signature::TaobaoSignMethod;
+use domain::time::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use refund_dual_check::{App, Config};
+
+fn platform(url: &str, timeout: Duration) -> ClientConfig {
+    match ClientConfig::new(url) {
+        Ok(config) => config.with_timeout(timeout),
+        Err(err) => adapters::config::exit(&adapters::ConfigError::Malformed {
+            var: "platform API URL",
+            reason: err.to_string(),
+        }),
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
-    let config =
-        refund_dual_check::Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
-    let _clients = adapters::Clients::from_env().await;
-    tracing::info!(stage = %config.resources.stage, "refund-dual-check ready");
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        let _ = event;
-        Ok::<_, Error>(serde_json::json!({"status": "not ready"}))
+    let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
+    let timeout = Duration::from_millis(config.platform_timeout_ms);
+    let douyin = DouyinClient::new(platform(&config.api_urls.douyin, timeout))?;
+    let pdd = PddClient::new(platform(&config.api_urls.pdd, timeout))?;
+    let taobao = TaobaoClient::new(platform(&config.api_urls.taobao, timeout), TaobaoSignMethod::HmacMd5)?;
+    let clients = Clients::from_env().await;
+    let store =
+        DynamoStore::new(clients.dynamodb.clone(), &config.resources.orders_table, &config.resources.stats_table);
+    let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
+    let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    let ssm = SsmSecrets::new(clients.ssm.clone());
+    let clock = SystemClock;
+    let rules = Rules { shards: config.resources.shards, ..Rules::default() };
+    let normalizer = Normalizer {
+        orders: &store,
+        inventory: &store,
+        stats: &store,
+        inbox: &inbox,
+        signals: &store,
+        clock: &clock,
+        rules: &rules,
+    };
+    let secrets =
+        SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
+    let platforms: [&dyn PlatformQuery; 3] = [&douyin, &pdd, &taobao];
+    let refund_rules = RefundRules {
+        pending_recheck_after: chrono::Duration::minutes(config.pending_recheck_minutes),
+        concurrency: config.shop_concurrency,
+        ..RefundRules::default()
+    };
+    let app = App {
+        checker: RefundChecker {
+            normalizer: &normalizer,
+            platforms: &platforms,
+            secrets: &secrets,
+            secret_store: &ssm,
+            stage: &config.resources.stage,
+            rules: &refund_rules,
+        },
+        events: &bus,
+        release_concurrency: config.release_concurrency,
+    };
+    let (app, requests) = (&app, &clients.requests);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let answer = app.handle(event.payload).await;
+        tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        Ok::<_, Error>(answer)
     }))
     .await
 }

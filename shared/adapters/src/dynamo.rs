@@ -146,6 +146,11 @@ impl DynamoStore {
         }
     }
 
+    /// The orders table's name.
+    pub fn orders_table(&self) -> &str {
+        &self.orders_table
+    }
+
     fn counter_updates(&self, adds: &[CounterAdd]) -> Result<Vec<Update>, StoreError> {
         // One update per item: a transaction may not touch the same item twice.
         let mut by_item: BTreeMap<(Source, NaiveDate, u16), BTreeMap<&str, i64>> = BTreeMap::new();

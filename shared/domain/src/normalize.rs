@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
 use crate::events::DomainEvent;
-use crate::ids::{OrderKey, Source};
+use crate::ids::{OrderKey, Sku, Source};
 use crate::inbound::{
     AddressEvent, AppEvent, AppSignalKind, InboundEvent, InboundMessage, LogisticsEvent, OrderFacts, StatusEvent,
 };
@@ -525,8 +525,70 @@ impl Normalizer<'_> {
     }
 }
 
-/// Releases every still-reserved line of an order (exactly once each), counts it, and returns
-/// the `InventoryReleased` event (none when nothing was left to release).
+/// What releasing an order's reserved stock did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Released {
+    /// Lines released by this call (lines released before are not repeated).
+    pub lines: Vec<(Sku, u32)>,
+    /// The counters to add (not yet written: a batch writes them once).
+    pub counters: Vec<CounterAdd>,
+}
+
+impl Released {
+    /// The `InventoryReleased` event, when anything was released.
+    pub fn event(&self, key: &OrderKey, reason: &str) -> Option<DomainEvent> {
+        (!self.lines.is_empty()).then(|| DomainEvent::InventoryReleased {
+            key: key.clone(),
+            lines: self.lines.clone(),
+            reason: reason.to_owned(),
+        })
+    }
+}
+
+/// Releases every still-reserved line of `reserved` (exactly once each: a conditional write per
+/// line, the lines of an order at the same time) and computes the counters.
+pub async fn release_lines(
+    inventory: &dyn InventoryStore,
+    key: &OrderKey,
+    reserved: Vec<Reservation>,
+    refunded_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reason: &str,
+    rules: &Rules,
+) -> Result<Released, Failure> {
+    let open: Vec<Reservation> = reserved.into_iter().filter(|line| line.released_at.is_none()).collect();
+    let outcomes = futures::future::join_all(open.iter().map(|line| inventory.release(key, &line.sku, now))).await;
+    let mut released = Released::default();
+    for (line, outcome) in open.iter().zip(outcomes) {
+        if outcome? == ReleaseOutcome::Released {
+            released.lines.push((line.sku.clone(), line.qty));
+        }
+    }
+    if released.lines.is_empty() {
+        return Ok(released);
+    }
+    let day = business_day(now);
+    let shard = key.shard(rules.shards);
+    let delay = (now - refunded_at).num_seconds().max(0);
+    let lines = i64::try_from(released.lines.len()).unwrap_or(i64::MAX);
+    let mut add = |name: &str, by: i64| {
+        released.counters.push(CounterAdd { channel: key.source, day, shard, name: name.into(), by });
+    };
+    add(names::STOCK_RELEASE_DUE, lines);
+    add(names::STOCK_RELEASED, lines);
+    add(names::STOCK_RELEASE_DELAY_SUM_S, delay * lines);
+    if now - refunded_at <= rules.release_within {
+        add(names::STOCK_RELEASED_ON_TIME, lines);
+    }
+    if reason == "ops" {
+        add(names::OPS_RELEASES, lines);
+    }
+    tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.lines.len(), reason, "stock released");
+    Ok(released)
+}
+
+/// Releases one order's reserved stock, counts it, and returns the `InventoryReleased` event
+/// (none when nothing was left to release).
 pub async fn release_order(
     inventory: &dyn InventoryStore,
     stats: &dyn Stats,
@@ -536,50 +598,15 @@ pub async fn release_order(
     reason: &str,
     rules: &Rules,
 ) -> Result<Vec<DomainEvent>, Failure> {
-    let mut released = Vec::new();
-    for line in inventory.reservations(key).await? {
-        if line.released_at.is_some() {
-            continue;
-        }
-        if inventory.release(key, &line.sku, now).await? == ReleaseOutcome::Released {
-            released.push((line.sku, line.qty));
-        }
-    }
-    if released.is_empty() {
-        return Ok(Vec::new());
-    }
-    let day = business_day(now);
-    let shard = key.shard(rules.shards);
-    let delay = (now - refunded_at).num_seconds().max(0);
-    let lines = i64::try_from(released.len()).unwrap_or(i64::MAX);
-    let mut adds = vec![
-        CounterAdd { channel: key.source, day, shard, name: names::STOCK_RELEASED.into(), by: lines },
-        CounterAdd {
-            channel: key.source,
-            day,
-            shard,
-            name: names::STOCK_RELEASE_DELAY_SUM_S.into(),
-            by: delay * lines,
-        },
-    ];
-    if now - refunded_at <= rules.release_within {
-        adds.push(CounterAdd {
-            channel: key.source,
-            day,
-            shard,
-            name: names::STOCK_RELEASED_ON_TIME.into(),
-            by: lines,
-        });
-    }
-    if reason == "ops" {
-        adds.push(CounterAdd { channel: key.source, day, shard, name: names::OPS_RELEASES.into(), by: lines });
-    }
-    if let Err(err) = stats.add(&adds).await {
+    let reserved = inventory.reservations(key).await?;
+    let released = release_lines(inventory, key, reserved, refunded_at, now, reason, rules).await?;
+    if !released.counters.is_empty()
+        && let Err(err) = stats.add(&released.counters).await
+    {
         // The release itself happened exactly once; a lost counter only dims the report.
         tracing::warn!(order_id = %key.order_id, error = %err, "could not count the release");
     }
-    tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.len(), reason, "stock released");
-    Ok(vec![DomainEvent::InventoryReleased { key: key.clone(), lines: released, reason: reason.to_owned() }])
+    Ok(released.event(key, reason).into_iter().collect())
 }
 
 /// The domain events a history entry stands for.

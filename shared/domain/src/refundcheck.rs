@@ -18,7 +18,7 @@ use crate::events::DomainEvent;
 use crate::ids::{MessageId, OrderKey, ShopId, Source};
 use crate::inbound::OrderFacts;
 use crate::lifecycle::{Lifecycle, RefundState};
-use crate::normalize::{Failure, Normalizer, release_order};
+use crate::normalize::{Failure, Normalizer, release_lines, release_order};
 use crate::order::{Provenance, StatusChange};
 use crate::platform::{Credentials, PlatformQuery, QueryError};
 use crate::ports::Secrets;
@@ -474,57 +474,74 @@ impl RefundChecker<'_> {
     ) -> (Vec<DomainEvent>, BTreeMap<String, ReleaseAnswer>) {
         let n = self.normalizer;
         let now = n.clock.now();
-        let results: Vec<(String, ReleaseAnswer, Vec<DomainEvent>)> = futures::stream::iter(orders.iter().cloned())
-            .map(|key| async move {
-                let answer = async {
-                    let Some(order) = n.orders.get(&key).await? else {
-                        return Ok((ReleaseAnswer::NotFound, Vec::new()));
-                    };
-                    if order.refund != RefundState::Succeeded {
-                        return Ok((ReleaseAnswer::NotRefunded, Vec::new()));
+        let results: Vec<(String, ReleaseAnswer, Vec<DomainEvent>, Vec<CounterAdd>)> =
+            futures::stream::iter(orders.iter().cloned())
+                .map(|key| async move {
+                    let answer = async {
+                        let Some(order) = n.orders.get(&key).await? else {
+                            return Ok((ReleaseAnswer::NotFound, None, Vec::new()));
+                        };
+                        if order.refund != RefundState::Succeeded {
+                            return Ok((ReleaseAnswer::NotRefunded, None, Vec::new()));
+                        }
+                        let refunded_at =
+                            order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
+                        let reserved = n.inventory.reservations(&key).await?;
+                        if reserved.is_empty() {
+                            return Ok((ReleaseAnswer::NothingReserved, None, Vec::new()));
+                        }
+                        let released =
+                            release_lines(n.inventory, &key, reserved, refunded_at, now, "ops", n.rules).await?;
+                        let answer = if released.lines.is_empty() {
+                            ReleaseAnswer::AlreadyReleased
+                        } else {
+                            ReleaseAnswer::Released
+                        };
+                        Ok::<_, Failure>((answer, released.event(&key, "ops"), released.counters))
                     }
-                    let refunded_at =
-                        order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
-                    let reserved = n.inventory.reservations(&key).await?;
-                    if reserved.is_empty() {
-                        return Ok((ReleaseAnswer::NothingReserved, Vec::new()));
+                    .await;
+                    match answer {
+                        Ok((answer, event, counters)) => {
+                            (key.to_string(), answer, event.into_iter().collect(), counters)
+                        }
+                        Err(err) => {
+                            tracing::warn!(order_id = %key.order_id, error = %err, "ops release failed");
+                            (key.to_string(), ReleaseAnswer::Failed, Vec::new(), Vec::new())
+                        }
                     }
-                    let events = release_order(n.inventory, n.stats, &key, refunded_at, now, "ops", n.rules).await?;
-                    Ok::<_, Failure>((
-                        if events.is_empty() { ReleaseAnswer::AlreadyReleased } else { ReleaseAnswer::Released },
-                        events,
-                    ))
-                }
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
                 .await;
-                match answer {
-                    Ok((answer, events)) => (key.to_string(), answer, events),
-                    Err(err) => {
-                        tracing::warn!(order_id = %key.order_id, error = %err, "ops release failed");
-                        (key.to_string(), ReleaseAnswer::Failed, Vec::new())
-                    }
-                }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
         let mut events = Vec::new();
         let mut answers = BTreeMap::new();
-        for (key, answer, produced) in results {
-            answers.insert(key, answer);
-            events.extend(produced);
-        }
-        let add = CounterAdd {
+        // The whole call's counters go in one write at the end, not one per order.
+        let mut counters = vec![CounterAdd {
             channel: orders.first().map_or(Source::App, |k| k.source),
             day: business_day(now),
             shard: 0,
             name: names::OPS_CALLS.into(),
             by: 1,
-        };
-        if let Err(err) = n.stats.add(&[add]).await {
-            tracing::warn!(error = %err, "could not count the ops call");
+        }];
+        for (key, answer, produced, adds) in results {
+            answers.insert(key, answer);
+            events.extend(produced);
+            counters.extend(adds);
+        }
+        if let Err(err) = n.stats.add(&merge(counters)).await {
+            tracing::warn!(error = %err, "could not count the ops release");
         }
         (events, answers)
     }
+}
+
+/// Sums counter adds that go to the same counter.
+fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
+    let mut merged: BTreeMap<(Source, chrono::NaiveDate, u16, String), i64> = BTreeMap::new();
+    for add in adds {
+        *merged.entry((add.channel, add.day, add.shard, add.name)).or_default() += add.by;
+    }
+    merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
 }
 
 fn credentials(secret: &SourceSecret) -> Option<Credentials> {

@@ -1,0 +1,296 @@
+//! refund-dual-check on the local stack, against the fake Douyin gateway (which checks every
+//! request's signature): the sweep confirms lost refunds through the platform and releases their
+//! stock once; reads scale with the due orders, not the table; the emergency release of 327
+//! orders; ops answers.
+
+use std::time::Instant;
+
+use adapters::platform::{ClientConfig, DouyinClient};
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SsmSecrets};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::fixtures::{self, DayCallback};
+use domain::inbound::OrderFacts;
+use domain::normalize::{Normalizer, Rules};
+use domain::order::{Provenance, StatusChange};
+use domain::platform::PlatformQuery;
+use domain::ports::{InventoryStore, OrderStore, Secrets};
+use domain::refundcheck::{RefundChecker, RefundRules};
+use domain::secrets::{SecretCache, parameter_name};
+use domain::status::{RawStatus, StatusMapping, Target};
+use domain::time::FixedClock;
+use domain::{MessageId, OrderKey, RefundState, ShopId, Source};
+use refund_dual_check::App;
+use serde_json::json;
+use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
+use tests::stack::{self, clients, namespace};
+
+struct Rig {
+    clients: Clients,
+    store: DynamoStore,
+    inbox: DynamoInbox,
+    bus: BusPublisher,
+    ssm: SsmSecrets,
+    clock: FixedClock,
+    rules: Rules,
+    refund_rules: RefundRules,
+    stage: String,
+    shop: String,
+    fake: FakePlatform,
+    douyin: DouyinClient,
+}
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 11, 6, 0, 0).single().unwrap()
+}
+
+impl Rig {
+    async fn new(prefix: &str) -> Rig {
+        let clients = clients().await;
+        let ns = namespace(prefix);
+        let fake = FakePlatform::start(FakeConfig::new(Platform::Douyin)).await;
+        let douyin = DouyinClient::new(ClientConfig::new(&fake.base_url()).unwrap()).unwrap();
+        // Tables of its own: a sweep reads every due marker of its table.
+        let orders = stack::private_table(&clients, "ORDERS_TABLE", &ns).await;
+        let stats = stack::private_table(&clients, "STATS_TABLE", &ns).await;
+        let rig = Rig {
+            store: DynamoStore::new(clients.dynamodb.clone(), orders, stats),
+            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
+            ssm: SsmSecrets::new(clients.ssm.clone()),
+            clock: FixedClock::new(at() - Duration::hours(3)),
+            rules: Rules::default(),
+            refund_rules: RefundRules::default(),
+            stage: ns.clone(),
+            shop: format!("s{}", ns.replace('-', "")),
+            fake,
+            douyin,
+            clients,
+        };
+        let config = rig.fake.config();
+        let secret = json!({"app_key": config.app_key, "secret": config.app_secret, "access_token": config.access_token,
+            "access_token_expires_at": (at() + Duration::days(5)).to_rfc3339(), "refresh_token": config.refresh_token});
+        let shop = ShopId::parse(&rig.shop).unwrap();
+        rig.ssm.put(&parameter_name(&rig.stage, Source::Douyin, &shop), &secret.to_string()).await.unwrap();
+        rig
+    }
+
+    fn normalizer(&self) -> Normalizer<'_> {
+        Normalizer {
+            orders: &self.store,
+            inventory: &self.store,
+            stats: &self.store,
+            inbox: &self.inbox,
+            signals: &self.store,
+            clock: &self.clock,
+            rules: &self.rules,
+        }
+    }
+
+    /// A douyin order paid with two reserved lines, its refund asked for three hours ago.
+    async fn refund_requested(&self, id: &str) -> OrderKey {
+        let t = at() - Duration::hours(3);
+        for (tag, data) in [
+            (
+                "101",
+                json!({"p_id": id, "pay_time": (t - Duration::minutes(30)).timestamp(), "s_ids": [format!("{id}1"), format!("{id}2")]}),
+            ),
+            ("200", json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2})),
+        ] {
+            let callback = DayCallback {
+                source: Source::Douyin,
+                shop: self.shop.clone(),
+                payload: fixtures::douyin_push(tag, &format!("{id}-{tag}"), data),
+                query: vec![],
+                message_id: format!("{id}-{tag}"),
+                sent_at: t,
+            };
+            self.normalizer().handle(&callback.inbound()).await.unwrap();
+        }
+        OrderKey::parse(Source::Douyin, &self.shop, id).unwrap()
+    }
+
+    /// The outage: the refund succeeded, our record knows it (set by hand or a late poll), but
+    /// the reserved stock was never released.
+    async fn refunded_with_stock_locked(&self, id: &str) -> OrderKey {
+        let key = self.refund_requested(id).await;
+        let change = StatusChange {
+            key: key.clone(),
+            message_id: MessageId::parse(&format!("{id}-outage")).unwrap(),
+            event_time: at() - Duration::hours(1),
+            received_at: at(),
+            raw: RawStatus::new("refund_status", "3"),
+            mapping: StatusMapping::Mapped(Target::refund(RefundState::Succeeded)),
+            provenance: Provenance::Ops,
+        };
+        // The write without its side effects: the release that never happened.
+        self.normalizer()
+            .apply_change(&change, &OrderFacts::default(), &|_: &mut domain::Order| {}, &[])
+            .await
+            .unwrap();
+        key
+    }
+
+    fn app<'a>(
+        &'a self,
+        normalizer: &'a Normalizer<'a>,
+        cache: &'a SecretCache<'a>,
+        platforms: &'a [&'a dyn PlatformQuery],
+    ) -> App<'a> {
+        App {
+            checker: RefundChecker {
+                normalizer,
+                platforms,
+                secrets: cache,
+                secret_store: &self.ssm,
+                stage: &self.stage,
+                rules: &self.refund_rules,
+            },
+            events: &self.bus,
+            release_concurrency: 16,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_confirms_lost_refunds_with_the_platform_and_releases_stock_once() {
+    let rig = Rig::new("rf-sweep").await;
+    let lost = rig.refund_requested("9100001").await;
+    let open = rig.refund_requested("9100002").await;
+    let closed = rig.refund_requested("9100003").await;
+    rig.fake.script("9100001", Reply::RefundSucceeded);
+    rig.fake.script("9100002", Reply::RefundPending);
+    rig.fake.script("9100003", Reply::RefundClosed);
+    rig.clock.set(at());
+    let n = rig.normalizer();
+    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
+    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
+    let app = rig.app(&n, &cache, &platforms);
+    let report = app.handle(json!({"sweep": "refunds"})).await;
+    assert!(report["checked"].as_u64().is_some_and(|c| c >= 3), "{report}");
+    assert_eq!(report["outcomes"]["confirmed"], 1, "{report}");
+    assert_eq!(rig.fake.rejections(), Vec::<String>::new(), "every request was signed as the platform checks");
+    let order = rig.store.get(&lost).await.unwrap().unwrap();
+    assert_eq!(order.refund, RefundState::Succeeded);
+    let lines = rig.store.reservations(&lost).await.unwrap();
+    assert!(lines.iter().all(|l| l.released_at.is_some()), "released");
+    assert_eq!(rig.store.get(&open).await.unwrap().unwrap().refund, RefundState::Requested);
+    assert_eq!(rig.store.get(&closed).await.unwrap().unwrap().refund, RefundState::Closed);
+    // The platform still says succeeded next run, and a late callback comes too: nothing moves twice.
+    let again = app.handle(json!({"recheck": {"orders": [lost.to_string()]}})).await;
+    assert_eq!(again["orders"][lost.to_string()], "released", "{again}");
+    let released_at: Vec<_> = rig.store.reservations(&lost).await.unwrap().into_iter().map(|l| l.released_at).collect();
+    assert_eq!(
+        released_at,
+        lines.into_iter().map(|l| l.released_at).collect::<Vec<_>>(),
+        "the first release's time is kept"
+    );
+}
+
+/// Sizes: `scripts/bench.sh` (`ORDERHUB_BENCH=1`) runs the README's figures — 10 000 orders of
+/// which 300 are due, an emergency release of 327 orders; CI runs the same shapes smaller.
+fn sizes() -> (usize, usize, usize) {
+    if std::env::var("ORDERHUB_BENCH").is_ok_and(|v| v == "1") { (9_700, 300, 327) } else { (1_000, 30, 40) }
+}
+
+#[tokio::test]
+async fn reads_scale_with_due_orders_not_with_the_table() {
+    let rig = Rig::new("rf-scale").await;
+    // Orders that are not due, written directly (the sweep must never read them)…
+    let (filler_count, due_count, _) = sizes();
+    let table = rig.store.orders_table().to_owned();
+    let filler: Vec<WriteRequest> = (0..filler_count)
+        .map(|n| {
+            let put = PutRequest::builder()
+                .item("pk", AttributeValue::S(format!("O#douyin#{}#8{n:07}", rig.shop)))
+                .item("sk", AttributeValue::S("#".into()))
+                .item("version", AttributeValue::N("1".into()))
+                .item("lifecycle", AttributeValue::S("Completed".into()))
+                .build()
+                .unwrap();
+            WriteRequest::builder().put_request(put).build()
+        })
+        .collect();
+    for chunk in filler.chunks(25) {
+        rig.clients.dynamodb.batch_write_item().request_items(&table, chunk.to_vec()).send().await.unwrap();
+    }
+    // …and some whose refund callback never came.
+    let mut due = Vec::new();
+    for n in 0..due_count {
+        let id = format!("93{n:05}");
+        due.push(rig.refund_requested(&id).await);
+        rig.fake.script(&id, Reply::RefundSucceeded);
+    }
+    rig.clock.set(at());
+    let n = rig.normalizer();
+    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
+    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
+    let app = rig.app(&n, &cache, &platforms);
+    rig.clients.requests.take();
+    let started = Instant::now();
+    let report = app.handle(json!({"sweep": "refunds"})).await;
+    let elapsed = started.elapsed();
+    let requests = rig.clients.requests.take();
+    let reads: u64 =
+        ["DynamoDB.GetItem", "DynamoDB.Query"].iter().map(|op| requests.get(*op).copied().unwrap_or(0)).sum();
+    let scans = requests.get("DynamoDB.Scan").copied().unwrap_or(0);
+    eprintln!(
+        "sweep over {} orders, {due_count} due: {elapsed:?}, {reads} reads ({:.1} per due order), requests {requests:?}, outcomes {}",
+        filler_count + due_count,
+        reads as f64 / due_count as f64,
+        report["outcomes"]
+    );
+    assert_eq!(scans, 0, "no scans");
+    assert_eq!(report["outcomes"]["confirmed"].as_u64(), Some(due_count as u64), "{report}");
+    // Per due order: the order before each of the platform's codes is applied (Douyin answers
+    // four), after, its reservations; plus one index query per shard. Nothing per other order.
+    let per_due = (reads - 8) as f64 / due_count as f64;
+    assert!(per_due <= 10.0, "reads follow the due orders, not the {filler_count} others: {per_due:.1} per due order");
+    for key in due.iter().take(5) {
+        assert_eq!(rig.store.get(key).await.unwrap().unwrap().refund, RefundState::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn the_emergency_release_of_327_orders() {
+    let rig = Rig::new("rf-327").await;
+    let (_, _, count) = sizes();
+    let mut orders = Vec::new();
+    for n in 0..count {
+        orders.push(rig.refunded_with_stock_locked(&format!("95{n:05}")).await);
+    }
+    let not_refunded = rig.refund_requested("9600001").await;
+    let missing = OrderKey::parse(Source::Douyin, &rig.shop, "404404").unwrap();
+    rig.clock.set(at());
+    let n = rig.normalizer();
+    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
+    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
+    let app = rig.app(&n, &cache, &platforms);
+    let list: Vec<String> = orders.iter().map(ToString::to_string).collect();
+    rig.clients.requests.take();
+    let started = Instant::now();
+    let answers = app.handle(json!({"release": {"orders": list}})).await;
+    let elapsed = started.elapsed();
+    let requests = rig.clients.requests.take();
+    let total: u64 = requests.values().sum();
+    eprintln!(
+        "ops release of {count} orders: {elapsed:?}, {:.1} AWS requests per order ({requests:?})",
+        total as f64 / count as f64
+    );
+    assert_eq!(answers.as_object().map(|m| m.values().filter(|v| *v == "released").count()), Some(count), "{answers}");
+    for key in &orders {
+        assert!(rig.store.reservations(key).await.unwrap().iter().all(|l| l.released_at.is_some()));
+    }
+    // Run again (the operator double-clicked), with the odd ones out.
+    let mut again: Vec<String> = orders.iter().take(3).map(ToString::to_string).collect();
+    again.push(not_refunded.to_string());
+    again.push(missing.to_string());
+    again.push("douyin/not a key".into());
+    let answers = app.handle(json!({"release": {"orders": again}})).await;
+    assert!(answers["error"].is_string(), "a malformed order reference is named, nothing released: {answers}");
+    again.pop();
+    let answers = app.handle(json!({"release": {"orders": again}})).await;
+    assert_eq!(answers[orders[0].to_string()], "already_released", "{answers}");
+    assert_eq!(answers[not_refunded.to_string()], "not_refunded");
+    assert_eq!(answers[missing.to_string()], "not_found");
+}
