@@ -12,10 +12,24 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// Counts every HTTP request the SDK clients send (retries included), by `Service.Operation`.
+/// Counts every HTTP request the SDK clients send (retries included), by `Service.Operation`,
+/// and the time spent waiting for their answers.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    waited: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+}
+
+/// When the request in flight was sent (kept in the request's config bag).
+#[derive(Debug, Clone, Copy)]
+struct SentAt(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for SentAt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+fn operation(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| format!("{}.{}", m.service(), m.name()))
 }
 
 impl RequestCounter {
@@ -33,6 +47,11 @@ impl RequestCounter {
     pub fn total(&self) -> u64 {
         self.snapshot().values().sum()
     }
+
+    /// Time spent waiting for answers, per operation, since the last call.
+    pub fn take_waited(&self) -> BTreeMap<String, std::time::Duration> {
+        self.waited.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
+    }
 }
 
 impl Intercept for RequestCounter {
@@ -46,10 +65,25 @@ impl Intercept for RequestCounter {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let name =
-            cfg.load::<Metadata>().map_or_else(|| "unknown".to_owned(), |m| format!("{}.{}", m.service(), m.name()));
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry(name).or_default() += 1;
+            *counts.entry(operation(cfg)).or_default() += 1;
+        }
+        cfg.interceptor_state().store_put(SentAt(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<
+            '_,
+        >,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(SentAt(sent)) = cfg.load::<SentAt>().copied()
+            && let Ok(mut waited) = self.waited.lock()
+        {
+            *waited.entry(operation(cfg)).or_default() += sent.elapsed();
         }
         Ok(())
     }
