@@ -5,4 +5,5 @@
 
 mod contract;
 mod functions;
+mod health;
 mod schema;
