@@ -10,5 +10,6 @@ mod functions;
 mod normalize;
 mod platform;
 mod refund;
+mod health;
 mod schema;
 mod webhook;

@@ -1,16 +1,27 @@
-//! health-report's Lambda entry point: read config, build clients, serve.
+//! health-report's Lambda entry point: read config, build clients and ports once, serve.
 
+use adapters::{BusPublisher, Clients, DynamoStore};
+use domain::time::SystemClock;
+use health_report::{App, Config};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
-    let config = health_report::Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
-    let _clients = adapters::Clients::from_env().await;
+    let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
+    let clients = Clients::from_env().await;
+    let store =
+        DynamoStore::new(clients.dynamodb.clone(), &config.resources.orders_table, &config.resources.stats_table);
+    let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    let clock = SystemClock;
+    let app =
+        App { stats: &store, events: &bus, clock: &clock, thresholds: &config.thresholds, silence: &config.silence };
     tracing::info!(stage = %config.resources.stage, "health-report ready");
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        let _ = event;
-        Ok::<_, Error>(serde_json::json!({"status": "not ready"}))
+    let (app, requests) = (&app, &clients.requests);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let answer = app.handle(event.payload).await;
+        tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        answer.map_err(Error::from)
     }))
     .await
 }

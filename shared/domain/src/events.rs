@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::health::{Indicator, ReportKind, Scope};
 use crate::ids::{OrderKey, Sku, Source};
 use crate::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::order::Provenance;
@@ -139,6 +140,38 @@ pub enum DomainEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A channel that normally receives callbacks at this time of the Beijing day has received
+    /// none for the configured silence (raised once per quiet spell).
+    ChannelSilent {
+        /// The channel.
+        channel: Source,
+        /// Start of the first empty 10-minute slot of the quiet spell.
+        silent_since: DateTime<Utc>,
+        /// Callbacks the channel typically receives per 10-minute slot at this time.
+        expected_per_slot: f64,
+    },
+    /// A channel reported silent received a callback again.
+    ChannelRecovered {
+        /// The channel.
+        channel: Source,
+        /// How long it was quiet, minutes (to 10-minute slot resolution).
+        silent_for_minutes: i64,
+    },
+    /// An order-health indicator is on the wrong side of its threshold.
+    HealthThresholdBreached {
+        /// Which indicator.
+        indicator: Indicator,
+        /// Which channel, or `overall`.
+        channel: Scope,
+        /// The value found, in the indicator's unit.
+        value: f64,
+        /// The threshold it breached.
+        threshold: f64,
+        /// The report's period label (`2026-11-11`, `2026-11`, `2026-11-01..2026-11-15`).
+        period: String,
+        /// Daily, monthly or range.
+        kind: ReportKind,
+    },
 }
 
 impl DomainEvent {
@@ -157,6 +190,9 @@ impl DomainEvent {
             DomainEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
             DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
+            DomainEvent::ChannelSilent { .. } => "ChannelSilent",
+            DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
+            DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
         }
     }
 
