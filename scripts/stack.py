@@ -120,6 +120,12 @@ def main() -> int:
             Target={"Arn": function_arn, "RoleArn": role_arn, "Input": target.get("Input", "{}")},
         )
         resources[logical] = {"ResourceType": "AWS::Scheduler::Schedule", "PhysicalResourceId": logical}
+    # moto cannot run Lambda functions here (no Docker) but would try on every message sent to a
+    # queue with an event source mapping, hiding the message. The mappings stay (as created from
+    # the template) but disabled: the tests and the demo play the event sources themselves.
+    for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+
     # moto's CloudFormation ignores TimeToLiveSpecification: apply it from the template.
     dynamodb = client("dynamodb")
     for logical, resource in cfn_template["Resources"].items():

@@ -7,9 +7,9 @@
 
 mod contract;
 mod functions;
+mod health;
 mod normalize;
 mod platform;
 mod refund;
-mod health;
 mod schema;
 mod webhook;

@@ -265,3 +265,47 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
     eprintln!("per duplicate: {duplicate:?} for 40");
     assert_eq!(duplicate.get("DynamoDB.TransactWriteItems").copied(), Some(40), "one refused conditional write each");
 }
+
+/// Throughput of one handler instance (batches of ten, one after another, as one Lambda
+/// instance takes them) and where the time goes. `scripts/bench.sh` runs it with 10 000 events
+/// in a release build (`ORDERHUB_BENCH=1`); CI runs a few hundred.
+#[tokio::test]
+async fn throughput_of_one_instance_and_where_the_time_goes() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let mut rig = Rig::new("sn-throughput", at + chrono::Duration::days(1)).await;
+    let ns = namespace("tp");
+    // Tables of its own, so the count and timing see only this run.
+    rig.store = DynamoStore::new(
+        rig.clients.dynamodb.clone(),
+        stack::private_table(&rig.clients, "ORDERS_TABLE", &ns).await,
+        stack::private_table(&rig.clients, "STATS_TABLE", &ns).await,
+    );
+    let bench = std::env::var("ORDERHUB_BENCH").is_ok_and(|v| v == "1");
+    let orders_per_channel = if bench { 330 } else { 10 };
+    let day = with_shop(fixtures::day(orders_per_channel, at), &ns.replace('-', ""));
+    let messages: Vec<SqsMessage> = day
+        .iter()
+        .enumerate()
+        .map(|(i, c)| record(&format!("t{i}"), &serde_json::to_string(&c.inbound()).unwrap()))
+        .collect();
+    let app = rig.app();
+    rig.clients.requests.take();
+    rig.clients.requests.take_waited();
+    let started = std::time::Instant::now();
+    for batch in messages.chunks(10) {
+        let response = app.batch(batch.to_vec()).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let elapsed = started.elapsed();
+    let requests = rig.clients.requests.take();
+    let waited = rig.clients.requests.take_waited();
+    let total: u64 = requests.values().sum();
+    let waiting: std::time::Duration = waited.values().sum();
+    eprintln!(
+        "throughput: {} events in {elapsed:.2?} = {:.0} events/s; {:.2} AWS requests per event {requests:?}; waiting on AWS {waiting:.2?} ({:.0} %) {waited:?}",
+        messages.len(),
+        messages.len() as f64 / elapsed.as_secs_f64(),
+        total as f64 / messages.len() as f64,
+        100.0 * waiting.as_secs_f64() / elapsed.as_secs_f64(),
+    );
+}

@@ -396,8 +396,7 @@ impl RefundChecker<'_> {
         for marker in releases {
             report.checked += 1;
             match self.release_if_due(&marker.key, &mut events).await {
-                Ok(lines) => {
-                    report.lines_released += lines;
+                Ok(_) => {
                     report.count(CheckOutcome::Released);
                     let _ = n.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
                 }
@@ -405,6 +404,7 @@ impl RefundChecker<'_> {
             }
         }
         if checks.is_empty() {
+            report.lines_released = lines_in(&events);
             return (events, report);
         }
         let mut credentials = match self.access(source, &shop, &mut events).await {
@@ -437,6 +437,7 @@ impl RefundChecker<'_> {
                 break;
             }
         }
+        report.lines_released = lines_in(&events);
         (events, report)
     }
 
@@ -533,6 +534,17 @@ impl RefundChecker<'_> {
         }
         (events, answers)
     }
+}
+
+/// Stock lines released by these events.
+fn lines_in(events: &[DomainEvent]) -> u32 {
+    events
+        .iter()
+        .map(|e| match e {
+            DomainEvent::InventoryReleased { lines, .. } => u32::try_from(lines.len()).unwrap_or(u32::MAX),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Sums counter adds that go to the same counter.
