@@ -43,7 +43,7 @@ run() {
   local log
   log=$(mktemp)
   if cargo +nightly fuzz run "${BUILD_FLAGS[@]}" "$target" "$@" >"$log" 2>&1; then
-    grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -1 | sed "s/^/   $target: /" || true
+    grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 | sed "s/^/   $target: /" || true
   else
     cat "$log"
     echo "== fuzz: $target FAILED (the input is under fuzz/artifacts/$target/)" >&2

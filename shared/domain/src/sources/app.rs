@@ -187,8 +187,9 @@ mod tests {
         assert_eq!(map_status("status", "paid"), StatusMapping::Unmapped, "names are exact");
     }
 
-    // Found by fuzzing (open_app): the refusal's message subtracted the receipt time from
-    // `i64::MIN` and overflowed.
+    // Found while writing the fuzz targets, and kept as their regression input
+    // (fuzz/corpus/open_app/regress-timestamp-i64-min): the refusal's message computed
+    // `timestamp - receipt` and overflowed for `i64::MIN`.
     #[test]
     fn a_timestamp_of_i64_min_is_stale_not_an_overflow() {
         use chrono::TimeZone;

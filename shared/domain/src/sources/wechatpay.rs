@@ -149,8 +149,9 @@ mod tests {
         assert!(matches!(map_status("refund_status", "ABNORMAL"), Informational(_)));
     }
 
-    // Found by fuzzing (open_wechatpay): the refusal's message subtracted the receipt time from
-    // `i64::MIN` and overflowed.
+    // Found while writing the fuzz targets, and kept as their regression input
+    // (fuzz/corpus/open_wechatpay/regress-timestamp-i64-min): the refusal's message computed
+    // `timestamp - receipt` and overflowed for `i64::MIN`.
     #[test]
     fn a_timestamp_of_i64_min_is_stale_not_an_overflow() {
         use chrono::TimeZone;
