@@ -55,8 +55,9 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
     let signatures =
         header(cb, "webhook-signature").ok_or_else(|| Refusal::Signature("missing webhook-signature".into()))?;
     let ts: i64 = timestamp.parse().map_err(|_| Refusal::Signature("webhook-timestamp is not a number".into()))?;
-    check_window(ts, cb.received_at.timestamp(), WINDOW_S)
-        .map_err(|_| Refusal::Stale(format!("timestamp {}s from receipt", ts - cb.received_at.timestamp())))?;
+    check_window(ts, cb.received_at.timestamp(), WINDOW_S).map_err(|_| {
+        Refusal::Stale(format!("timestamp {}s from receipt", ts.saturating_sub(cb.received_at.timestamp())))
+    })?;
     let key_slot = secrets_in_order(secret)
         .find(|(s, _)| standard_webhooks_verify(s.expose(), id, ts, &cb.body, signatures).is_ok())
         .map(|(_, previous)| slot(previous))
@@ -185,5 +186,28 @@ mod tests {
         );
         assert_eq!(map_status("refund_status", "None"), StatusMapping::Unmapped);
         assert_eq!(map_status("status", "paid"), StatusMapping::Unmapped, "names are exact");
+    }
+
+    // Found while writing the fuzz targets, and kept as their regression input
+    // (fuzz/corpus/open_app/regress-timestamp-i64-min): the refusal's message computed
+    // `timestamp - receipt` and overflowed for `i64::MIN`.
+    #[test]
+    fn a_timestamp_of_i64_min_is_stale_not_an_overflow() {
+        use chrono::TimeZone;
+        let headers =
+            [("webhook-id", "msg_1"), ("webhook-timestamp", "-9223372036854775808"), ("webhook-signature", "v1,AAAA")];
+        let cb = RawCallback {
+            source: Source::App,
+            shop: ShopId::parse("shop-1").unwrap(),
+            received_at: chrono::Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).unwrap(),
+            query: vec![],
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            body: b"{}".to_vec(),
+        };
+        let secret = SourceSecret {
+            secret: crate::secrets::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ..SourceSecret::default()
+        };
+        assert!(matches!(open(&cb, &secret), Err(Refusal::Stale(_))));
     }
 }

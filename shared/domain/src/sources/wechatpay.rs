@@ -50,8 +50,9 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
         header(cb, "wechatpay-signature").ok_or_else(|| Refusal::Signature("missing Wechatpay-Signature".into()))?;
     let serial = header(cb, "wechatpay-serial").ok_or_else(|| Refusal::Signature("missing Wechatpay-Serial".into()))?;
     let ts: i64 = timestamp.parse().map_err(|_| Refusal::Signature("timestamp is not a number".into()))?;
-    check_window(ts, cb.received_at.timestamp(), WINDOW_S)
-        .map_err(|_| Refusal::Stale(format!("timestamp {}s from receipt", ts - cb.received_at.timestamp())))?;
+    check_window(ts, cb.received_at.timestamp(), WINDOW_S).map_err(|_| {
+        Refusal::Stale(format!("timestamp {}s from receipt", ts.saturating_sub(cb.received_at.timestamp())))
+    })?;
     let key = secret.platform_keys.get(serial).ok_or_else(|| {
         Refusal::Signature(format!("unknown platform key serial `{}`", serial.chars().take(40).collect::<String>()))
     })?;
@@ -146,5 +147,28 @@ mod tests {
             ],
         );
         assert!(matches!(map_status("refund_status", "ABNORMAL"), Informational(_)));
+    }
+
+    // Found while writing the fuzz targets, and kept as their regression input
+    // (fuzz/corpus/open_wechatpay/regress-timestamp-i64-min): the refusal's message computed
+    // `timestamp - receipt` and overflowed for `i64::MIN`.
+    #[test]
+    fn a_timestamp_of_i64_min_is_stale_not_an_overflow() {
+        use chrono::TimeZone;
+        let headers = [
+            ("wechatpay-timestamp", "-9223372036854775808"),
+            ("wechatpay-nonce", "n"),
+            ("wechatpay-signature", "c2ln"),
+            ("wechatpay-serial", "5157F09EFDC096DE15EBE81A47057A72"),
+        ];
+        let cb = RawCallback {
+            source: Source::Wechatpay,
+            shop: ShopId::parse("shop-1").unwrap(),
+            received_at: chrono::Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).unwrap(),
+            query: vec![],
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            body: b"{}".to_vec(),
+        };
+        assert!(matches!(open(&cb, &SourceSecret::default()), Err(Refusal::Stale(_))));
     }
 }

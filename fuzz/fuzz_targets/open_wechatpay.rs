@@ -1,0 +1,10 @@
+//! `sources::open` of a wechatpay callback (arbitrary or correctly signed), then `parse` of what opened.
+#![no_main]
+
+use domain::ids::Source;
+use libfuzzer_sys::fuzz_target;
+use orderhub_fuzz::CallbackInput;
+
+fuzz_target!(|input: CallbackInput<'_>| {
+    let _ = orderhub_fuzz::open(Source::Wechatpay, &input);
+});

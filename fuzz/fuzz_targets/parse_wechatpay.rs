@@ -1,0 +1,9 @@
+//! `sources::parse` of a wechatpay payload.
+#![no_main]
+
+use domain::ids::Source;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|payload: &[u8]| {
+    let _ = orderhub_fuzz::parse(Source::Wechatpay, payload, &[]);
+});
