@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the pinned tools, checks format, lints
 # (clippy, cfn-lint), starts moto on loopback, creates the stack from infra/template.yaml,
-# runs every unit and integration test, and stops everything it started.
+# runs every unit and integration test, replays and briefly runs the fuzz targets, and stops
+# everything it started.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -9,6 +10,7 @@ cd "$ROOT"
 ensure_venv
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cfn-lint infra/template.yaml"
@@ -20,4 +22,7 @@ echo "== cargo build (function binaries for the integration tests)"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked
+# Every parser of outside input: replay the committed corpora, then fuzz each target briefly
+# (skipped, with a notice, where no nightly toolchain is installed).
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
 echo "== all tests passed"

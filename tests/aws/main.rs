@@ -12,4 +12,5 @@ mod normalize;
 mod platform;
 mod refund;
 mod schema;
+mod trust;
 mod webhook;

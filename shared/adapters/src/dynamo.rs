@@ -71,6 +71,17 @@ fn decode<'a, T: Deserialize<'a>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// One page of a query: its items decoded as `I` and projected by `f`, and the next cursor.
+fn page_of<I: serde::de::DeserializeOwned, T>(
+    items: Option<Vec<Item>>,
+    last: Option<&Item>,
+    f: impl Fn(I) -> T,
+) -> Result<Page<T>, StoreError> {
+    let items =
+        items.unwrap_or_default().into_iter().map(|item| decode::<I>(item).map(&f)).collect::<Result<_, _>>()?;
+    Ok(Page { items, next: cursor_out(last) })
+}
+
 /// Opaque page cursors: the last evaluated key, as JSON of its string attributes.
 fn cursor_out(key: Option<&Item>) -> Option<String> {
     let key = key?;
@@ -372,13 +383,7 @@ impl OrderStore for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(&e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| decode::<HistoryItem>(item).map(|h| h.entry))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next: cursor_out(out.last_evaluated_key.as_ref()) })
+        page_of(out.items, out.last_evaluated_key.as_ref(), |h: HistoryItem| h.entry)
     }
 
     async fn due(
@@ -404,13 +409,7 @@ impl OrderStore for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_error(&e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| decode::<DueItem>(item).map(|d| d.marker))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next: cursor_out(out.last_evaluated_key.as_ref()) })
+        page_of(out.items, out.last_evaluated_key.as_ref(), |d: DueItem| d.marker)
     }
 }
 

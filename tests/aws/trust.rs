@@ -1,0 +1,165 @@
+//! signin-trust-check end to end on the local stack: an app order shipped and then "signed" at
+//! a parcel station, the bus rule's message for it through the function's SQS path, and what
+//! one check costs in AWS requests; the evidence page carries no personal data.
+
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::events::DomainEvent;
+use domain::fixtures::{self, DayCallback};
+use domain::ports::OrderStore;
+use domain::time::{Clock as _, FixedClock};
+use domain::trust::TrustRules;
+use domain::trustcheck::TrustChecker;
+use domain::{Lifecycle, OrderKey, Source};
+use serde_json::{Value, json};
+use signin_trust_check::App;
+use tests::stack::{self, clients, namespace};
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap()
+}
+
+struct Rig {
+    clients: Clients,
+    store: DynamoStore,
+    inbox: DynamoInbox,
+    bus: BusPublisher,
+    notify: SqsQueue,
+    notify_url: String,
+    clock: FixedClock,
+    rules: domain::normalize::Rules,
+    trust: TrustRules,
+    shop: String,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let clients = clients().await;
+        let shop = namespace("trust");
+        let notify_url = stack::scratch_queue(&clients, &shop).await;
+        Rig {
+            store: DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE")),
+            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
+            notify: SqsQueue::new(clients.sqs.clone(), notify_url.clone()),
+            notify_url,
+            clock: FixedClock::new(at()),
+            rules: domain::normalize::Rules::default(),
+            trust: TrustRules::default(),
+            shop,
+            clients,
+        }
+    }
+
+    fn normalizer(&self) -> domain::normalize::Normalizer<'_> {
+        domain::normalize::Normalizer {
+            orders: &self.store,
+            inventory: &self.store,
+            stats: &self.store,
+            inbox: &self.inbox,
+            signals: &self.store,
+            clock: &self.clock,
+            rules: &self.rules,
+        }
+    }
+
+    /// Feeds one callback through status-normalize's path; returns what it published.
+    async fn feed(&self, source: Source, payload: Vec<u8>, query: &[(&str, &str)], id: &str) -> Vec<DomainEvent> {
+        let callback = DayCallback {
+            source,
+            shop: self.shop.clone(),
+            payload,
+            query: query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            message_id: format!("{}-{id}", self.shop),
+            sent_at: self.clock.now(),
+        };
+        self.normalizer().handle(&callback.inbound()).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_requests() {
+    let rig = Rig::new().await;
+    let order = format!("app/{}/o1", rig.shop);
+    let paid_at = (at() - Duration::hours(30)).to_rfc3339();
+    rig.feed(
+        Source::App,
+        fixtures::app_event("order.status", at(), json!({"order_id": "o1", "status": "Paid", "at": paid_at})),
+        &[],
+        "paid",
+    )
+    .await;
+    rig.feed(
+        Source::App,
+        fixtures::app_event(
+            "order.address",
+            at(),
+            json!({"order": order, "addr_key": format!("addr-{}", rig.shop), "district": "西湖区",
+                "customer": format!("cust-{}", rig.shop), "lat": 30.2741, "lng": 120.1551}),
+        ),
+        &[],
+        "address",
+    )
+    .await;
+    let shipped = fixtures::kuaidi100_param("shunfeng", "SF1", "1", "101", "已收取快件", "2026-11-10 08:00:00", "");
+    rig.feed(Source::Kuaidi100, shipped, &[("order", &order)], "shipped").await;
+    let signed = fixtures::kuaidi100_param(
+        "shunfeng",
+        "SF1",
+        "3",
+        "501",
+        "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件",
+        "2026-11-11 09:30:00",
+        "120.1552,30.2742",
+    );
+    let events = rig.feed(Source::Kuaidi100, signed, &[("order", &order)], "signed").await;
+    let to_signed = events
+        .iter()
+        .find(|e| matches!(e, DomainEvent::OrderStatusChanged { to: Lifecycle::Signed, .. }))
+        .expect("the carrier's sign moved the order to Signed");
+    // What the bus rule delivers to the trust queue: the EventBridge envelope as the body.
+    let envelope = json!({"version": "0", "id": "e-1", "source": "orderhub", "account": "000000000000",
+        "time": at().to_rfc3339(), "region": "us-east-1", "resources": [],
+        "detail-type": to_signed.detail_type(), "detail": to_signed.detail()});
+    let sqs = json!({"Records": [{"messageId": "m-1", "receiptHandle": "r-1", "body": envelope.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]});
+
+    let normalizer = rig.normalizer();
+    let app = App {
+        checker: TrustChecker { normalizer: &normalizer, signals: &rig.store, notify: &rig.notify, rules: &rig.trust },
+        events: &rig.bus,
+    };
+    rig.clients.requests.take();
+    let answer = app.handle(sqs).await;
+    let requests = rig.clients.requests.take();
+    let total: u64 = requests.values().sum();
+    eprintln!("AWS requests per sign-in check: {total} {requests:?}");
+
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let key = OrderKey::parse(Source::App, &rig.shop, "o1").unwrap();
+    let stored = rig.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(stored.lifecycle, Some(Lifecycle::SignPendingConfirmation), "a station sign without app evidence");
+    let notices = stack::drain(&rig.clients, &rig.notify_url).await;
+    assert_eq!(notices.len(), 1, "the customer is told where the parcel is: {notices:?}");
+    assert!(notices[0].contains("菜鸟驿站(幸福里店)"), "{}", notices[0]);
+    // Measured: 4 GetItem (the order, read again by the versioned write; the address's proxy
+    // count, read again after recording this sign), 1 Query (the customer's signals), 2 TransactWriteItems (the address
+    // sign, the order's downgrade), 1 SendMessageBatch (the notice), 1 PutEvents.
+    assert!(total <= 9, "one check stays a handful of requests: {requests:?}");
+    assert_eq!(requests.get("SQS.SendMessageBatch").copied(), Some(1), "{requests:?}");
+    assert_eq!(requests.get("EventBridge.PutEvents").copied(), Some(1), "{requests:?}");
+
+    // The same message again (SQS redelivery): no second notice.
+    let again = app
+        .handle(json!({"Records": [{"messageId": "m-1", "receiptHandle": "r-2", "body": envelope.to_string(),
+        "attributes": {"ApproximateReceiveCount": "2"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
+        .await;
+    assert_eq!(again["batchItemFailures"], json!([]), "{again}");
+    assert!(stack::drain(&rig.clients, &rig.notify_url).await.is_empty(), "a redelivery tells the customer once");
+
+    // The ops evidence page: the score and the reasons, no customer id, name or phone.
+    let evidence: Value = app.handle(json!({"evidence": {"order": order}})).await;
+    assert_eq!(evidence["signer_kind"], "ParcelStation", "{evidence}");
+    assert!(evidence["score"].as_u64().is_some_and(|s| s < 92), "{evidence}");
+    assert!(!evidence.to_string().contains("cust-"), "no customer id on the evidence page: {evidence}");
+}
