@@ -267,8 +267,8 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
 }
 
 /// Throughput of one handler instance (batches of ten, one after another, as one Lambda
-/// instance takes them) and where the time goes. `scripts/bench.sh` runs it with 10 000 events
-/// in a release build (`ORDERHUB_BENCH=1`); CI runs a few hundred.
+/// instance takes them) and where the time goes. `scripts/bench.sh stack` runs it with about
+/// 10 000 events (`ORDERHUB_BENCH=1`); CI runs a few hundred.
 #[tokio::test]
 async fn throughput_of_one_instance_and_where_the_time_goes() {
     let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
@@ -281,7 +281,7 @@ async fn throughput_of_one_instance_and_where_the_time_goes() {
         stack::private_table(&rig.clients, "STATS_TABLE", &ns).await,
     );
     let bench = std::env::var("ORDERHUB_BENCH").is_ok_and(|v| v == "1");
-    let orders_per_channel = if bench { 330 } else { 10 };
+    let orders_per_channel = if bench { 490 } else { 10 };
     let day = with_shop(fixtures::day(orders_per_channel, at), &ns.replace('-', ""));
     let messages: Vec<SqsMessage> = day
         .iter()

@@ -108,8 +108,8 @@ impl ClientConfig {
 #[derive(Debug, Clone)]
 struct Http {
     /// Built on first use: loading the TLS roots costs milliseconds of cold start that a run
-    /// with nothing due never needs (measured: 19 ms to the first event request with three
-    /// clients built at init, 7 ms without).
+    /// with nothing due never needs (refund-dual-check, `scripts/bench.sh coldstart`: 19 ms to
+    /// the first event request with its three clients built at init, 11 ms without).
     client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     timeout: Duration,
 }
