@@ -1,8 +1,12 @@
 //! Small readers for the loosely typed JSON that platforms send: numbers as strings, times as
 //! epoch seconds, epoch milliseconds, RFC 3339 or Beijing local `yyyy-mm-dd hh:mm:ss`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 
 /// A field as text: strings as they are, numbers and booleans printed.
@@ -30,18 +34,86 @@ pub fn flag(value: &Value, field: &str) -> bool {
 pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
     match value {
         Value::Number(n) => epoch(n.as_i64()?),
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(n) = s.parse::<i64>() {
-                return epoch(n);
-            }
-            if let Ok(at) = DateTime::parse_from_rfc3339(s) {
-                return Some(at.with_timezone(&Utc));
-            }
-            let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
-            Shanghai.from_local_datetime(&local).earliest().map(|at| at.with_timezone(&Utc))
-        }
+        Value::String(s) => parse_time_text(s),
         _ => None,
+    }
+}
+
+/// [`parse_time`] of a time given as text (digits are epoch seconds or milliseconds).
+pub fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return epoch(n);
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(s) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
+    Shanghai.from_local_datetime(&local).earliest().map(|at| at.with_timezone(&Utc))
+}
+
+/// A field read as [`text`] reads it, while deserialising into a struct: strings (borrowed from
+/// the input when they hold no escapes), numbers and booleans printed; empty strings, null,
+/// objects and arrays are `None` (skipped, never an error). For parsers that read a few fields
+/// of a large payload without building all of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LooseText<'a>(pub Option<Cow<'a, str>>);
+
+impl LooseText<'_> {
+    /// The text, owned.
+    pub fn owned(&self) -> Option<String> {
+        self.0.as_deref().map(str::to_owned)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LooseText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Loose;
+        impl<'de> Visitor<'de> for Loose {
+            type Value = LooseText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LooseText((!v.is_empty()).then_some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LooseText((!v.is_empty()).then(|| Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LooseText((!v.is_empty()).then_some(Cow::Owned(v))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LooseText(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LooseText(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LooseText(Some(Cow::Owned(Value::from(v).to_string()))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LooseText(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LooseText(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LooseText(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(LooseText(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(LooseText(None))
+            }
+        }
+        deserializer.deserialize_any(Loose)
     }
 }
 

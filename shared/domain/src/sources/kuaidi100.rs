@@ -4,12 +4,14 @@
 //! `/webhooks/kuaidi100/<shop>?order=<channel>/<shop>/<order_id>` and `resultv2=4` (sub-states);
 //! the `order` parameter names the order the waybill belongs to.
 
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 
 use crate::ids::OrderKey;
 use crate::inbound::{GeoPoint, InboundEvent, LogisticsEvent, ParseError, Waybill};
 use crate::inbox::RawCallback;
-use crate::json::{parse_time, text};
+use crate::json::{LooseText, parse_time, text};
 use crate::lifecycle::Lifecycle::*;
 use crate::secrets::SourceSecret;
 use crate::signature::{kuaidi100_sign, verify_hex_sign};
@@ -50,6 +52,11 @@ fn form(body: &[u8]) -> (Option<String>, Option<String>) {
 }
 
 /// Verifies a push: `sign` is the UPPER hex MD5(param + salt), salt = the shop's secret.
+///
+/// `param` is not read here: what is signed is authentic whatever its shape, so it is accepted,
+/// archived and queued, and a param that is not the JSON [`parse`] expects goes to the dead-letter
+/// queue with that reason (a 400 would only make Kuaidi100 retry the same bytes). Reading the
+/// trace once instead of twice is also most of this source's verify + parse budget.
 pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
     let (param, sign) = form(&cb.body);
     let sign = sign.ok_or_else(|| Refusal::Signature("missing sign".into()))?;
@@ -58,12 +65,6 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
         .find(|(salt, _)| verify_hex_sign(&kuaidi100_sign(&param, salt.expose()), &sign).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("sign mismatch".into()))?;
-    // Checked, not built: `parse` reads it later, and a trace of many lines is most of the cost.
-    serde_json::from_str::<serde::de::IgnoredAny>(&param)
-        .map_err(|_| Refusal::Malformed("param is not JSON".into()))?;
-    if !param.trim_start().starts_with('{') {
-        return Err(Refusal::Malformed("param is not a JSON object".into()));
-    }
     // Kuaidi100 sends no message id and retries the same param: its hash is the dedupe key.
     Ok(Opened::Message { message_id: body_hash_id(param.as_bytes()), payload: param.into_bytes(), key_slot })
 }
@@ -74,12 +75,80 @@ fn geo(area_center: &str) -> Option<GeoPoint> {
     ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some(GeoPoint { lat, lng })
 }
 
+/// The part of `param` that [`parse`] reads. Only these fields are built, strings borrowed from
+/// the payload; every trace line after the newest is skipped unbuilt (a long trace is most of a
+/// push). Fields of another type than expected read as absent, as they would from a `Value`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Param<'a> {
+    #[serde(borrow)]
+    status: LooseText<'a>,
+    #[serde(rename = "lastResult", borrow)]
+    last_result: Option<LastResult<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LastResult<'a> {
+    #[serde(borrow)]
+    nu: LooseText<'a>,
+    #[serde(borrow)]
+    com: LooseText<'a>,
+    #[serde(borrow)]
+    state: LooseText<'a>,
+    /// The newest trace line (Kuaidi100 lists newest first).
+    #[serde(deserialize_with = "first_line")]
+    data: Value,
+}
+
+/// The first element of an array, as a `Value`; the rest skipped. Anything else is `Null`.
+fn first_line<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    struct First;
+    impl<'de> Visitor<'de> for First {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of trace lines")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let first = seq.next_element::<Value>()?.unwrap_or(Value::Null);
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+            Ok(Value::Null)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+    }
+    deserializer.deserialize_any(First)
+}
+
 /// Parses `param`: the newest trace line (Kuaidi100 lists newest first) becomes one event for the
 /// order named by the callback URL's `order` parameter.
 pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEvent>, ParseError> {
-    let param: Value =
+    if !payload.trim_ascii_start().starts_with(b"{") {
+        return Err(ParseError::Malformed("param is not a JSON object".into()));
+    }
+    let param: Param<'_> =
         serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("param is not JSON".into()))?;
-    if text(&param, "status").as_deref() == Some("abort") {
+    if param.status.0.as_deref() == Some("abort") {
         return Ok(vec![InboundEvent::Ignored("kuaidi100 stopped tracking this waybill".into())]);
     }
     let order = query.iter().find(|(k, _)| k == "order").map(|(_, v)| v.as_str()).ok_or(ParseError::Field("order"))?;
@@ -89,24 +158,23 @@ pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEv
     };
     let channel = channel.parse().map_err(ParseError::Id)?;
     let key = OrderKey::parse(channel, shop, order_id)?;
-    let last = param.get("lastResult").ok_or(ParseError::Field("lastResult"))?;
-    let number = text(last, "nu").ok_or(ParseError::Field("nu"))?;
-    let carrier = text(last, "com").unwrap_or_default();
-    let state = text(last, "state").ok_or(ParseError::Field("state"))?;
-    let newest =
-        last.get("data").and_then(Value::as_array).and_then(|lines| lines.first()).cloned().unwrap_or(Value::Null);
+    let last = param.last_result.ok_or(ParseError::Field("lastResult"))?;
+    let number = last.nu.owned().ok_or(ParseError::Field("nu"))?;
+    let carrier = last.com.owned().unwrap_or_default();
+    let state = last.state.owned().ok_or(ParseError::Field("state"))?;
+    let newest = &last.data;
     let event_time = newest.get("ftime").or_else(|| newest.get("time")).and_then(parse_time);
-    let stamp = text(&newest, "time").unwrap_or_default();
+    let stamp = text(newest, "time").unwrap_or_default();
     Ok(vec![InboundEvent::Logistics(LogisticsEvent {
         key,
         message_id: body_hash_id(format!("{carrier}/{number}/{state}/{stamp}").as_bytes()),
         event_time,
         waybill: Waybill { carrier, number },
         state,
-        sub_state: text(&newest, "statusCode"),
+        sub_state: text(newest, "statusCode"),
         carrier_code: None,
-        text: text(&newest, "context").unwrap_or_default(),
-        location: text(&newest, "areaCenter").as_deref().and_then(geo),
+        text: text(newest, "context").unwrap_or_default(),
+        location: text(newest, "areaCenter").as_deref().and_then(geo),
     })])
 }
 
@@ -132,6 +200,56 @@ mod tests {
         );
         assert!(matches!(map_status("state", "2"), Informational(_)));
         assert_eq!(map_status("state", "8"), Unmapped, "清关 is not in our table yet");
+    }
+
+    #[test]
+    fn a_signed_param_that_is_not_json_is_accepted_and_dead_letters_with_its_reason() {
+        use crate::ids::{ShopId, Source};
+        use crate::secrets::Secret;
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default();
+        let signed = crate::fixtures::sign(Source::Kuaidi100, b"{not json", "salt-1", at, "m-1");
+        // (starts like an object, so it is the JSON parser that refuses it)
+        let cb = RawCallback {
+            source: Source::Kuaidi100,
+            shop: ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}")),
+            received_at: at,
+            query: vec![("order".into(), "douyin/shop-1/6921000000001".into())],
+            headers: signed.headers,
+            body: signed.body,
+        };
+        let secret = SourceSecret { secret: Secret::new("salt-1"), ..SourceSecret::default() };
+        let Ok(Opened::Message { payload, .. }) = open(&cb, &secret) else { panic!("a correct sign opens") };
+        assert_eq!(parse(&payload, &cb.query).err(), Some(ParseError::Malformed("param is not JSON".into())));
+        let wrong = SourceSecret { secret: Secret::new("salt-2"), ..SourceSecret::default() };
+        assert!(matches!(open(&cb, &wrong), Err(Refusal::Signature(_))), "the sign is still checked");
+    }
+
+    #[test]
+    fn loosely_typed_fields_read_as_text_and_only_the_newest_line_counts() {
+        let query = vec![("order".to_owned(), "douyin/shop-1/6921000000001".to_owned())];
+        let event = |payload: &str| match parse(payload.as_bytes(), &query) {
+            Ok(events) => match events.as_slice() {
+                [InboundEvent::Logistics(e)] => e.clone(),
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        };
+        let numbers = event(r#"{"lastResult":{"nu":12345,"com":"sf","state":3,"data":"not lines"}}"#);
+        assert_eq!((numbers.waybill.number.as_str(), numbers.state.as_str()), ("12345", "3"));
+        assert_eq!((numbers.text.as_str(), numbers.event_time), ("", None), "data that is not lines is no line");
+        let lines = event(
+            r#"{"lastResult":{"nu":"SF1","com":"shunfeng","state":"3","data":[
+                {"time":"2026-11-11 10:00:00","context":"已签收","statusCode":"301","areaCenter":{"x":1}},
+                {"time":"2026-11-10 10:00:00","context":"older","statusCode":"101"}, 7, null]}}"#,
+        );
+        assert_eq!((lines.text.as_str(), lines.sub_state.as_deref(), lines.location), ("已签收", Some("301"), None));
+        assert!(lines.event_time.is_some());
+        assert_eq!(
+            parse(br#"["abort", {"nu": "SF1"}]"#, &query).err(),
+            Some(ParseError::Malformed("param is not a JSON object".into())),
+            "an array is not read as the struct's fields in order"
+        );
     }
 
     #[test]
