@@ -146,8 +146,12 @@ pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEv
     if !payload.trim_ascii_start().starts_with(b"{") {
         return Err(ParseError::Malformed("param is not a JSON object".into()));
     }
-    let param: Param<'_> =
-        serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("param is not JSON".into()))?;
+    // The reason names the kind of failure, never the content (serde's message quotes it).
+    let param: Param<'_> = serde_json::from_slice(payload).map_err(|e| {
+        ParseError::Malformed(
+            if e.is_data() { "param is not the Kuaidi100 push shape" } else { "param is not JSON" }.into(),
+        )
+    })?;
     if param.status.0.as_deref() == Some("abort") {
         return Ok(vec![InboundEvent::Ignored("kuaidi100 stopped tracking this waybill".into())]);
     }
@@ -245,6 +249,10 @@ mod tests {
         );
         assert_eq!((lines.text.as_str(), lines.sub_state.as_deref(), lines.location), ("已签收", Some("301"), None));
         assert!(lines.event_time.is_some());
+        assert_eq!(
+            parse(br#"{"lastResult": "SF1"}"#, &query).err(),
+            Some(ParseError::Malformed("param is not the Kuaidi100 push shape".into()))
+        );
         assert_eq!(
             parse(br#"["abort", {"nu": "SF1"}]"#, &query).err(),
             Some(ParseError::Malformed("param is not a JSON object".into())),
