@@ -13,6 +13,7 @@ mod douyin;
 mod pdd;
 mod taobao;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -138,6 +139,31 @@ impl Http {
                 .map_err(|e| format!("http client: {}", e.without_url()))
         });
         built.as_ref().map_err(|e| QueryError::Transport(e.clone()))
+    }
+
+    /// The TOP-style call Pinduoduo and Taobao share: `params` (signed) as a form POST to
+    /// `url`; the answer is either `error_response` (read with the platform's own names for
+    /// code and message), returned as the inner `Err` for the client to classify, or the object
+    /// under `response_key`.
+    async fn post_form(
+        &self,
+        url: &Url,
+        content_type: &str,
+        params: &BTreeMap<String, String>,
+        response_key: &str,
+        [code, msg]: [&str; 2],
+    ) -> Result<Result<Value, PlatformError>, QueryError> {
+        let request = self.client()?.post(url.clone()).header("content-type", content_type).body(form_body(params));
+        let reply = self.send(request).await?;
+        let status_error = reply.status_error();
+        let mut body = reply.into_body()?;
+        if let Some(error) = body.get("error_response").filter(|e| e.is_object()) {
+            return Ok(Err(PlatformError::from_fields(error, code, msg, "sub_code", "sub_msg")));
+        }
+        match body.get_mut(response_key).map(Value::take) {
+            Some(response) if response.is_object() => Ok(Ok(response)),
+            _ => Err(status_error.unwrap_or_else(|| QueryError::Malformed(format!("no {response_key}")))),
+        }
     }
 
     /// Sends a request and reads the whole answer within the timeout.

@@ -23,9 +23,7 @@ use domain::secrets::Secret;
 use domain::signature::pdd_sign;
 use domain::status::RawStatus;
 
-use super::{
-    BuildError, Call, ClientConfig, Http, PDD_BASE_URL, PlatformError, form_body, refresh_token_of, token_expiry,
-};
+use super::{BuildError, Call, ClientConfig, Http, PDD_BASE_URL, PlatformError, refresh_token_of, token_expiry};
 
 /// 10019 access_token已过期. Source: lywzx/pdd-node-sdk `pdd-response.exception.ts`
 /// (`accessTokenNeedRefresh`).
@@ -71,23 +69,16 @@ impl PddClient {
         let sign = pdd_sign(credentials.app_secret.expose(), &params);
         params.insert("sign".into(), sign);
         // Everything in the body: the token stays out of the URL.
-        let request = self
-            .http
-            .client()?
-            .post(self.config.base_url.clone())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&params));
-        let reply = self.http.send(request).await?;
-        let status_error = reply.status_error();
-        let mut body = reply.into_body()?;
-        if let Some(error) = body.get("error_response").filter(|e| e.is_object()) {
-            let error = PlatformError::from_fields(error, "error_code", "error_msg", "sub_code", "sub_msg");
-            return Err(classify(error, call, credentials));
-        }
-        match body.get_mut(response_key).map(Value::take) {
-            Some(response) if response.is_object() => Ok(response),
-            _ => Err(status_error.unwrap_or_else(|| QueryError::Malformed(format!("no {response_key}")))),
-        }
+        self.http
+            .post_form(
+                &self.config.base_url,
+                "application/x-www-form-urlencoded",
+                &params,
+                response_key,
+                ["error_code", "error_msg"],
+            )
+            .await?
+            .map_err(|error| classify(error, call, credentials))
     }
 }
 

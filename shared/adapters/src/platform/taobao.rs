@@ -25,9 +25,7 @@ use domain::secrets::Secret;
 use domain::signature::{TaobaoSignMethod, taobao_sign};
 use domain::status::RawStatus;
 
-use super::{
-    BuildError, Call, ClientConfig, Http, PlatformError, TAOBAO_BASE_URL, form_body, refresh_token_of, token_expiry,
-};
+use super::{BuildError, Call, ClientConfig, Http, PlatformError, TAOBAO_BASE_URL, refresh_token_of, token_expiry};
 
 /// 27 Invalid session (expired, revoked or not this app's). TOP's system error table, with 26
 /// Missing session (cattles/taobao-sdk-java `internal/cache/ErrorCode.java` has 26).
@@ -84,23 +82,16 @@ impl TaobaoClient {
         params.insert("sign_method".into(), self.sign_method.as_param().into());
         let sign = taobao_sign(credentials.app_secret.expose(), &params, self.sign_method);
         params.insert("sign".into(), sign);
-        let request = self
-            .http
-            .client()?
-            .post(self.config.base_url.clone())
-            .header("content-type", "application/x-www-form-urlencoded;charset=utf-8")
-            .body(form_body(&params));
-        let reply = self.http.send(request).await?;
-        let status_error = reply.status_error();
-        let mut body = reply.into_body()?;
-        if let Some(error) = body.get("error_response").filter(|e| e.is_object()) {
-            let error = PlatformError::from_fields(error, "code", "msg", "sub_code", "sub_msg");
-            return Err(classify(error, call, credentials));
-        }
-        match body.get_mut(response_key).map(Value::take) {
-            Some(response) if response.is_object() => Ok(response),
-            _ => Err(status_error.unwrap_or_else(|| QueryError::Malformed(format!("no {response_key}")))),
-        }
+        self.http
+            .post_form(
+                &self.config.base_url,
+                "application/x-www-form-urlencoded;charset=utf-8",
+                &params,
+                response_key,
+                ["code", "msg"],
+            )
+            .await?
+            .map_err(|error| classify(error, call, credentials))
     }
 }
 
