@@ -726,11 +726,8 @@ mod tests {
         }
     }
 
-    async fn run<'a>(
-        world: &'a World,
-        platform: &'a FakeDouyin,
-        f: impl AsyncFnOnce(&RefundChecker<'_>) -> (Vec<DomainEvent>, SweepReport),
-    ) -> (Vec<DomainEvent>, SweepReport) {
+    /// Runs `f` with a checker on `world` and `platform`.
+    async fn run<'a, R>(world: &'a World, platform: &'a FakeDouyin, f: impl AsyncFnOnce(&RefundChecker<'_>) -> R) -> R {
         let n = world.normalizer();
         let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
         let platforms: [&dyn PlatformQuery; 1] = [platform];
@@ -873,19 +870,8 @@ mod tests {
             .release(&refunded, &crate::ids::Sku::parse(&line).unwrap_or_else(|e| panic!("{e}")), at())
             .await;
         let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));
-        let n = world.normalizer();
-        let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
-        let platform = FakeDouyin::default();
-        let platforms: [&dyn PlatformQuery; 1] = [&platform];
-        let checker = RefundChecker {
-            normalizer: &n,
-            platforms: &platforms,
-            secrets: &cache,
-            secret_store: &world.secrets,
-            stage: "test",
-            rules: &world.refund_rules,
-        };
-        let (_, answers) = checker.release(&[refunded.clone(), not_refunded.clone(), missing.clone()], 8).await;
+        let keys = [refunded.clone(), not_refunded.clone(), missing.clone()];
+        let (_, answers) = run(&world, &FakeDouyin::default(), async |c| c.release(&keys, 8).await).await;
         assert_eq!(answers.get(&refunded.to_string()), Some(&ReleaseAnswer::AlreadyReleased));
         assert_eq!(answers.get(&not_refunded.to_string()), Some(&ReleaseAnswer::NotRefunded));
         assert_eq!(answers.get(&missing.to_string()), Some(&ReleaseAnswer::NotFound));
@@ -911,22 +897,9 @@ mod tests {
             .apply_change(&change, &OrderFacts::default(), &|_: &mut crate::order::Order| {}, &[])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let n = world.normalizer();
-        let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
-        let platform = FakeDouyin::default();
-        let platforms: [&dyn PlatformQuery; 1] = [&platform];
-        let checker = RefundChecker {
-            normalizer: &n,
-            platforms: &platforms,
-            secrets: &cache,
-            secret_store: &world.secrets,
-            stage: "test",
-            rules: &world.refund_rules,
-        };
-        let (first, second) = futures::join!(
-            checker.release(std::slice::from_ref(&key), 4),
-            checker.release(std::slice::from_ref(&key), 4)
-        );
+        let one = std::slice::from_ref(&key);
+        let (first, second) =
+            run(&world, &FakeDouyin::default(), async |c| futures::join!(c.release(one, 4), c.release(one, 4))).await;
         let answers = [first.1.get(&key.to_string()).copied(), second.1.get(&key.to_string()).copied()];
         assert_eq!(answers.iter().filter(|a| **a == Some(ReleaseAnswer::Released)).count(), 1, "{answers:?}");
         assert_eq!(answers.iter().filter(|a| **a == Some(ReleaseAnswer::AlreadyReleased)).count(), 1, "{answers:?}");
