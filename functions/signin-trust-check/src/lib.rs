@@ -3,7 +3,7 @@
 //! ops events `{"evidence": {"order": "channel/shop/order_id"}}` and
 //! `{"recheck": {"orders": ["channel/shop/order_id", …]}}`.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
@@ -69,16 +69,10 @@ pub fn signed_order(body: &str) -> Result<Option<domain::OrderKey>, String> {
 impl App<'_> {
     /// Handles one invocation.
     pub async fn handle(&self, event: Value) -> Value {
-        if event.get("Records").is_some() {
-            let response = match serde_json::from_value::<SqsEvent>(event) {
-                Ok(batch) => self.batch(batch.records).await,
-                Err(err) => {
-                    tracing::error!(error = %err, "unreadable SQS event");
-                    SqsBatchResponse::default()
-                }
-            };
-            return serde_json::to_value(response).unwrap_or(Value::Null);
-        }
+        let event = match adapters::lambda::sqs_records(event) {
+            Ok(records) => return serde_json::to_value(self.batch(records).await).unwrap_or(Value::Null),
+            Err(event) => event,
+        };
         if event.get("sweep").and_then(Value::as_str) == Some("rechecks") {
             let (events, report) = self.checker.sweep().await;
             adapters::lambda::publish(self.events, &events).await;

@@ -3,7 +3,7 @@
 //! and, on its schedule, sweeps SLA due markers.
 
 use adapters::lambda::receive_count;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
@@ -74,16 +74,10 @@ pub struct App<'a> {
 impl App<'_> {
     /// Handles one invocation: an SQS batch, the SLA sweep (`{"sweep":"sla"}`).
     pub async fn handle(&self, event: Value) -> Value {
-        if event.get("Records").is_some() {
-            let response = match serde_json::from_value::<SqsEvent>(event) {
-                Ok(batch) => self.batch(batch.records).await,
-                Err(err) => {
-                    tracing::error!(error = %err, "unreadable SQS event");
-                    SqsBatchResponse::default()
-                }
-            };
-            return serde_json::to_value(response).unwrap_or(Value::Null);
-        }
+        let event = match adapters::lambda::sqs_records(event) {
+            Ok(records) => return serde_json::to_value(self.batch(records).await).unwrap_or(Value::Null),
+            Err(event) => event,
+        };
         if event.get("sweep").and_then(Value::as_str) == Some("sla") {
             let n = &self.normalizer;
             let (events, report) = sla_sweep(n.orders, self.stats, n.clock, n.rules).await;

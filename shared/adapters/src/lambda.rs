@@ -5,9 +5,25 @@
 
 use std::future::Future;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::events::DomainEvent;
 use domain::ports::EventPublisher;
+
+/// The records of an SQS trigger's event, or the event back when it is not one (no `Records`:
+/// a schedule or an ops event). An SQS event that does not deserialise has no message ids to
+/// report as failed; it is logged and read as an empty batch.
+pub fn sqs_records(event: serde_json::Value) -> Result<Vec<SqsMessage>, serde_json::Value> {
+    if event.get("Records").is_none() {
+        return Err(event);
+    }
+    match serde_json::from_value::<SqsEvent>(event) {
+        Ok(batch) => Ok(batch.records),
+        Err(err) => {
+            tracing::error!(error = %err, "unreadable SQS event");
+            Ok(Vec::new())
+        }
+    }
+}
 
 /// How many times SQS has delivered this message.
 pub fn receive_count(record: &SqsMessage) -> u32 {
