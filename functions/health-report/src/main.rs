@@ -10,8 +10,7 @@ async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
-    let store =
-        DynamoStore::new(clients.dynamodb.clone(), &config.resources.orders_table, &config.resources.stats_table);
+    let store = DynamoStore::for_resources(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     let clock = SystemClock;
     let app =

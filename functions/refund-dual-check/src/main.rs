@@ -32,8 +32,7 @@ async fn main() -> Result<(), Error> {
     let pdd = PddClient::new(platform(&config.api_urls.pdd, timeout))?;
     let taobao = TaobaoClient::new(platform(&config.api_urls.taobao, timeout), TaobaoSignMethod::HmacMd5)?;
     let clients = Clients::from_env().await;
-    let store =
-        DynamoStore::new(clients.dynamodb.clone(), &config.resources.orders_table, &config.resources.stats_table);
+    let store = DynamoStore::for_resources(clients.dynamodb.clone(), &config.resources);
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     let ssm = SsmSecrets::new(clients.ssm.clone());

@@ -11,8 +11,7 @@ async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
-    let store =
-        DynamoStore::new(clients.dynamodb.clone(), &config.resources.orders_table, &config.resources.stats_table);
+    let store = DynamoStore::for_resources(clients.dynamodb.clone(), &config.resources);
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     let dead_letter = SqsQueue::new(clients.sqs.clone(), &config.dead_letter_url);

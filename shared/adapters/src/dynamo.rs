@@ -157,6 +157,11 @@ impl DynamoStore {
         }
     }
 
+    /// The store over the tables a function's configuration names.
+    pub fn for_resources(client: Client, resources: &crate::config::Resources) -> Self {
+        Self::new(client, &resources.orders_table, &resources.stats_table)
+    }
+
     /// The orders table's name.
     pub fn orders_table(&self) -> &str {
         &self.orders_table
