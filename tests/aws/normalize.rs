@@ -64,6 +64,21 @@ fn record(id: &str, body: &str) -> SqsMessage {
     serde_json::from_value(json!({"messageId": id, "receiptHandle": id, "body": body, "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}})).unwrap()
 }
 
+/// Inbound messages as SQS batches of ten, each record with an id unique in the run.
+fn batches_of_ten(messages: &[InboundMessage]) -> Vec<Vec<SqsMessage>> {
+    messages
+        .chunks(10)
+        .enumerate()
+        .map(|(b, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| record(&format!("{b}-{i}"), &serde_json::to_string(m).unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Shops of their own per test, so tests never share orders.
 fn with_shop(day: Vec<DayCallback>, shop: &str) -> Vec<DayCallback> {
     day.into_iter()
@@ -152,17 +167,7 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
         deliveries.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap());
     }
     let app = rig.app();
-    let batches: Vec<Vec<SqsMessage>> = deliveries
-        .chunks(10)
-        .enumerate()
-        .map(|(b, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| record(&format!("{b}-{i}"), &serde_json::to_string(m).unwrap()))
-                .collect()
-        })
-        .collect();
+    let batches = batches_of_ten(&deliveries);
     for group in batches.chunks(3) {
         let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone()))).await;
         for response in responses {
@@ -229,17 +234,7 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
             .inbound()
         })
         .collect();
-    let batches: Vec<Vec<SqsMessage>> = messages
-        .chunks(10)
-        .enumerate()
-        .map(|(b, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| record(&format!("{b}-{i}"), &serde_json::to_string(m).unwrap()))
-                .collect()
-        })
-        .collect();
+    let batches = batches_of_ten(&messages);
     let app = rig.app();
     rig.clients.requests.take();
     for batch in &batches {
