@@ -1,5 +1,5 @@
 //! Writes the seed corpora (`fuzz/corpus/<target>/seed-*`): a handful of valid inputs per
-//! target, built with `domain::fixtures`, each checked before it is written (it decodes back to
+//! target, built with `domain::testing::fixtures`, each checked before it is written (it decodes back to
 //! what was meant, opens, and parses). Run from the repository root after a fixture or format
 //! change, and commit the result:
 //!
@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
 use chrono::Duration;
-use domain::fixtures::{self, Signed};
-use domain::ids::{MessageId, ShopId, Source};
-use domain::inbound::InboundMessage;
+use domain::model::callback::InboundMessage;
+use domain::model::ids::{MessageId, ShopId, Source};
 use domain::sources::Opened;
+use domain::testing::fixtures::{self, Signed};
 use orderhub_fuzz::encode;
 use orderhub_fuzz::{CallbackInput, HeaderName, KNOWN_HEADERS, PREVIOUS_SECRET, QueryPayload, SECRET, SHOP};
 use serde_json::{Value, json};

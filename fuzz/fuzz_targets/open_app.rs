@@ -1,7 +1,7 @@
 //! `sources::open` of a app callback (arbitrary or correctly signed), then `parse` of what opened.
 #![no_main]
 
-use domain::ids::Source;
+use domain::model::ids::Source;
 use libfuzzer_sys::fuzz_target;
 use orderhub_fuzz::CallbackInput;
 

@@ -1,7 +1,7 @@
 //! `sources::parse` of a app payload.
 #![no_main]
 
-use domain::ids::Source;
+use domain::model::ids::Source;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|payload: &[u8]| {

@@ -1,7 +1,7 @@
 //! `sources::parse` of a kuaidi100 payload, with the callback URL's query (which names the order).
 #![no_main]
 
-use domain::ids::Source;
+use domain::model::ids::Source;
 use libfuzzer_sys::fuzz_target;
 use orderhub_fuzz::QueryPayload;
 

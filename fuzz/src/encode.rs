@@ -12,7 +12,7 @@ use crate::{CallbackInput, HeaderName, QueryPayload};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Front(Vec<u8>),
+    Intake(Vec<u8>),
     Sized(Vec<u8>),
 }
 
@@ -26,13 +26,13 @@ pub struct Encoder {
 impl Encoder {
     /// A `bool`.
     pub fn bool(&mut self, value: bool) -> &mut Self {
-        self.ops.push(Op::Front(vec![u8::from(value)]));
+        self.ops.push(Op::Intake(vec![u8::from(value)]));
         self
     }
 
     /// A `u8`.
     pub fn u8(&mut self, value: u8) -> &mut Self {
-        self.ops.push(Op::Front(vec![value]));
+        self.ops.push(Op::Intake(vec![value]));
         self
     }
 
@@ -40,7 +40,7 @@ impl Encoder {
     pub fn variant(&mut self, index: u32, count: u32) -> &mut Self {
         let value = (u64::from(index) << 32).div_ceil(u64::from(count));
         let value = u32::try_from(value).expect("index < count");
-        self.ops.push(Op::Front(value.to_le_bytes().to_vec()));
+        self.ops.push(Op::Intake(value.to_le_bytes().to_vec()));
         self
     }
 
@@ -62,7 +62,7 @@ impl Encoder {
             .ops
             .iter()
             .map(|op| match op {
-                Op::Front(b) | Op::Sized(b) => b.len(),
+                Op::Intake(b) | Op::Sized(b) => b.len(),
             })
             .sum::<usize>()
             + self.rest.len();
@@ -78,7 +78,7 @@ impl Encoder {
             let mut n = 0;
             for op in &self.ops {
                 match op {
-                    Op::Front(b) => consumed += b.len(),
+                    Op::Intake(b) => consumed += b.len(),
                     Op::Sized(b) => {
                         let remaining = total - consumed;
                         let width = match remaining {
@@ -106,7 +106,7 @@ impl Encoder {
         let mut widths = widths.into_iter();
         for op in &self.ops {
             match op {
-                Op::Front(b) => front.extend_from_slice(b),
+                Op::Intake(b) => front.extend_from_slice(b),
                 Op::Sized(b) => {
                     let (width, remaining) = widths.next().unwrap_or((0, 0));
                     // The length is read big-endian from as many of its bytes as the largest

@@ -16,12 +16,13 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::fixtures;
-use domain::ids::{MessageId, OrderKey, ShopId, Source};
-use domain::inbound::{GeoPoint, InboundEvent, InboundMessage, ParseError};
-use domain::inbox::RawCallback;
-use domain::secrets::SourceSecret;
+use domain::model::callback::{InboundMessage, RawCallback};
+use domain::model::geo::GeoPoint;
+use domain::model::ids::{MessageId, OrderKey, ShopId, Source};
+use domain::model::source_event::{ParseError, SourceEvent};
+use domain::ports::secrets::SourceSecret;
 use domain::sources::{self, Opened, Refusal};
+use domain::testing::fixtures;
 
 pub mod encode;
 pub mod http;
@@ -196,7 +197,7 @@ pub fn open(source: Source, input: &CallbackInput<'_>) -> Result<Opened, Refusal
 }
 
 /// `parse_<source>`: parse a payload for the fixture shop and check every event.
-pub fn parse(source: Source, payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(source: Source, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
     let shop = shop();
     let events = sources::parse(source, &shop, payload, query, received_at());
     if let Ok(events) = &events {
@@ -255,25 +256,25 @@ fn check_key(key: &OrderKey) {
 
 /// Every event's ids are valid; a status event parsed from a channel's payload belongs to that
 /// channel (the `app` channel for WeChat Pay) and the shop it was parsed for.
-pub fn check_events(source: Source, shop: &ShopId, events: &[InboundEvent]) {
+pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
     for event in events {
         match event {
-            InboundEvent::Status(status) => {
+            SourceEvent::Status(status) => {
                 check_key(&status.key);
                 check_message_id(&status.message_id);
                 let owner = if source == Source::Wechatpay { Source::App } else { source };
                 assert_eq!(status.key.source, owner, "status event of another channel");
                 assert_eq!(&status.key.shop, shop, "status event of another shop");
                 for (sku, _) in &status.facts.lines {
-                    assert!(domain::ids::Sku::parse(sku.as_str()).is_ok(), "invalid sku {sku:?}");
+                    assert!(domain::model::ids::Sku::parse(sku.as_str()).is_ok(), "invalid sku {sku:?}");
                 }
             }
-            InboundEvent::Logistics(logistics) => {
+            SourceEvent::Logistics(logistics) => {
                 check_key(&logistics.key);
                 check_message_id(&logistics.message_id);
                 check_location(logistics.location.as_ref());
             }
-            InboundEvent::App(app) => {
+            SourceEvent::App(app) => {
                 if let Some(key) = &app.key {
                     check_key(key);
                 }
@@ -281,12 +282,12 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[InboundEvent]) {
                 assert!(app.accuracy_m.is_none_or(|a| a.is_finite() && a >= 0.0), "bad accuracy");
                 check_location(app.location.as_ref());
             }
-            InboundEvent::Address(address) => {
+            SourceEvent::Address(address) => {
                 check_key(&address.key);
                 check_message_id(&address.message_id);
                 check_location(address.location.as_ref());
             }
-            InboundEvent::Ignored(_) => {}
+            SourceEvent::Ignored(_) => {}
         }
     }
 }

@@ -1,42 +1,37 @@
 //! The ports' contract suite, run against the AWS adapters on the local stack.
 
-use adapters::{BusPublisher, DynamoInbox, DynamoStore, SqsQueue, SsmSecrets};
-use domain::contract::{self, Probe};
-use tests::stack::{self, clients, namespace};
-
-fn store(clients: &adapters::Clients) -> DynamoStore {
-    DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE"))
-}
+use adapters::{BusPublisher, SqsQueue, SsmSecrets};
+use domain::testing::contract::{self, Probe};
+use tests::stack::{self, clients, namespace, tables};
 
 #[tokio::test]
 async fn dynamodb_order_store_honours_the_contract() {
     let clients = clients().await;
-    let store = store(&clients);
-    contract::order_store(&store, &store, &namespace("orders")).await;
-    contract::order_store_concurrency(&store, &namespace("race")).await;
-    contract::due_markers(&store, &namespace("due")).await;
+    let tables = tables(&clients);
+    contract::order_store(&tables.orders, &tables.stats, &namespace("orders")).await;
+    contract::order_store_concurrency(&tables.orders, &namespace("race")).await;
+    contract::due_markers(&tables.orders, &namespace("due")).await;
 }
 
 #[tokio::test]
 async fn dynamodb_inventory_and_stats_honour_the_contract() {
     let clients = clients().await;
-    let store = store(&clients);
-    contract::inventory(&store, &namespace("inv")).await;
-    contract::stats(&store, &namespace("stats")).await;
+    let tables = tables(&clients);
+    contract::inventory(&tables.inventory, &namespace("inv")).await;
+    contract::stats(&tables.stats, &namespace("stats")).await;
 }
 
 #[tokio::test]
 async fn dynamodb_signals_honour_the_contract() {
     let clients = clients().await;
-    let store = store(&clients);
-    contract::signals(&store, &store, &namespace("signals")).await;
+    let tables = tables(&clients);
+    contract::signals(&tables.signals, &tables.stats, &namespace("signals")).await;
 }
 
 #[tokio::test]
 async fn dynamodb_inbox_honours_the_contract() {
     let clients = clients().await;
-    let inbox = DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE"));
-    contract::inbox(&inbox, &namespace("inbox")).await;
+    contract::inbox(&tables(&clients).inbox, &namespace("inbox")).await;
 }
 
 struct QueueProbe {

@@ -20,15 +20,16 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use adapters::DynamoStore;
+use adapters::DynamoStats;
 use chrono::{Datelike, Days, Duration, Months, NaiveDate};
 use domain::Lifecycle;
 use domain::Source;
-use domain::health::{HealthReport, HealthThresholds, Indicator, Period, Scope, SilenceRules, Verdict};
+use domain::app::health_report::HealthReporting;
+use domain::model::counters::{CounterAdd, names};
+use domain::model::time::day_start;
 use domain::ports::Stats;
-use domain::stats::{CounterAdd, names};
-use domain::time::{FixedClock, day_start};
-use health_report::App;
+use domain::rules::health::{HealthReport, HealthThresholds, HealthVerdict, Indicator, Period, Scope, SilenceRules};
+use domain::testing::clock::FixedClock;
 use serde_json::json;
 use tests::stack::{self, clients};
 
@@ -115,7 +116,7 @@ fn shard_counters(orders: i64) -> Vec<(String, i64)> {
 
 /// Writes the month's counters, one `Stats::add` (one `UpdateItem … ADD`) per channel-day.
 /// Returns the calls made and the orders and callbacks (`received`) they stand for.
-async fn seed(store: &DynamoStore, month: NaiveDate) -> (usize, i64, i64) {
+async fn seed(store: &DynamoStats, month: NaiveDate) -> (usize, i64, i64) {
     let days = Period::month_of(month).len_days();
     let per_day = ORDERS / (SIX.len() as i64 * days as i64);
     let mut calls = 0;
@@ -214,7 +215,7 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let clients = clients().await;
     let table = stack::namespace("health-stats");
     scratch_stats_table(&clients, &table).await;
-    let store = DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), &table);
+    let store = DynamoStats::new(clients.dynamodb.clone(), &table);
     let bus = adapters::BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME"));
     let month = unique_month();
     let label = format!("{:04}-{:02}", month.year(), month.month());
@@ -234,11 +235,12 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let fifth = day_start(next.with_day(5).unwrap()) + Duration::hours(3);
     let clock = FixedClock::new(fifth);
     let (thresholds, silence) = (HealthThresholds::default(), SilenceRules::default());
-    let app = App { stats: &store, events: &bus, clock: &clock, thresholds: &thresholds, silence: &silence };
+    let app =
+        HealthReporting { stats: &store, events: &bus, clock: &clock, thresholds: &thresholds, silence: &silence };
 
     clients.requests.take();
     let started = Instant::now();
-    let answer = app.handle(json!({"report":"monthly"})).await.unwrap();
+    let answer = health_report::handle(&app, json!({"report":"monthly"})).await.unwrap();
     let elapsed = started.elapsed();
     let counts = clients.requests.take();
     let months = 1;
@@ -270,7 +272,7 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     assert_eq!(with_data, SIX.iter().map(|s| Scope::Channel(*s)).collect::<Vec<_>>());
     let release =
         report.scope(Scope::Channel(Source::Douyin)).unwrap().indicator(Indicator::RefundStockRelease).unwrap();
-    assert_eq!(release.verdict, Verdict::Breached);
+    assert_eq!(release.verdict, HealthVerdict::Breached);
     assert!(report.monthly.is_some());
     assert!(stored.rendered.contains("订单健康度月报"), "the page is stored");
     assert_eq!(answer["verdicts"]["app"], "no_data");
@@ -282,7 +284,8 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let to = next.checked_add_days(Days::new(2)).unwrap();
     let channels: Vec<&str> = SIX.iter().map(|s| s.as_str()).collect();
     let started = Instant::now();
-    let answer = app.handle(json!({"report":"range","from":from,"to":to,"channels":channels})).await.unwrap();
+    let answer =
+        health_report::handle(&app, json!({"report":"range","from":from,"to":to,"channels":channels})).await.unwrap();
     let counts = clients.requests.take();
     eprintln!(
         "range {from}..{to} over 6 channels: {:?}, build {} ms, {} DynamoDB reads",

@@ -2,23 +2,24 @@
 //! their reason, a day delivered three times shuffled to concurrent consumers, and the AWS
 //! requests each applied event and each duplicate costs.
 
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, TimeZone, Utc};
-use domain::fixtures::{self, DayCallback};
-use domain::inbound::InboundMessage;
-use domain::memory::{MemoryInbox, MemoryStore};
-use domain::normalize::{Normalizer, Rules};
+use domain::app::apply::ApplyChange;
+use domain::app::apply_message::ApplyMessage;
+use domain::model::callback::InboundMessage;
 use domain::ports::OrderStore;
-use domain::time::FixedClock;
+use domain::rules::timing::Rules;
+use domain::testing::clock::FixedClock;
+use domain::testing::fixtures::{self, DayCallback};
+use domain::testing::memory::{MemoryInbox, MemoryStore};
 use serde_json::json;
-use status_normalize::App;
-use tests::stack::{self, clients, namespace};
+use status_normalize::Handler;
+use tests::stack::{self, clients, namespace, tables};
 
 struct Rig {
     clients: Clients,
-    store: DynamoStore,
-    inbox: DynamoInbox,
+    tables: DynamoTables,
     bus: BusPublisher,
     dead_letter: SqsQueue,
     dead_letter_url: String,
@@ -31,8 +32,7 @@ impl Rig {
         let clients = clients().await;
         let dead_letter_url = stack::scratch_queue(&clients, &namespace(prefix)).await;
         Rig {
-            store: DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE")),
-            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            tables: tables(&clients),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             dead_letter: SqsQueue::new(clients.sqs.clone(), dead_letter_url.clone()),
             dead_letter_url,
@@ -42,20 +42,12 @@ impl Rig {
         }
     }
 
-    fn app(&self) -> App<'_> {
-        App {
-            normalizer: Normalizer {
-                orders: &self.store,
-                inventory: &self.store,
-                stats: &self.store,
-                inbox: &self.inbox,
-                signals: &self.store,
-                clock: &self.clock,
-                rules: &self.rules,
-            },
+    fn app(&self) -> Handler<'_> {
+        Handler {
+            messages: ApplyMessage::new(ApplyChange::new(self.tables.write_ports(&self.clock), &self.rules)),
             events: &self.bus,
             dead_letter: &self.dead_letter,
-            stats: &self.store,
+            stats: &self.tables.stats,
         }
     }
 }
@@ -132,7 +124,7 @@ async fn one_bad_message_never_redelivers_its_neighbours_and_dead_letters_with_i
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("malformed")), "{reasons:?}");
     let key = domain::OrderKey::parse(domain::Source::Douyin, &shop, "7001").unwrap();
-    assert_eq!(rig.store.get(&key).await.unwrap().and_then(|o| o.lifecycle), Some(domain::Lifecycle::Paid));
+    assert_eq!(rig.tables.orders.get(&key).await.unwrap().and_then(|o| o.lifecycle), Some(domain::Lifecycle::Paid));
 }
 
 #[tokio::test]
@@ -145,15 +137,7 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
     let memory = MemoryStore::default();
     let memory_inbox = MemoryInbox::default();
     let expected_rules = Rules::default();
-    let in_order = Normalizer {
-        orders: &memory,
-        inventory: &memory,
-        stats: &memory,
-        inbox: &memory_inbox,
-        signals: &memory,
-        clock: &rig.clock,
-        rules: &expected_rules,
-    };
+    let in_order = ApplyMessage::new(ApplyChange::new(memory.write_ports(&memory_inbox, &rig.clock), &expected_rules));
     for callback in &day {
         in_order.handle(&callback.inbound()).await.unwrap();
     }
@@ -188,21 +172,26 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
         };
         for event in events {
             let key = match event {
-                domain::inbound::InboundEvent::Status(s) => s.key,
-                domain::inbound::InboundEvent::Logistics(l) => l.key,
+                domain::model::source_event::SourceEvent::Status(s) => s.key,
+                domain::model::source_event::SourceEvent::Logistics(l) => l.key,
                 _ => continue,
             };
             let want =
                 memory.get(&key).await.unwrap().map(|o| (o.lifecycle, o.refund, o.entered, o.waybill, o.unmapped));
-            let got =
-                rig.store.get(&key).await.unwrap().map(|o| (o.lifecycle, o.refund, o.entered, o.waybill, o.unmapped));
+            let got = rig
+                .tables
+                .orders
+                .get(&key)
+                .await
+                .unwrap()
+                .map(|o| (o.lifecycle, o.refund, o.entered, o.waybill, o.unmapped));
             assert!(want.is_some());
             assert_eq!(got, want, "{key}");
-            let history = |page: domain::store::Page<domain::store::HistoryEntry>| {
+            let history = |page: domain::ports::Page<domain::model::record::HistoryEntry>| {
                 page.items.into_iter().map(|h| h.message_id).collect::<Vec<_>>()
             };
             assert_eq!(
-                history(rig.store.history(&key, None, 1000).await.unwrap()),
+                history(rig.tables.orders.history(&key, None, 1000).await.unwrap()),
                 history(memory.history(&key, None, 1000).await.unwrap()),
                 "{key}: nothing missing from history, nothing twice"
             );
@@ -270,10 +259,11 @@ async fn throughput_of_one_instance_and_where_the_time_goes() {
     let mut rig = Rig::new("sn-throughput", at + chrono::Duration::days(1)).await;
     let ns = namespace("tp");
     // Tables of its own, so the count and timing see only this run.
-    rig.store = DynamoStore::new(
+    rig.tables = DynamoTables::from_names(
         rig.clients.dynamodb.clone(),
-        stack::private_table(&rig.clients, "ORDERS_TABLE", &ns).await,
-        stack::private_table(&rig.clients, "STATS_TABLE", &ns).await,
+        &stack::private_table(&rig.clients, "ORDERS_TABLE", &ns).await,
+        &stack::private_table(&rig.clients, "STATS_TABLE", &ns).await,
+        &stack::var("INBOX_TABLE"),
     );
     let bench = std::env::var("ORDERHUB_BENCH").is_ok_and(|v| v == "1");
     let orders_per_channel = if bench { 490 } else { 10 };

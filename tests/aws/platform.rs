@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use adapters::platform::{ClientConfig, DouyinClient, PddClient, TaobaoClient, TaobaoSignMethod};
 use chrono::Utc;
-use domain::ids::{OrderKey, ShopId, Source};
-use domain::lifecycle::RefundState;
-use domain::platform::{Credentials, PlatformQuery, QueryError, RefundAnswer};
-use domain::secrets::Secret;
+use domain::model::ids::{OrderKey, ShopId, Source};
+use domain::model::lifecycle::RefundState;
+use domain::model::status::StatusMapping;
+use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefundAnswer};
+use domain::ports::secrets::Secret;
 use domain::sources::map_status;
-use domain::status::StatusMapping;
 use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
 
 /// The client timeout of these tests: short, so a delayed answer is a timeout quickly.
@@ -127,7 +127,7 @@ async fn success_maps_to_succeeded(platform: Platform) {
     assert_eq!(refund_state(platform, &answer, decisive_field(platform)), Some(RefundState::Succeeded));
     assert_eq!(refund_state(platform, &answer, "refund_status"), Some(RefundState::Succeeded));
     match platform {
-        Platform::Douyin => assert_eq!(answer.refund_kind, Some(domain::lifecycle::RefundKind::RefundOnly)),
+        Platform::Douyin => assert_eq!(answer.refund_kind, Some(domain::model::lifecycle::RefundKind::RefundOnly)),
         Platform::Taobao => assert_eq!(answer.refund_id.as_deref(), Some("200001")),
         Platform::Pdd => {}
     }

@@ -6,29 +6,30 @@
 use std::time::Instant;
 
 use adapters::platform::{ClientConfig, DouyinClient};
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SsmSecrets};
+use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use domain::fixtures::{self, DayCallback};
-use domain::inbound::OrderFacts;
-use domain::normalize::{Normalizer, Rules};
-use domain::order::{Provenance, StatusChange};
-use domain::platform::PlatformQuery;
+use domain::app::apply::ApplyChange;
+use domain::app::apply_message::ApplyMessage;
+use domain::app::refund_check::{RefundCheck, RefundRules};
+use domain::model::order::{Provenance, StatusChange};
+use domain::model::source_event::OrderFacts;
+use domain::model::status::{RawStatus, StatusMapping, Target};
+use domain::ports::platform::PlatformQuery;
+use domain::ports::secrets::{SecretCache, parameter_name};
 use domain::ports::{InventoryStore, OrderStore, Secrets};
-use domain::refundcheck::{RefundChecker, RefundRules};
-use domain::secrets::{SecretCache, parameter_name};
-use domain::status::{RawStatus, StatusMapping, Target};
-use domain::time::FixedClock;
+use domain::rules::timing::Rules;
+use domain::testing::clock::FixedClock;
+use domain::testing::fixtures::{self, DayCallback};
 use domain::{MessageId, OrderKey, RefundState, ShopId, Source};
-use refund_dual_check::App;
+use refund_dual_check::Handler;
 use serde_json::json;
 use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
 use tests::stack::{self, clients, namespace};
 
 struct Rig {
     clients: Clients,
-    store: DynamoStore,
-    inbox: DynamoInbox,
+    tables: DynamoTables,
     bus: BusPublisher,
     ssm: SsmSecrets,
     clock: FixedClock,
@@ -54,8 +55,7 @@ impl Rig {
         let orders = stack::private_table(&clients, "ORDERS_TABLE", &ns).await;
         let stats = stack::private_table(&clients, "STATS_TABLE", &ns).await;
         let rig = Rig {
-            store: DynamoStore::new(clients.dynamodb.clone(), orders, stats),
-            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            tables: DynamoTables::from_names(clients.dynamodb.clone(), &orders, &stats, &stack::var("INBOX_TABLE")),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             ssm: SsmSecrets::new(clients.ssm.clone()),
             clock: FixedClock::new(at() - Duration::hours(3)),
@@ -75,16 +75,8 @@ impl Rig {
         rig
     }
 
-    fn normalizer(&self) -> Normalizer<'_> {
-        Normalizer {
-            orders: &self.store,
-            inventory: &self.store,
-            stats: &self.store,
-            inbox: &self.inbox,
-            signals: &self.store,
-            clock: &self.clock,
-            rules: &self.rules,
-        }
+    fn normalizer(&self) -> ApplyChange<'_> {
+        ApplyChange::new(self.tables.write_ports(&self.clock), &self.rules)
     }
 
     /// A douyin order paid with two reserved lines, its refund asked for three hours ago.
@@ -105,7 +97,7 @@ impl Rig {
                 message_id: format!("{id}-{tag}"),
                 sent_at: t,
             };
-            self.normalizer().handle(&callback.inbound()).await.unwrap();
+            ApplyMessage::new(self.normalizer()).handle(&callback.inbound()).await.unwrap();
         }
         OrderKey::parse(Source::Douyin, &self.shop, id).unwrap()
     }
@@ -133,13 +125,13 @@ impl Rig {
 
     fn app<'a>(
         &'a self,
-        normalizer: &'a Normalizer<'a>,
+        normalizer: &ApplyChange<'a>,
         cache: &'a SecretCache<'a>,
         platforms: &'a [&'a dyn PlatformQuery],
-    ) -> App<'a> {
-        App {
-            checker: RefundChecker {
-                normalizer,
+    ) -> Handler<'a> {
+        Handler {
+            checker: RefundCheck {
+                write: *normalizer,
                 platforms,
                 secrets: cache,
                 secret_store: &self.ssm,
@@ -166,20 +158,21 @@ async fn the_sweep_confirms_lost_refunds_with_the_platform_and_releases_stock_on
     let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
     let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
     let app = rig.app(&n, &cache, &platforms);
-    let report = app.handle(json!({"sweep": "refunds"})).await;
+    let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
     assert!(report["checked"].as_u64().is_some_and(|c| c >= 3), "{report}");
     assert_eq!(report["outcomes"]["confirmed"], 1, "{report}");
     assert_eq!(rig.fake.rejections(), Vec::<String>::new(), "every request was signed as the platform checks");
-    let order = rig.store.get(&lost).await.unwrap().unwrap();
+    let order = rig.tables.orders.get(&lost).await.unwrap().unwrap();
     assert_eq!(order.refund, RefundState::Succeeded);
-    let lines = rig.store.reservations(&lost).await.unwrap();
+    let lines = rig.tables.inventory.reservations(&lost).await.unwrap();
     assert!(lines.iter().all(|l| l.released_at.is_some()), "released");
-    assert_eq!(rig.store.get(&open).await.unwrap().unwrap().refund, RefundState::Requested);
-    assert_eq!(rig.store.get(&closed).await.unwrap().unwrap().refund, RefundState::Closed);
+    assert_eq!(rig.tables.orders.get(&open).await.unwrap().unwrap().refund, RefundState::Requested);
+    assert_eq!(rig.tables.orders.get(&closed).await.unwrap().unwrap().refund, RefundState::Closed);
     // The platform still says succeeded next run, and a late callback comes too: nothing moves twice.
-    let again = app.handle(json!({"recheck": {"orders": [lost.to_string()]}})).await;
+    let again = serde_json::to_value(app.handle(json!({"recheck": {"orders": [lost.to_string()]}})).await).unwrap();
     assert_eq!(again["orders"][lost.to_string()], "released", "{again}");
-    let released_at: Vec<_> = rig.store.reservations(&lost).await.unwrap().into_iter().map(|l| l.released_at).collect();
+    let released_at: Vec<_> =
+        rig.tables.inventory.reservations(&lost).await.unwrap().into_iter().map(|l| l.released_at).collect();
     assert_eq!(
         released_at,
         lines.into_iter().map(|l| l.released_at).collect::<Vec<_>>(),
@@ -198,7 +191,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     let rig = Rig::new("rf-scale").await;
     // Orders that are not due, written directly (the sweep must never read them)…
     let (filler_count, due_count, _) = sizes();
-    let table = rig.store.orders_table().to_owned();
+    let table = rig.tables.orders.orders_table().to_owned();
     let filler: Vec<WriteRequest> = (0..filler_count)
         .map(|n| {
             let put = PutRequest::builder()
@@ -228,7 +221,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     let app = rig.app(&n, &cache, &platforms);
     rig.clients.requests.take();
     let started = Instant::now();
-    let report = app.handle(json!({"sweep": "refunds"})).await;
+    let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
     let elapsed = started.elapsed();
     let requests = rig.clients.requests.take();
     let reads: u64 =
@@ -247,7 +240,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     let per_due = (reads - 8) as f64 / due_count as f64;
     assert!(per_due <= 10.0, "reads follow the due orders, not the {filler_count} others: {per_due:.1} per due order");
     for key in due.iter().take(5) {
-        assert_eq!(rig.store.get(key).await.unwrap().unwrap().refund, RefundState::Succeeded);
+        assert_eq!(rig.tables.orders.get(key).await.unwrap().unwrap().refund, RefundState::Succeeded);
     }
 }
 
@@ -269,7 +262,7 @@ async fn the_emergency_release_of_327_orders() {
     let list: Vec<String> = orders.iter().map(ToString::to_string).collect();
     rig.clients.requests.take();
     let started = Instant::now();
-    let answers = app.handle(json!({"release": {"orders": list}})).await;
+    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": list}})).await).unwrap();
     let elapsed = started.elapsed();
     let requests = rig.clients.requests.take();
     let total: u64 = requests.values().sum();
@@ -279,17 +272,17 @@ async fn the_emergency_release_of_327_orders() {
     );
     assert_eq!(answers.as_object().map(|m| m.values().filter(|v| *v == "released").count()), Some(count), "{answers}");
     for key in &orders {
-        assert!(rig.store.reservations(key).await.unwrap().iter().all(|l| l.released_at.is_some()));
+        assert!(rig.tables.inventory.reservations(key).await.unwrap().iter().all(|l| l.released_at.is_some()));
     }
     // Run again (the operator double-clicked), with the odd ones out.
     let mut again: Vec<String> = orders.iter().take(3).map(ToString::to_string).collect();
     again.push(not_refunded.to_string());
     again.push(missing.to_string());
     again.push("douyin/not a key".into());
-    let answers = app.handle(json!({"release": {"orders": again}})).await;
+    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
     assert!(answers["error"].is_string(), "a malformed order reference is named, nothing released: {answers}");
     again.pop();
-    let answers = app.handle(json!({"release": {"orders": again}})).await;
+    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
     assert_eq!(answers[orders[0].to_string()], "already_released", "{answers}");
     assert_eq!(answers[not_refunded.to_string()], "not_refunded");
     assert_eq!(answers[missing.to_string()], "not_found");

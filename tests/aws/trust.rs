@@ -2,18 +2,21 @@
 //! a parcel station, the bus rule's message for it through the function's SQS path, and what
 //! one check costs in AWS requests; the evidence page carries no personal data.
 
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use domain::events::DomainEvent;
-use domain::fixtures::{self, DayCallback};
+use domain::app::apply::ApplyChange;
+use domain::app::apply_message::ApplyMessage;
+use domain::app::sign_check::SignCheck;
+use domain::model::domain_event::DomainEvent;
 use domain::ports::OrderStore;
-use domain::time::{Clock as _, FixedClock};
-use domain::trust::TrustRules;
-use domain::trustcheck::TrustChecker;
+use domain::ports::clock::Clock as _;
+use domain::rules::sign_trust::TrustRules;
+use domain::testing::clock::FixedClock;
+use domain::testing::fixtures::{self, DayCallback};
 use domain::{Lifecycle, OrderKey, Source};
 use serde_json::{Value, json};
-use signin_trust_check::App;
-use tests::stack::{self, clients, namespace};
+use signin_trust_check::Handler;
+use tests::stack::{self, clients, namespace, tables};
 
 fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap()
@@ -21,13 +24,12 @@ fn at() -> DateTime<Utc> {
 
 struct Rig {
     clients: Clients,
-    store: DynamoStore,
-    inbox: DynamoInbox,
+    tables: DynamoTables,
     bus: BusPublisher,
     notify: SqsQueue,
     notify_url: String,
     clock: FixedClock,
-    rules: domain::normalize::Rules,
+    rules: domain::rules::timing::Rules,
     trust: TrustRules,
     shop: String,
 }
@@ -38,29 +40,20 @@ impl Rig {
         let shop = namespace("trust");
         let notify_url = stack::scratch_queue(&clients, &shop).await;
         Rig {
-            store: DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE")),
-            inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
+            tables: tables(&clients),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             notify: SqsQueue::new(clients.sqs.clone(), notify_url.clone()),
             notify_url,
             clock: FixedClock::new(at()),
-            rules: domain::normalize::Rules::default(),
+            rules: domain::rules::timing::Rules::default(),
             trust: TrustRules::default(),
             shop,
             clients,
         }
     }
 
-    fn normalizer(&self) -> domain::normalize::Normalizer<'_> {
-        domain::normalize::Normalizer {
-            orders: &self.store,
-            inventory: &self.store,
-            stats: &self.store,
-            inbox: &self.inbox,
-            signals: &self.store,
-            clock: &self.clock,
-            rules: &self.rules,
-        }
+    fn normalizer(&self) -> ApplyChange<'_> {
+        ApplyChange::new(self.tables.write_ports(&self.clock), &self.rules)
     }
 
     /// Feeds one callback through status-normalize's path; returns what it published.
@@ -73,7 +66,7 @@ impl Rig {
             message_id: format!("{}-{id}", self.shop),
             sent_at: self.clock.now(),
         };
-        self.normalizer().handle(&callback.inbound()).await.unwrap()
+        ApplyMessage::new(self.normalizer()).handle(&callback.inbound()).await.unwrap()
     }
 }
 
@@ -125,19 +118,19 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]});
 
     let normalizer = rig.normalizer();
-    let app = App {
-        checker: TrustChecker { normalizer: &normalizer, signals: &rig.store, notify: &rig.notify, rules: &rig.trust },
+    let app = Handler {
+        checker: SignCheck { write: normalizer, signals: &rig.tables.signals, notify: &rig.notify, rules: &rig.trust },
         events: &rig.bus,
     };
     rig.clients.requests.take();
-    let answer = app.handle(sqs).await;
+    let answer = serde_json::to_value(app.handle(sqs).await).unwrap();
     let requests = rig.clients.requests.take();
     let total: u64 = requests.values().sum();
     eprintln!("AWS requests per sign-in check: {total} {requests:?}");
 
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     let key = OrderKey::parse(Source::App, &rig.shop, "o1").unwrap();
-    let stored = rig.store.get(&key).await.unwrap().unwrap();
+    let stored = rig.tables.orders.get(&key).await.unwrap().unwrap();
     assert_eq!(stored.lifecycle, Some(Lifecycle::SignPendingConfirmation), "a station sign without app evidence");
     let notices = stack::drain(&rig.clients, &rig.notify_url).await;
     assert_eq!(notices.len(), 1, "the customer is told where the parcel is: {notices:?}");
@@ -150,15 +143,17 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
     assert_eq!(requests.get("EventBridge.PutEvents").copied(), Some(1), "{requests:?}");
 
     // The same message again (SQS redelivery): no second notice.
-    let again = app
-        .handle(json!({"Records": [{"messageId": "m-1", "receiptHandle": "r-2", "body": envelope.to_string(),
+    let again = serde_json::to_value(
+        app.handle(json!({"Records": [{"messageId": "m-1", "receiptHandle": "r-2", "body": envelope.to_string(),
         "attributes": {"ApproximateReceiveCount": "2"}, "messageAttributes": {}, "eventSource": "aws:sqs"}]}))
-        .await;
+            .await,
+    )
+    .unwrap();
     assert_eq!(again["batchItemFailures"], json!([]), "{again}");
     assert!(stack::drain(&rig.clients, &rig.notify_url).await.is_empty(), "a redelivery tells the customer once");
 
     // The ops evidence page: the score and the reasons, no customer id, name or phone.
-    let evidence: Value = app.handle(json!({"evidence": {"order": order}})).await;
+    let evidence: Value = serde_json::to_value(app.handle(json!({"evidence": {"order": order}})).await).unwrap();
     assert_eq!(evidence["signer_kind"], "ParcelStation", "{evidence}");
     assert!(evidence["score"].as_u64().is_some_and(|s| s < 92), "{evidence}");
     assert!(!evidence.to_string().contains("cust-"), "no customer id on the evidence page: {evidence}");

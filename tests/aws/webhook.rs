@@ -2,15 +2,15 @@
 //! adapters (DynamoDB inbox, SQS, EventBridge, SSM), every source: valid, tampered, rotated key,
 //! duplicate, replay after a key fix, oversized, malformed.
 
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue, SsmSecrets};
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStats, SqsQueue, SsmSecrets};
 use chrono::{DateTime, Duration, Utc};
 use domain::Source;
-use domain::fixtures::{self, Signed};
-use domain::inbound::InboundMessage;
+use domain::app::intake::{Intake, MAX_BODY_BYTES};
+use domain::model::callback::InboundMessage;
+use domain::ports::secrets::{SecretCache, parameter_name};
 use domain::ports::{Inbox, Secrets};
-use domain::secrets::{SecretCache, parameter_name};
-use domain::time::FixedClock;
-use domain::webhook::{Front, MAX_BODY_BYTES};
+use domain::testing::clock::FixedClock;
+use domain::testing::fixtures::{self, Signed};
 use serde_json::{Value, json};
 use tests::stack::{self, clients, namespace};
 
@@ -20,7 +20,7 @@ struct Rig {
     queue: SqsQueue,
     queue_url: String,
     bus: BusPublisher,
-    stats: DynamoStore,
+    stats: DynamoStats,
     ssm: SsmSecrets,
     clock: FixedClock,
     stage: String,
@@ -36,7 +36,7 @@ impl Rig {
             inbox: DynamoInbox::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE")),
             queue: SqsQueue::new(clients.sqs.clone(), queue_url.clone()),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
-            stats: DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE")),
+            stats: DynamoStats::new(clients.dynamodb.clone(), stack::var("STATS_TABLE")),
             ssm: SsmSecrets::new(clients.ssm.clone()),
             clock: FixedClock::new(Utc::now()),
             stage: ns.clone(),
@@ -56,12 +56,12 @@ impl Rig {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        use domain::time::Clock;
+        use domain::ports::clock::Clock;
         self.clock.now()
     }
 
     async fn post(&self, cache: &SecretCache<'_>, source: &str, signed: &Signed) -> (u16, String) {
-        let front = Front {
+        let front = Intake {
             inbox: &self.inbox,
             queue: &self.queue,
             events: &self.bus,
@@ -71,7 +71,7 @@ impl Rig {
             shards: 8,
         };
         let event = fixtures::http_event("POST", source, &self.shop, signed, self.now());
-        let answer = webhook_verify::handle(&front, event, self.now()).await;
+        let answer = serde_json::to_value(webhook_verify::handle(&front, event, self.now()).await).unwrap();
         let status = u16::try_from(answer["statusCode"].as_i64().unwrap_or(0)).unwrap();
         (status, answer["body"].as_str().unwrap_or_default().to_owned())
     }
@@ -216,7 +216,7 @@ async fn tampered_and_rotated_keys_quarantine_then_replay_after_the_fix() {
         assert_eq!(status, domain::sources::ack(source).status, "{source}: the previous secret still verifies");
         assert_eq!(rig.enqueued().await.len(), 1);
         // And the quarantined callback is replayed.
-        let front = Front {
+        let front = Intake {
             inbox: &rig.inbox,
             queue: &rig.queue,
             events: &rig.bus,
@@ -226,7 +226,7 @@ async fn tampered_and_rotated_keys_quarantine_then_replay_after_the_fix() {
             shards: 8,
         };
         let replay = json!({"replay": {"source": source.as_str(), "shop": rig.shop, "from": (rig.now() - Duration::minutes(5)).to_rfc3339(), "to": (rig.now() + Duration::minutes(5)).to_rfc3339()}});
-        let report = webhook_verify::handle(&front, replay, rig.now()).await;
+        let report = serde_json::to_value(webhook_verify::handle(&front, replay, rig.now()).await).unwrap();
         assert_eq!(report["replayed"], 1, "{source}: {report}");
         assert_eq!(report["still_failing"], 1, "{source}: the tampered one stays in quarantine: {report}");
         assert_eq!(rig.enqueued().await.len(), 1);
@@ -238,7 +238,7 @@ async fn bad_requests_are_400_404_405_413_never_500_and_counted() {
     let rig = Rig::new("wh-bad").await;
     rig.set_secret(Source::Youzan, "s3cret", None).await;
     let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
-    let front = Front {
+    let front = Intake {
         inbox: &rig.inbox,
         queue: &rig.queue,
         events: &rig.bus,
@@ -278,10 +278,10 @@ async fn bad_requests_are_400_404_405_413_never_500_and_counted() {
         ),
     ];
     for (event, want) in cases {
-        let answer = webhook_verify::handle(&front, event, rig.now()).await;
+        let answer = serde_json::to_value(webhook_verify::handle(&front, event, rig.now()).await).unwrap();
         assert_eq!(answer["statusCode"], want, "{answer}");
     }
-    let ops = webhook_verify::handle(&front, json!({"nonsense": true}), rig.now()).await;
+    let ops = serde_json::to_value(webhook_verify::handle(&front, json!({"nonsense": true}), rig.now()).await).unwrap();
     assert!(ops["error"].is_string(), "ops junk gets a clear answer: {ops}");
     assert!(rig.enqueued().await.is_empty());
 }

@@ -33,6 +33,16 @@ pub async fn clients() -> Clients {
     Clients::from_env().await
 }
 
+/// Every DynamoDB store over the stack's tables.
+pub fn tables(clients: &Clients) -> adapters::DynamoTables {
+    adapters::DynamoTables::from_names(
+        clients.dynamodb.clone(),
+        &var("ORDERS_TABLE"),
+        &var("STATS_TABLE"),
+        &var("INBOX_TABLE"),
+    )
+}
+
 /// A namespace unique to this process and call, so tests never collide in shared tables.
 pub fn namespace(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -5,43 +5,26 @@
 //! which raises `ChannelSilent` once per quiet spell and `ChannelRecovered` when callbacks
 //! return.
 //!
-//! The events it answers are in [`request`]; `main.rs` only wires the AWS ports into [`App`].
+//! The events it answers are in [`request`]; the use case is
+//! [`domain::app::health_report::HealthReporting`]; `main.rs` only wires the AWS ports into it.
 
 pub mod request;
-pub mod silence;
-pub mod storage;
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
-use chrono::{Datelike, Days, Months, NaiveDate};
-use futures::StreamExt;
-use serde::Serialize;
 use serde_json::Value;
 
-use adapters::config::{self, ConfigError, Env, Resources};
-use domain::Source;
-use domain::events::DomainEvent;
-use domain::health::{
-    HealthReport, HealthThresholds, Indicator, Period, ReportKind, Scope, ScopeHealth, SilenceRules, Verdict,
-    build_report, silent_channels,
-};
-use domain::ports::{EventPublisher, PublishError, Stats, StoreError};
-use domain::stats::DayCounters;
-use domain::time::{Clock, business_day};
+use adapters::config::{self, ConfigError, Env};
+use domain::app::health_report::{HealthReporting, ReportFailure};
+use domain::rules::health::{HealthThresholds, Indicator, SilenceRules};
 
-use request::{ReportRequest, Request};
-use silence::{SILENCE_STATE_KIND, SilenceState};
-use storage::Fit;
-
-/// Month queries in flight at once (a year of 9 sources would otherwise open ~100 at once).
-const MAX_CONCURRENT_QUERIES: usize = 16;
+use request::Request;
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Tables, stage and shards.
-    pub resources: Resources,
+    /// `ORDERHUB_STAGE`.
+    pub stage: String,
+    /// `STATS_TABLE`: the day counters it reads, the reports and silence state it stores.
+    pub stats_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
     /// `HEALTH_THRESHOLDS`: JSON over the defaults; any subset of fields, nested ones too
@@ -54,7 +37,6 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; a missing or malformed variable is named in the error.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let resources = Resources::from_env(env)?;
         let event_bus = config::required(env, "EVENT_BUS_NAME")?;
         let thresholds = match env.var("HEALTH_THRESHOLDS").filter(|v| !v.trim().is_empty()) {
             Some(json) => thresholds_from_json(&json)
@@ -66,7 +48,8 @@ impl Config {
             return Err(ConfigError::Malformed { var: "SILENCE_MINUTES", reason: "must be between 1 and 1440".into() });
         }
         Ok(Self {
-            resources,
+            stage: config::required(env, "ORDERHUB_STAGE")?,
+            stats_table: config::required(env, "STATS_TABLE")?,
             event_bus,
             thresholds,
             silence: SilenceRules { silence_minutes, ..SilenceRules::default() },
@@ -116,337 +99,21 @@ fn merge(into: &mut Value, given: &Value, path: &str) -> Result<(), String> {
     }
 }
 
-/// Why an invocation failed after its event was understood. The text is safe to answer (no
-/// internal detail); the detail is logged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// Reading counters or storing the report failed.
-    #[error("the stats table could not be read or written; the invocation can be retried")]
-    Store(StoreError),
-    /// The event bus refused some or all events (the report itself is stored).
-    #[error("{failed} of {total} events could not be published; the invocation can be retried")]
-    Publish {
-        /// Events that did not go out.
-        failed: usize,
-        /// Events there were.
-        total: usize,
-    },
-}
-
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
-        Failure::Store(err)
-    }
-}
-
-/// The table key a report was stored under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredKey {
-    /// `R#{kind}`.
-    pub pk: String,
-    /// The period label (plus `#channels` for a subset).
-    pub sk: String,
-}
-
-/// The answer to a report invocation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReportSummary {
-    /// Daily, monthly or range.
-    pub kind: ReportKind,
-    /// The stored period (`2026-11-11`, `2026-11`, `2026-11-01..2026-11-15#douyin+pdd`).
-    pub period: String,
-    /// Breached indicators (overall and channels), each published as an event.
-    pub breaches: usize,
-    /// Per scope (`overall`, then each channel), the worst verdict of its five indicators.
-    pub verdicts: BTreeMap<String, Verdict>,
-    /// Where the report is.
-    pub stored: Vec<StoredKey>,
-    /// Whether the page (or the JSON's daily series) had to be cut to fit the item.
-    pub fit: Fit,
-    /// Bytes stored (JSON + page).
-    pub stored_bytes: usize,
-    /// `Stats::month` queries made: channels × months touched.
-    pub counter_queries: usize,
-    /// Time to read the counters, milliseconds.
-    pub read_ms: u64,
-    /// Time to read the counters and build, render and store the report, milliseconds.
-    pub build_ms: u64,
-}
-
-/// The answer to a silence-watch run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SilenceSummary {
-    /// Channels silent now (listed by the watch this run).
-    pub silent: Vec<Source>,
-    /// Channels that raised `ChannelSilent` this run.
-    pub raised: Vec<Source>,
-    /// Channels that raised `ChannelRecovered` this run.
-    pub recovered: Vec<Source>,
-    /// `Stats::month` queries made.
-    pub counter_queries: usize,
-}
-
-/// The function's dependencies.
-pub struct App<'a> {
-    /// Daily counters, stored reports, silence state.
-    pub stats: &'a dyn Stats,
-    /// The event bus.
-    pub events: &'a dyn EventPublisher,
-    /// Now.
-    pub clock: &'a dyn Clock,
-    /// Indicator thresholds.
-    pub thresholds: &'a HealthThresholds,
-    /// When a channel counts as silent.
-    pub silence: &'a SilenceRules,
-}
-
-impl App<'_> {
-    /// Handles one invocation. A bad event is answered with `{"error": …}` (retrying cannot
-    /// help); a storage or bus failure is an error, so the asynchronous (scheduled) invocation
-    /// is retried.
-    pub async fn handle(&self, event: Value) -> Result<Value, Failure> {
-        let request = match request::decide(&event, self.clock.now()) {
-            Ok(request) => request,
-            Err(err) => {
-                tracing::warn!(error = %err, "bad request");
-                return Ok(serde_json::json!({ "error": err.to_string() }));
-            }
-        };
-        let answer = match request {
-            Request::Report(report) => serde_json::to_value(self.report(&report).await?),
-            Request::Silence => serde_json::to_value(self.silence_watch().await?),
-        };
-        Ok(answer.unwrap_or(Value::Null))
-    }
-
-    /// Reads the counters of the request's channels for every month its period touches, builds
-    /// the report, stores it, and publishes one `HealthThresholdBreached` per breach.
-    pub async fn report(&self, request: &ReportRequest) -> Result<ReportSummary, Failure> {
-        let started = Instant::now();
-        let (channels, queries) = self.counters(&request.channels, request.period).await.map_err(|err| {
-            tracing::error!(error = %err, kind = request.kind.as_str(), "could not read the counters");
-            Failure::Store(err)
-        })?;
-        let read_ms = millis(started);
-        let mut report = build_report(request.kind, request.period, &channels, self.thresholds);
-        if request.subset {
-            report.channels.retain(|row| matches!(row.scope, Scope::Channel(c) if request.channels.contains(&c)));
+/// Handles one invocation. A bad event is answered with `{"error": …}` (retrying cannot help);
+/// a storage or bus failure is an error, so the asynchronous (scheduled) invocation is retried.
+pub async fn handle(reporting: &HealthReporting<'_>, event: Value) -> Result<Value, ReportFailure> {
+    let request = match request::decide(&event, reporting.clock.now()) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::warn!(error = %err, "bad request");
+            return Ok(serde_json::json!({ "error": err.to_string() }));
         }
-        let period = request.stored_period();
-        let (stored, fit) = storage::stored_report(&report, &period);
-        let stored_bytes = stored.json.len() + stored.rendered.len();
-        self.stats.put_report(&stored).await.map_err(|err| {
-            tracing::error!(error = %err, kind = request.kind.as_str(), %period, "could not store the report");
-            Failure::Store(err)
-        })?;
-        let build_ms = millis(started);
-
-        let events = breach_events(&report, &period);
-        let summary = ReportSummary {
-            kind: request.kind,
-            period: period.clone(),
-            breaches: events.len(),
-            verdicts: verdicts(&report),
-            stored: vec![StoredKey { pk: format!("R#{}", request.kind.as_str()), sk: period.clone() }],
-            fit,
-            stored_bytes,
-            counter_queries: queries,
-            read_ms,
-            build_ms,
-        };
-        tracing::info!(
-            kind = request.kind.as_str(),
-            %period,
-            breaches = events.len(),
-            counter_queries = queries,
-            read_ms,
-            build_ms,
-            stored_bytes,
-            fit = ?fit,
-            "report stored"
-        );
-        let failed = self.publish(&events).await;
-        if failed > 0 {
-            return Err(Failure::Publish { failed, total: events.len() });
-        }
-        Ok(summary)
-    }
-
-    /// One run of the channel-silence watch: reads the sales channels' counters for today and
-    /// the look-back days, finds silent channels, and moves each channel's stored state,
-    /// publishing `ChannelSilent` once per quiet spell and `ChannelRecovered` when a callback
-    /// arrives. A state is stored only after its events went out, so a bus failure repeats the
-    /// alert on the next run rather than losing it.
-    pub async fn silence_watch(&self) -> Result<SilenceSummary, Failure> {
-        let now = self.clock.now();
-        let today = business_day(now);
-        // The look-back days before today, and one more: the watched window can start yesterday.
-        let back = u64::from(self.silence.lookback_days.min(domain::health::MAX_LOOKBACK_DAYS)) + 1;
-        let first = today.checked_sub_days(Days::new(back)).unwrap_or(today);
-        let sources = Source::CHANNELS;
-        let (counters, queries) = self.counters(&sources, Period::new(first, today)).await?;
-        let today_counters: BTreeMap<Source, DayCounters> = counters
-            .iter()
-            .filter_map(|(source, days)| days.iter().find(|d| d.day == Some(today)).map(|d| (*source, d.clone())))
-            .collect();
-        let silent = silent_channels(now, &today_counters, &counters, self.silence);
-
-        let states =
-            futures::future::join_all(sources.iter().map(|c| self.stats.report(SILENCE_STATE_KIND, c.as_str()))).await;
-        let mut steps = Vec::new();
-        for (channel, state) in sources.iter().zip(states) {
-            let state = state?.as_ref().and_then(SilenceState::from_stored);
-            let days: BTreeMap<NaiveDate, &DayCounters> =
-                counters.get(channel).into_iter().flatten().filter_map(|d| d.day.map(|day| (day, d))).collect();
-            let found = silent.iter().find(|s| s.channel == *channel);
-            let step = silence::step(*channel, state.as_ref(), found, &days, now);
-            if step.state.is_some() {
-                steps.push((*channel, step));
-            }
-        }
-
-        let mut summary = SilenceSummary {
-            silent: silent.iter().map(|s| s.channel).collect(),
-            raised: Vec::new(),
-            recovered: Vec::new(),
-            counter_queries: queries,
-        };
-        let events: Vec<DomainEvent> = steps.iter().flat_map(|(_, step)| step.events.clone()).collect();
-        let failed_positions = self.publish_positions(&events).await;
-        let mut position = 0;
-        for (channel, step) in &steps {
-            let range = position..position + step.events.len();
-            position = range.end;
-            // Not stored: the next run finds the same change and publishes it again.
-            if failed_positions.iter().any(|p| range.contains(p)) {
-                continue;
-            }
-            for event in &step.events {
-                match event {
-                    DomainEvent::ChannelSilent { silent_since, .. } => {
-                        tracing::warn!(channel = channel.as_str(), %silent_since, "channel silent");
-                        summary.raised.push(*channel);
-                    }
-                    DomainEvent::ChannelRecovered { silent_for_minutes, .. } => {
-                        tracing::info!(channel = channel.as_str(), silent_for_minutes, "channel recovered");
-                        summary.recovered.push(*channel);
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(state) = &step.state {
-                self.stats.put_report(&state.to_stored(*channel)).await?;
-            }
-        }
-        tracing::info!(
-            silent = summary.silent.len(),
-            raised = summary.raised.len(),
-            recovered = summary.recovered.len(),
-            counter_queries = queries,
-            "silence watch done"
-        );
-        if !failed_positions.is_empty() {
-            return Err(Failure::Publish { failed: failed_positions.len(), total: events.len() });
-        }
-        Ok(summary)
-    }
-
-    /// Each source's day counters for every month `period` touches: one `Stats::month` per
-    /// source and month, a few at a time. Returns them with the number of queries made.
-    async fn counters(
-        &self,
-        sources: &[Source],
-        period: Period,
-    ) -> Result<(BTreeMap<Source, Vec<DayCounters>>, usize), StoreError> {
-        let calls: Vec<(Source, NaiveDate)> =
-            sources.iter().flat_map(|source| months_touched(period).into_iter().map(move |m| (*source, m))).collect();
-        let results: Vec<(Source, Result<Vec<DayCounters>, StoreError>)> = futures::stream::iter(calls.iter())
-            .map(|(source, month)| async move { (*source, self.stats.month(*source, *month).await) })
-            .buffer_unordered(MAX_CONCURRENT_QUERIES)
-            .collect()
-            .await;
-        let mut channels: BTreeMap<Source, Vec<DayCounters>> = BTreeMap::new();
-        for (source, days) in results {
-            channels.entry(source).or_default().extend(days?);
-        }
-        Ok((channels, calls.len()))
-    }
-
-    /// Publishes; returns how many events did not go out.
-    async fn publish(&self, events: &[DomainEvent]) -> usize {
-        self.publish_positions(events).await.len()
-    }
-
-    /// Publishes; returns the positions of the events that did not go out.
-    async fn publish_positions(&self, events: &[DomainEvent]) -> Vec<usize> {
-        if events.is_empty() {
-            return Vec::new();
-        }
-        match self.events.publish(events).await {
-            Ok(failed) => {
-                if !failed.is_empty() {
-                    tracing::warn!(failed = failed.len(), total = events.len(), "some events were not published");
-                }
-                failed
-            }
-            Err(PublishError::Unavailable(reason)) => {
-                tracing::warn!(error = %reason, total = events.len(), "event bus unavailable");
-                (0..events.len()).collect()
-            }
-        }
-    }
-}
-
-fn millis(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The first day of every month `period` touches, in order.
-pub fn months_touched(period: Period) -> Vec<NaiveDate> {
-    let period = Period::new(period.from, period.to);
-    let mut months = Vec::new();
-    let mut month = period.from.with_day(1).unwrap_or(period.from);
-    while month <= period.to {
-        months.push(month);
-        match month.checked_add_months(Months::new(1)) {
-            Some(next) => month = next,
-            None => break,
-        }
-    }
-    months
-}
-
-/// One `HealthThresholdBreached` per breach, overall first.
-pub fn breach_events(report: &HealthReport, period: &str) -> Vec<DomainEvent> {
-    report
-        .breaches()
-        .into_iter()
-        .map(|breach| DomainEvent::HealthThresholdBreached {
-            indicator: breach.indicator,
-            channel: breach.scope,
-            value: breach.value,
-            threshold: breach.threshold,
-            period: period.to_owned(),
-            kind: report.kind,
-        })
-        .collect()
-}
-
-/// The worst verdict of each scope's indicators: breached, else healthy, else insufficient
-/// data, else no data.
-pub fn verdicts(report: &HealthReport) -> BTreeMap<String, Verdict> {
-    std::iter::once(&report.overall)
-        .chain(&report.channels)
-        .map(|row| (row.scope.as_str().to_owned(), worst(row)))
-        .collect()
-}
-
-fn worst(row: &ScopeHealth) -> Verdict {
-    let has = |verdict: Verdict| row.indicators.iter().any(|value| value.verdict == verdict);
-    [Verdict::Breached, Verdict::Healthy, Verdict::InsufficientData]
-        .into_iter()
-        .find(|verdict| has(*verdict))
-        .unwrap_or(Verdict::NoData)
+    };
+    let answer = match request {
+        Request::Report(report) => serde_json::to_value(reporting.report(&report).await?),
+        Request::Silence => serde_json::to_value(reporting.silence_watch().await?),
+    };
+    Ok(answer.unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

@@ -14,45 +14,9 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Deserialize;
 
 use domain::Source;
-use domain::health::{Period, ReportKind};
-use domain::time::business_day;
-
-/// The longest range an ops request may ask for, days: a quarter keeps the stored JSON with its
-/// daily series under the item size limit and the reads at most channels × 4 months.
-pub const MAX_RANGE_DAYS: u64 = 92;
-
-/// A report to build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRequest {
-    /// Daily, monthly or range.
-    pub kind: ReportKind,
-    /// The Beijing days covered.
-    pub period: Period,
-    /// The channels read, in [`Source`] order, without repeats.
-    pub channels: Vec<Source>,
-    /// Whether `channels` is a subset chosen by the caller (the report then shows only those
-    /// and is stored under a key that names them, so it never replaces the full report).
-    pub subset: bool,
-}
-
-impl ReportRequest {
-    /// A report of every sales channel.
-    pub fn all_channels(kind: ReportKind, period: Period) -> Self {
-        Self { kind, period, channels: Source::CHANNELS.to_vec(), subset: false }
-    }
-
-    /// The sort key the report is stored under: the period label (`2026-11-11`, `2026-11`,
-    /// `2026-11-01..2026-11-15`), followed by `#douyin+pdd` for a subset of channels.
-    pub fn stored_period(&self) -> String {
-        let label = self.period.label(self.kind);
-        if self.subset {
-            let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
-            format!("{label}#{}", names.join("+"))
-        } else {
-            label
-        }
-    }
-}
+use domain::app::health_report::{MAX_RANGE_DAYS, ReportRequest};
+use domain::model::time::business_day;
+use domain::rules::health::{Period, ReportKind};
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

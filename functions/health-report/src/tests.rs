@@ -8,10 +8,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde_json::json;
 
-use domain::health::Scope;
-use domain::memory::{MemoryPublisher, MemoryStore};
-use domain::stats::{CounterAdd, StoredReport, names};
-use domain::time::FixedClock;
+use chrono::{Datelike, Days, NaiveDate};
+use domain::Source;
+use domain::app::health_report::{HealthReporting, MAX_RANGE_DAYS, ReportFailure, months_touched};
+use domain::model::counters::{CounterAdd, DayCounters, StoredReport, names};
+use domain::model::domain_event::DomainEvent;
+use domain::model::time::business_day;
+use domain::ports::{Stats, StoreError};
+use domain::rules::health::fit::MAX_STORED_BYTES;
+use domain::rules::health::silence::SilenceState;
+use domain::rules::health::{HealthReport, HealthThresholds, Indicator, Period, ReportKind, Scope, SilenceRules};
+use domain::testing::clock::FixedClock;
+use domain::testing::memory::{MemoryPublisher, MemoryStore};
+use serde_json::Value;
 
 use super::*;
 
@@ -67,8 +76,8 @@ impl World {
         }
     }
 
-    fn app(&self) -> App<'_> {
-        App {
+    fn app(&self) -> HealthReporting<'_> {
+        HealthReporting {
             stats: &self.stats,
             events: &self.bus,
             clock: &self.clock,
@@ -78,7 +87,7 @@ impl World {
     }
 
     async fn invoke(&self, event: Value) -> Value {
-        self.app().handle(event).await.unwrap()
+        handle(&self.app(), event).await.unwrap()
     }
 
     /// Adds counters the way the writers do: on the Beijing day of `at`, over a few shards.
@@ -263,8 +272,8 @@ async fn a_bus_failure_fails_the_invocation_after_the_report_is_stored() {
     let world = World::at(beijing(2026, 11, 12, 2, 0));
     world.count_on(Source::Douyin, date(2026, 11, 11), &[("shipped_on_time", 180), ("shipped_late", 20)]).await;
     world.bus.fail_next("down");
-    let err = world.app().handle(json!({"report":"daily"})).await.unwrap_err();
-    assert_eq!(err, Failure::Publish { failed: 2, total: 2 });
+    let err = handle(&world.app(), json!({"report":"daily"})).await.unwrap_err();
+    assert_eq!(err, ReportFailure::Publish { failed: 2, total: 2 });
     assert!(!err.to_string().contains("down"), "no internal detail in the answer: {err}");
     assert!(world.stats.report("daily", "2026-11-11").await.unwrap().is_some());
     // The retry publishes them.
@@ -438,7 +447,7 @@ async fn a_silence_alert_that_could_not_be_published_is_raised_again() {
     busy_week(&world, date(2026, 11, 11)).await;
     callback(&world, beijing(2026, 11, 11, 10, 12)).await;
     world.bus.fail_next("down");
-    assert!(world.app().handle(json!({"report":"silence"})).await.is_err());
+    assert!(handle(&world.app(), json!({"report":"silence"})).await.is_err());
     assert!(world.stats.report("silence-state", "douyin").await.unwrap().is_none(), "state not moved");
     world.clock.set(beijing(2026, 11, 11, 10, 40));
     assert_eq!(world.invoke(json!({"report":"silence"})).await["raised"], json!(["douyin"]));
@@ -498,9 +507,9 @@ async fn a_bad_request_is_answered_and_nothing_is_read() {
 async fn the_longest_range_fits_one_item() {
     let world = World::at(beijing(2026, 12, 31, 10, 0));
     let from = date(2026, 9, 1);
-    let to = from.checked_add_days(Days::new(request::MAX_RANGE_DAYS - 1)).unwrap();
+    let to = from.checked_add_days(Days::new(MAX_RANGE_DAYS - 1)).unwrap();
     for channel in Source::ALL {
-        for day in 0..request::MAX_RANGE_DAYS {
+        for day in 0..MAX_RANGE_DAYS {
             let day = from.checked_add_days(Days::new(day)).unwrap();
             let counters = day_of(4_000 + day.ordinal() as i64);
             let pairs: Vec<(&str, i64)> = counters.iter().map(|(n, v)| (n.as_str(), *v)).collect();
@@ -518,7 +527,7 @@ async fn the_longest_range_fits_one_item() {
         stored.rendered.len(),
         answer["fit"]
     );
-    assert!(bytes <= storage::MAX_STORED_BYTES, "{bytes}");
+    assert!(bytes <= MAX_STORED_BYTES, "{bytes}");
     assert_eq!(answer["stored_bytes"], bytes);
     // The JSON is whole: every scope keeps its daily series.
     let report: HealthReport = serde_json::from_str(&stored.json).unwrap();

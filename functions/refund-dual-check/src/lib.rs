@@ -3,20 +3,23 @@
 //! stock for a list of orders (`{"release": {"orders": ["channel/shop/order_id", …]}}`) or to
 //! re-check a list now (`{"recheck": {"orders": […]}}`).
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
+use adapters::trigger::{ErrorAnswer, Invocation, Shape};
 use domain::OrderKey;
+use domain::app::refund_check::{RefundCheck, RefundSweepReport, ReleaseAnswer};
+use domain::model::ids::OrderRef;
 use domain::ports::EventPublisher;
-use domain::refundcheck::{RefundChecker, parse_order_ref};
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Tables, stage, shards.
     pub resources: Resources,
-    /// `INBOX_TABLE`.
-    pub inbox_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
     /// `PENDING_RECHECK_MINUTES` (default 120): how soon a still-open refund is asked about again.
@@ -58,7 +61,6 @@ impl Config {
         };
         Ok(Self {
             resources: Resources::from_env(env)?,
-            inbox_table: config::required(env, "INBOX_TABLE")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             pending_recheck_minutes: config::parsed(env, "PENDING_RECHECK_MINUTES", 120)?,
             shop_concurrency: config::parsed(env, "SHOP_CONCURRENCY", 4)?,
@@ -74,59 +76,110 @@ impl Config {
     }
 }
 
+/// The events refund-dual-check answers: all of them are ops events (its schedule sends the
+/// first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Ops {
+    /// `{"sweep": "refunds"}`: ask the platforms about the refunds that are due.
+    Sweep(Sweep),
+    /// `{"release": {"orders": ["channel/shop/order_id", …]}}`: release refunded orders' stock.
+    Release(Orders),
+    /// `{"recheck": {"orders": […]}}`: ask the platforms about these orders now.
+    Recheck(Orders),
+}
+
+/// What a sweep looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// The refund-check due markers.
+    Refunds,
+}
+
+/// A list of orders named `channel/shop/order_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orders {
+    /// The orders.
+    pub orders: Vec<OrderRef>,
+}
+
+impl Orders {
+    fn keys(&self) -> Vec<OrderKey> {
+        self.orders.iter().map(|order| order.0.clone()).collect()
+    }
+}
+
+/// How refund-dual-check names its events.
+pub const SHAPE: Shape = Shape {
+    trigger_marker: None,
+    trigger_name: "schedule",
+    expected: r#"{"sweep": "refunds"}, {"release": {"orders": […]}} or {"recheck": {"orders": […]}}"#,
+};
+
+/// What a sweep answers: its report and how many events did not go out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepAnswer {
+    /// What the sweep did.
+    #[serde(flatten)]
+    pub report: RefundSweepReport,
+    /// Events the bus did not take.
+    pub unpublished_events: usize,
+}
+
+/// What refund-dual-check answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// A sweep.
+    Sweep(SweepAnswer),
+    /// Per order, what the release did.
+    Release(BTreeMap<String, ReleaseAnswer>),
+    /// What a re-check did.
+    Recheck(RefundSweepReport),
+    /// An event that could not be decoded.
+    Error(ErrorAnswer),
+}
+
 /// The function's dependencies.
-pub struct App<'a> {
-    /// The domain service.
-    pub checker: RefundChecker<'a>,
+pub struct Handler<'a> {
+    /// The use case.
+    pub checker: RefundCheck<'a>,
     /// The event bus.
     pub events: &'a dyn EventPublisher,
     /// Orders released at the same time by an ops call.
     pub release_concurrency: usize,
 }
 
-fn order_list(value: &Value) -> Result<Vec<OrderKey>, String> {
-    let list = value.as_array().ok_or_else(|| "`orders` must be a list of \"channel/shop/order_id\"".to_owned())?;
-    list.iter()
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| "every order is a string \"channel/shop/order_id\"".to_owned())
-                .and_then(parse_order_ref)
-        })
-        .collect()
-}
-
-impl App<'_> {
+impl Handler<'_> {
     /// Handles one invocation.
-    pub async fn handle(&self, event: Value) -> Value {
-        if event.get("sweep").and_then(Value::as_str) == Some("refunds") {
-            let (events, report) = self.checker.sweep().await;
-            let unpublished = adapters::lambda::publish(self.events, &events).await;
-            let mut answer = serde_json::to_value(report).unwrap_or(Value::Null);
-            answer["unpublished_events"] = Value::from(unpublished.len());
-            return answer;
+    pub async fn handle(&self, event: Value) -> Answer {
+        let ops = match adapters::trigger::decode::<Value, Ops>(event, SHAPE) {
+            Ok(Invocation::Ops(ops)) => ops,
+            Ok(Invocation::Trigger(_)) => return Answer::Error(ErrorAnswer::new("no trigger event")),
+            Err(err) => return Answer::Error(ErrorAnswer::new(err)),
+        };
+        match ops {
+            Ops::Sweep(Sweep::Refunds) => {
+                let (events, report) = self.checker.sweep().await;
+                let unpublished = adapters::lambda::publish(self.events, &events).await;
+                Answer::Sweep(SweepAnswer { report, unpublished_events: unpublished.len() })
+            }
+            Ops::Release(orders) => {
+                let keys = orders.keys();
+                tracing::info!(orders = keys.len(), "ops: release stock");
+                let (events, answers) = self.checker.release(&keys, self.release_concurrency).await;
+                adapters::lambda::publish(self.events, &events).await;
+                Answer::Release(answers)
+            }
+            Ops::Recheck(orders) => {
+                let keys = orders.keys();
+                tracing::info!(orders = keys.len(), "ops: re-check refunds now");
+                let (events, report) = self.checker.recheck(&keys).await;
+                adapters::lambda::publish(self.events, &events).await;
+                Answer::Recheck(report)
+            }
         }
-        if let Some(orders) = event.pointer("/release/orders") {
-            return match order_list(orders) {
-                Ok(keys) => {
-                    tracing::info!(orders = keys.len(), "ops: release stock");
-                    let (events, answers) = self.checker.release(&keys, self.release_concurrency).await;
-                    adapters::lambda::publish(self.events, &events).await;
-                    serde_json::to_value(answers).unwrap_or(Value::Null)
-                }
-                Err(reason) => serde_json::json!({ "error": reason }),
-            };
-        }
-        if let Some(orders) = event.pointer("/recheck/orders") {
-            return match order_list(orders) {
-                Ok(keys) => {
-                    tracing::info!(orders = keys.len(), "ops: re-check refunds now");
-                    let (events, report) = self.checker.recheck(&keys).await;
-                    adapters::lambda::publish(self.events, &events).await;
-                    serde_json::to_value(report).unwrap_or(Value::Null)
-                }
-                Err(reason) => serde_json::json!({ "error": reason }),
-            };
-        }
-        serde_json::json!({ "error": "unrecognised event: expected {\"sweep\":\"refunds\"}, {\"release\":{\"orders\":[…]}} or {\"recheck\":{\"orders\":[…]}}" })
     }
 }

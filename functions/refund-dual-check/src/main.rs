@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use adapters::platform::{ClientConfig, DouyinClient, PddClient, TaobaoClient};
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SsmSecrets};
-use domain::normalize::{Normalizer, Rules};
-use domain::platform::PlatformQuery;
-use domain::refundcheck::{RefundChecker, RefundRules};
-use domain::secrets::SecretCache;
-use domain::signature::TaobaoSignMethod;
-use domain::time::SystemClock;
+use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
+use domain::app::apply::ApplyChange;
+use domain::app::refund_check::{RefundCheck, RefundRules};
+use domain::ports::clock::SystemClock;
+use domain::ports::platform::PlatformQuery;
+use domain::ports::secrets::SecretCache;
+use domain::rules::timing::Rules;
+use domain::sources::signature::TaobaoSignMethod;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use refund_dual_check::{App, Config};
+use refund_dual_check::{Config, Handler};
 
 fn platform(url: &str, timeout: Duration) -> ClientConfig {
     match ClientConfig::new(url) {
@@ -32,21 +33,11 @@ async fn main() -> Result<(), Error> {
     let pdd = PddClient::new(platform(&config.api_urls.pdd, timeout))?;
     let taobao = TaobaoClient::new(platform(&config.api_urls.taobao, timeout), TaobaoSignMethod::HmacMd5)?;
     let clients = Clients::from_env().await;
-    let store = DynamoStore::for_resources(clients.dynamodb.clone(), &config.resources);
-    let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
+    let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
-    let normalizer = Normalizer {
-        orders: &store,
-        inventory: &store,
-        stats: &store,
-        inbox: &inbox,
-        signals: &store,
-        clock: &clock,
-        rules: &rules,
-    };
     let secrets =
         SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
     let platforms: [&dyn PlatformQuery; 3] = [&douyin, &pdd, &taobao];
@@ -55,9 +46,9 @@ async fn main() -> Result<(), Error> {
         concurrency: config.shop_concurrency,
         ..RefundRules::default()
     };
-    let app = App {
-        checker: RefundChecker {
-            normalizer: &normalizer,
+    let handler = Handler {
+        checker: RefundCheck {
+            write: ApplyChange::new(tables.write_ports(&clock), &rules),
             platforms: &platforms,
             secrets: &secrets,
             secret_store: &ssm,
@@ -67,9 +58,9 @@ async fn main() -> Result<(), Error> {
         events: &bus,
         release_concurrency: config.release_concurrency,
     };
-    let (app, requests) = (&app, &clients.requests);
+    let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let answer = app.handle(event.payload).await;
+        let answer = handler.handle(event.payload).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
         Ok::<_, Error>(answer)
     }))

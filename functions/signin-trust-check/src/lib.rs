@@ -3,24 +3,26 @@
 //! ops events `{"evidence": {"order": "channel/shop/order_id"}}` and
 //! `{"recheck": {"orders": ["channel/shop/order_id", …]}}`.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use std::collections::BTreeMap;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
-use domain::events::DomainEvent;
-use domain::lifecycle::Lifecycle;
+use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::app::sign_check::{Evidence, RecheckReport, SignCheck};
+use domain::model::domain_event::DomainEvent;
+use domain::model::ids::OrderRef;
+use domain::model::lifecycle::Lifecycle;
 use domain::ports::EventPublisher;
-use domain::refundcheck::parse_order_ref;
-use domain::trust::TrustRules;
-use domain::trustcheck::TrustChecker;
+use domain::rules::sign_trust::TrustRules;
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Tables, stage, shards.
     pub resources: Resources,
-    /// `INBOX_TABLE`.
-    pub inbox_table: String,
     /// `NOTIFY_QUEUE_URL`.
     pub notify_queue_url: String,
     /// `EVENT_BUS_NAME`.
@@ -38,7 +40,6 @@ impl Config {
         }
         Ok(Self {
             resources: Resources::from_env(env)?,
-            inbox_table: config::required(env, "INBOX_TABLE")?,
             notify_queue_url: config::queue_url(env, "NOTIFY_QUEUE_URL")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             trust: TrustRules { threshold, ..TrustRules::default() },
@@ -46,10 +47,85 @@ impl Config {
     }
 }
 
+/// What signin-trust-check is invoked with: an SQS batch of the `trust` queue, or an ops event.
+pub type Trigger = Invocation<SqsEvent, Ops>;
+
+/// The ops events (its schedule sends the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Ops {
+    /// `{"sweep": "rechecks"}`: look again at the pending signs that are due.
+    Sweep(Sweep),
+    /// `{"evidence": {"order": "channel/shop/order_id"}}`: the evidence page of one sign.
+    Evidence(OneOrder),
+    /// `{"recheck": {"orders": […]}}`: re-check these signs now.
+    Recheck(Orders),
+}
+
+/// What a sweep looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// The trust re-check due markers.
+    Rechecks,
+}
+
+/// One order named `channel/shop/order_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneOrder {
+    /// The order.
+    pub order: OrderRef,
+}
+
+/// A list of orders named `channel/shop/order_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orders {
+    /// The orders.
+    pub orders: Vec<OrderRef>,
+}
+
+/// How signin-trust-check tells its trigger from its ops events.
+pub const SHAPE: Shape = Shape {
+    trigger_marker: Some("Records"),
+    trigger_name: "SQS",
+    expected: r#"an SQS batch, {"sweep": "rechecks"}, {"evidence": {"order": …}} or {"recheck": {"orders": […]}}"#,
+};
+
+/// One order's re-check: its new state, or why it failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RecheckAnswer {
+    /// The state after the re-check.
+    State {
+        /// `None` when the order was not pending.
+        state: Option<Lifecycle>,
+    },
+    /// Why it could not be re-checked.
+    Error(ErrorAnswer),
+}
+
+/// What signin-trust-check answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The failed message ids of a batch (partial batch failure).
+    Batch(SqsBatchResponse),
+    /// What a re-check sweep did.
+    Sweep(RecheckReport),
+    /// The evidence page.
+    Evidence(Box<Evidence>),
+    /// Per order, its re-check.
+    Recheck(BTreeMap<String, RecheckAnswer>),
+    /// An event that could not be decoded, or an order not found.
+    Error(ErrorAnswer),
+}
+
 /// The function's dependencies.
-pub struct App<'a> {
-    /// The domain service.
-    pub checker: TrustChecker<'a>,
+pub struct Handler<'a> {
+    /// The use case.
+    pub checker: SignCheck<'a>,
     /// The event bus.
     pub events: &'a dyn EventPublisher,
 }
@@ -66,46 +142,42 @@ pub fn signed_order(body: &str) -> Result<Option<domain::OrderKey>, String> {
     }
 }
 
-impl App<'_> {
+impl Handler<'_> {
     /// Handles one invocation.
-    pub async fn handle(&self, event: Value) -> Value {
-        let event = match adapters::lambda::sqs_records(event) {
-            Ok(records) => return serde_json::to_value(self.batch(records).await).unwrap_or(Value::Null),
-            Err(event) => event,
-        };
-        if event.get("sweep").and_then(Value::as_str) == Some("rechecks") {
-            let (events, report) = self.checker.sweep().await;
-            adapters::lambda::publish(self.events, &events).await;
-            return serde_json::to_value(report).unwrap_or(Value::Null);
-        }
-        if let Some(order) = event.pointer("/evidence/order").and_then(Value::as_str) {
-            return match parse_order_ref(order) {
-                Ok(key) => match self.checker.evidence(&key).await {
-                    Ok(Some(evidence)) => serde_json::to_value(evidence).unwrap_or(Value::Null),
-                    Ok(None) => serde_json::json!({ "error": "order not found" }),
-                    Err(err) => serde_json::json!({ "error": err.to_string() }),
-                },
-                Err(reason) => serde_json::json!({ "error": reason }),
-            };
-        }
-        if let Some(orders) = event.pointer("/recheck/orders").and_then(Value::as_array) {
-            let mut answers = serde_json::Map::new();
-            for raw in orders.iter().filter_map(Value::as_str) {
-                let answer = match parse_order_ref(raw) {
-                    Ok(key) => match self.checker.recheck(&key).await {
+    pub async fn handle(&self, event: Value) -> Answer {
+        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+            Ok(Invocation::Ops(Ops::Sweep(Sweep::Rechecks))) => {
+                let (events, report) = self.checker.sweep().await;
+                adapters::lambda::publish(self.events, &events).await;
+                Answer::Sweep(report)
+            }
+            Ok(Invocation::Ops(Ops::Evidence(OneOrder { order }))) => match self.checker.evidence(&order.0).await {
+                Ok(Some(evidence)) => Answer::Evidence(Box::new(evidence)),
+                Ok(None) => Answer::Error(ErrorAnswer::new("order not found")),
+                Err(err) => Answer::Error(ErrorAnswer::new(err)),
+            },
+            Ok(Invocation::Ops(Ops::Recheck(Orders { orders }))) => {
+                let mut answers = BTreeMap::new();
+                for order in orders {
+                    let answer = match self.checker.recheck(&order.0).await {
                         Ok((events, state)) => {
                             adapters::lambda::publish(self.events, &events).await;
-                            serde_json::json!({ "state": state })
+                            RecheckAnswer::State { state }
                         }
-                        Err(err) => serde_json::json!({ "error": err.to_string() }),
-                    },
-                    Err(reason) => serde_json::json!({ "error": reason }),
-                };
-                answers.insert(raw.to_owned(), answer);
+                        Err(err) => RecheckAnswer::Error(ErrorAnswer::new(err)),
+                    };
+                    answers.insert(order.0.to_string(), answer);
+                }
+                Answer::Recheck(answers)
             }
-            return Value::Object(answers);
+            // An SQS event that does not decode has no message ids to fail one by one.
+            Err(err @ DecodeError::Trigger { .. }) => {
+                tracing::error!(error = %err, "unreadable SQS event");
+                Answer::Batch(SqsBatchResponse::default())
+            }
+            Err(err) => Answer::Error(ErrorAnswer::new(err)),
         }
-        serde_json::json!({ "error": "unrecognised event: expected an SQS batch, {\"sweep\":\"rechecks\"}, {\"evidence\":…} or {\"recheck\":…}" })
     }
 
     async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {

@@ -2,15 +2,20 @@
 //! every event through the domain's state machine, publishes domain events in batches of 10;
 //! and, on its schedule, sweeps SLA due markers.
 
-use adapters::lambda::receive_count;
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
-use domain::events::DomainEvent;
-use domain::inbound::InboundMessage;
-use domain::normalize::{Failure, Normalizer, Rules, SlaRules, sla_sweep};
+use adapters::lambda::receive_count;
+use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::app::apply::Failure;
+use domain::app::apply_message::ApplyMessage;
+use domain::app::sla_sweep::{SlaSweepReport, sla_sweep};
+use domain::model::callback::InboundMessage;
+use domain::model::domain_event::DomainEvent;
 use domain::ports::{EventPublisher, OutboundMessage, Queue, Stats};
+use domain::rules::timing::{Rules, SlaRules};
 
 /// Deliveries after which a retryable failure goes to the dead-letter queue with its reason
 /// (the template's `maxReceiveCount` is the safety net behind this).
@@ -19,10 +24,8 @@ pub const MAX_RECEIVES: u32 = 4;
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Tables, stage, shards.
+    /// Tables (the inbox: archived payloads too large for the queue), stage, shards.
     pub resources: Resources,
-    /// `INBOX_TABLE`: archived payloads too large for the queue.
-    pub inbox_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
     /// `INBOUND_DLQ_URL`: where messages go with the reason they failed.
@@ -50,7 +53,6 @@ impl Config {
             ..Rules::default()
         };
         Ok(Self {
-            inbox_table: config::required(env, "INBOX_TABLE")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             dead_letter_url: config::queue_url(env, "INBOUND_DLQ_URL")?,
             resources,
@@ -59,10 +61,45 @@ impl Config {
     }
 }
 
+/// What status-normalize is invoked with: an SQS batch of the `inbound` queue, or an ops event.
+pub type Trigger = Invocation<SqsEvent, Ops>;
+
+/// The ops events (its schedule sends the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Ops {
+    /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit.
+    Sweep(Sweep),
+}
+
+/// What a sweep looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// The SLA due markers.
+    Sla,
+}
+
+/// How status-normalize tells its trigger from its ops events.
+pub const SHAPE: Shape =
+    Shape { trigger_marker: Some("Records"), trigger_name: "SQS", expected: r#"an SQS batch or {"sweep": "sla"}"# };
+
+/// What status-normalize answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The failed message ids of a batch (partial batch failure).
+    Batch(SqsBatchResponse),
+    /// What an SLA sweep did.
+    Sweep(SlaSweepReport),
+    /// An event that could not be decoded.
+    Error(ErrorAnswer),
+}
+
 /// The function's dependencies.
-pub struct App<'a> {
-    /// The domain service.
-    pub normalizer: Normalizer<'a>,
+pub struct Handler<'a> {
+    /// The use case.
+    pub messages: ApplyMessage<'a>,
     /// The event bus.
     pub events: &'a dyn EventPublisher,
     /// The dead-letter queue.
@@ -71,21 +108,30 @@ pub struct App<'a> {
     pub stats: &'a dyn Stats,
 }
 
-impl App<'_> {
-    /// Handles one invocation: an SQS batch, the SLA sweep (`{"sweep":"sla"}`).
-    pub async fn handle(&self, event: Value) -> Value {
-        let event = match adapters::lambda::sqs_records(event) {
-            Ok(records) => return serde_json::to_value(self.batch(records).await).unwrap_or(Value::Null),
-            Err(event) => event,
-        };
-        if event.get("sweep").and_then(Value::as_str) == Some("sla") {
-            let n = &self.normalizer;
-            let (events, report) = sla_sweep(n.orders, self.stats, n.clock, n.rules).await;
-            let failed = adapters::lambda::publish(self.events, &events).await;
-            tracing::info!(due = report.due, breached = report.breached, unpublished = failed.len(), "SLA sweep done");
-            return serde_json::to_value(report).unwrap_or(Value::Null);
+impl Handler<'_> {
+    /// Handles one invocation.
+    pub async fn handle(&self, event: Value) -> Answer {
+        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+            Ok(Invocation::Ops(Ops::Sweep(Sweep::Sla))) => {
+                let write = &self.messages.write;
+                let (events, report) = sla_sweep(write.ports.orders, self.stats, write.ports.clock, write.rules).await;
+                let failed = adapters::lambda::publish(self.events, &events).await;
+                tracing::info!(
+                    due = report.due,
+                    breached = report.breached,
+                    unpublished = failed.len(),
+                    "SLA sweep done"
+                );
+                Answer::Sweep(report)
+            }
+            // An SQS event that does not decode has no message ids to fail one by one.
+            Err(err @ DecodeError::Trigger { .. }) => {
+                tracing::error!(error = %err, "unreadable SQS event");
+                Answer::Batch(SqsBatchResponse::default())
+            }
+            Err(err) => Answer::Error(ErrorAnswer::new(err)),
         }
-        serde_json::json!({ "error": "unrecognised event: expected an SQS batch or {\"sweep\":\"sla\"}" })
     }
 
     /// Processes a batch; returns only the failed message ids.
@@ -99,7 +145,7 @@ impl App<'_> {
             Some(Ok(message)) => message,
             _ => return self.dead_letter(record, "body is not an inbound message").await,
         };
-        match self.normalizer.handle(&message).await {
+        match self.messages.handle(&message).await {
             Ok(events) => Ok(events),
             Err(Failure::Permanent(reason)) => {
                 tracing::error!(source = %message.source, message_id = %message.message_id, %reason, "message cannot be applied");

@@ -1,17 +1,23 @@
 //! webhook-verify: the front door for callbacks (`POST /webhooks/{source}/{shop}`), and the
 //! ops event that replays quarantined callbacks after a key fix.
 //!
-//! The handler decodes the trigger (API Gateway HTTP API payload v2, or an ops event), calls
-//! [`domain::webhook::Front`], and encodes the answer.
+//! The handler decodes the trigger into a [`Trigger`] (API Gateway HTTP API payload v2, or an
+//! [`Ops`] event), calls [`domain::app::intake::Intake`], and encodes the [`Answer`] — including
+//! the table from the door's outcome to the HTTP status ([`status_of`], [`reply`]).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env};
-use domain::webhook::{Front, Incoming, ReplayRequest};
+use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::Source;
+use domain::app::intake::{Handled, Incoming, Intake, ReplayReport, ReplayRequest};
+use domain::model::callback::Rejection;
+use domain::sources;
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +26,8 @@ pub struct Config {
     pub stage: String,
     /// `INBOX_TABLE`.
     pub inbox_table: String,
-    /// `STATS_TABLE`.
+    /// `STATS_TABLE`: rejection counters.
     pub stats_table: String,
-    /// `ORDERS_TABLE` (unused here, required so every function sees the same stack).
-    pub orders_table: String,
     /// `INBOUND_QUEUE_URL`.
     pub inbound_queue_url: String,
     /// `EVENT_BUS_NAME`.
@@ -43,7 +47,6 @@ impl Config {
             stage: config::required(env, "ORDERHUB_STAGE")?,
             inbox_table: config::required(env, "INBOX_TABLE")?,
             stats_table: config::required(env, "STATS_TABLE")?,
-            orders_table: config::required(env, "ORDERS_TABLE")?,
             inbound_queue_url: config::queue_url(env, "INBOUND_QUEUE_URL")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
@@ -111,38 +114,118 @@ fn http_response(status: u16, body: String) -> ApiGatewayV2httpResponse {
     response
 }
 
-/// Handles one invocation: an HTTP callback, or an ops event
-/// (`{"replay": {"source", "shop", "from", "to"}}`).
-pub async fn handle(front: &Front<'_>, event: Value, now: DateTime<Utc>) -> Value {
-    if event.get("requestContext").is_some() {
-        let response = match serde_json::from_value::<ApiGatewayV2httpRequest>(event) {
-            Ok(request) => match incoming(&request, now) {
+/// The HTTP answer to one callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Body (JSON, or empty).
+    pub body: String,
+}
+
+impl Reply {
+    fn error(status: u16, message: &str) -> Self {
+        Self { status, body: serde_json::json!({ "error": message }).to_string() }
+    }
+}
+
+/// The HTTP status of each outcome of the door. Success is the sender's own ack (its status and
+/// body, from the source's module); nothing the caller controls is a 5xx, and a 503 asks the
+/// sender to retry what could not be made durable.
+pub fn status_of(rejection: Rejection) -> (u16, &'static str) {
+    match rejection {
+        Rejection::MethodNotAllowed => (405, "method not allowed"),
+        Rejection::UnknownSource | Rejection::UnknownShop => (404, "not found"),
+        Rejection::TooLarge => (413, "body too large"),
+        Rejection::Malformed => (400, "malformed body"),
+        Rejection::Unverified => (401, "verification failed"),
+    }
+}
+
+/// The reply for an outcome of a callback from `source` (when the path named a known one).
+pub fn reply(source: Option<Source>, handled: &Handled) -> Reply {
+    match (handled, source) {
+        (Handled::Enqueued | Handled::Duplicate | Handled::Probe, Some(source)) => {
+            let ack = sources::ack(source);
+            Reply { status: ack.status, body: ack.body.to_owned() }
+        }
+        (Handled::Rejected { rejection, .. }, _) => {
+            let (status, message) = status_of(*rejection);
+            Reply::error(status, message)
+        }
+        (Handled::Unavailable(_), _) | (_, None) => Reply::error(503, "temporarily unavailable, retry"),
+    }
+}
+
+/// What webhook-verify is invoked with: a callback through the HTTP API, or an ops event.
+pub type Trigger = Invocation<Box<ApiGatewayV2httpRequest>, Ops>;
+
+/// The ops events (manual `aws lambda invoke` / `cargo lambda invoke`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Ops {
+    /// `{"replay": {"source", "shop", "from", "to"}}` (RFC 3339, `[from, to)`): replay the
+    /// quarantined callbacks of a source and shop after a key or parser fix.
+    Replay(ReplayRequest),
+}
+
+/// How webhook-verify tells its trigger from its ops events.
+pub const SHAPE: Shape = Shape {
+    trigger_marker: Some("requestContext"),
+    trigger_name: "HTTP API",
+    expected: r#"an HTTP API request or {"replay": {"source", "shop", "from", "to"}}"#,
+};
+
+/// What webhook-verify answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// The HTTP response to a callback.
+    Http(Box<ApiGatewayV2httpResponse>),
+    /// What a replay did.
+    Replay(ReplayReport),
+    /// An event that could not be decoded.
+    Error(ErrorAnswer),
+}
+
+/// Decodes an invocation.
+pub fn decode(event: Value) -> Result<Trigger, DecodeError> {
+    adapters::trigger::decode(event, SHAPE)
+}
+
+/// Handles one invocation.
+pub async fn handle(intake: &Intake<'_>, event: Value, now: DateTime<Utc>) -> Answer {
+    match decode(event) {
+        Ok(Invocation::Trigger(request)) => {
+            let response = match incoming(&request, now) {
                 Ok(incoming) => {
-                    let (reply, _) = front.receive(incoming).await;
+                    let source = incoming.source.parse::<Source>().ok();
+                    let handled = intake.receive(incoming).await;
+                    let reply = reply(source, &handled);
                     http_response(reply.status, reply.body)
                 }
                 Err(reason) => http_response(400, serde_json::json!({ "error": reason }).to_string()),
-            },
-            Err(_) => http_response(400, r#"{"error":"unreadable request"}"#.to_owned()),
-        };
-        return serde_json::to_value(response).unwrap_or(Value::Null);
+            };
+            Answer::Http(Box::new(response))
+        }
+        Ok(Invocation::Ops(Ops::Replay(request))) => {
+            tracing::info!(source = %request.source, shop = %request.shop, from = %request.from, to = %request.to, "ops: replay quarantined callbacks");
+            Answer::Replay(intake.replay(&request).await)
+        }
+        // An HTTP event that does not decode is a broken gateway integration: answer 400 so
+        // nothing the caller sent becomes a 500.
+        Err(DecodeError::Trigger { .. }) => {
+            Answer::Http(Box::new(http_response(400, r#"{"error":"unreadable request"}"#.to_owned())))
+        }
+        Err(err) => Answer::Error(ErrorAnswer::new(err)),
     }
-    if let Some(replay) = event.get("replay") {
-        return match serde_json::from_value::<ReplayRequest>(replay.clone()) {
-            Ok(request) => {
-                tracing::info!(source = %request.source, shop = %request.shop, from = %request.from, to = %request.to, "ops: replay quarantined callbacks");
-                serde_json::to_value(front.replay(&request).await).unwrap_or(Value::Null)
-            }
-            Err(err) => {
-                serde_json::json!({ "error": format!("replay needs source, shop, from, to (RFC 3339): {err}") })
-            }
-        };
-    }
-    serde_json::json!({ "error": "unrecognised event: expected an HTTP API request or {\"replay\": {...}}" })
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod route_tests {
     use super::*;
 
     #[test]

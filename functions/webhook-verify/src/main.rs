@@ -1,9 +1,9 @@
 //! webhook-verify's Lambda entry point: read config, build clients and ports once, serve.
 
-use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStore, SqsQueue, SsmSecrets};
-use domain::secrets::SecretCache;
-use domain::time::{Clock, SystemClock};
-use domain::webhook::Front;
+use adapters::{BusPublisher, Clients, DynamoInbox, DynamoStats, SqsQueue, SsmSecrets};
+use domain::app::intake::Intake;
+use domain::ports::clock::{Clock, SystemClock};
+use domain::ports::secrets::SecretCache;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -14,11 +14,11 @@ async fn main() -> Result<(), Error> {
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
     let queue = SqsQueue::new(clients.sqs.clone(), &config.inbound_queue_url);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
-    let stats = DynamoStore::new(clients.dynamodb.clone(), &config.orders_table, &config.stats_table);
+    let stats = DynamoStats::new(clients.dynamodb.clone(), &config.stats_table);
     let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
     let secrets = SecretCache::new(&ssm, &clock, &config.stage, chrono::Duration::seconds(config.secret_ttl_s));
-    let front = Front {
+    let intake = Intake {
         inbox: &inbox,
         queue: &queue,
         events: &bus,
@@ -27,9 +27,9 @@ async fn main() -> Result<(), Error> {
         quarantine_quota_per_hour: config.quarantine_quota_per_hour,
         shards: config.shards,
     };
-    let (front, clock, requests) = (&front, &clock, &clients.requests);
+    let (intake, clock, requests) = (&intake, &clock, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let answer = webhook_verify::handle(front, event.payload, clock.now()).await;
+        let answer = webhook_verify::handle(intake, event.payload, clock.now()).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
         Ok::<_, Error>(answer)
     }))

@@ -1,5 +1,8 @@
-//! `adapters::config`, compiled from `shared/adapters/src/config.rs` itself (no copy): all of
-//! the adapters crate that `functions/webhook-verify/src/lib.rs` uses.
+//! `adapters::config` and `adapters::trigger`, compiled from `shared/adapters/src/` itself (no
+//! copy): all of the adapters crate that `functions/webhook-verify/src/lib.rs` uses.
 
 #[path = "../../../shared/adapters/src/config.rs"]
 pub mod config;
+
+#[path = "../../../shared/adapters/src/trigger.rs"]
+pub mod trigger;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use domain::events::DomainEvent;
+use domain::model::domain_event::DomainEvent;
 use domain::ports::{EventPublisher, PublishError};
 
 use crate::aws::error_code;

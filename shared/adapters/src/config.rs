@@ -87,6 +87,8 @@ pub struct Resources {
     pub orders_table: String,
     /// `STATS_TABLE`.
     pub stats_table: String,
+    /// `INBOX_TABLE`.
+    pub inbox_table: String,
     /// `COUNTER_SHARDS` (default 8): shards of day counters and due markers.
     pub shards: u16,
 }
@@ -102,6 +104,7 @@ impl Resources {
             stage: required(env, "ORDERHUB_STAGE")?,
             orders_table: required(env, "ORDERS_TABLE")?,
             stats_table: required(env, "STATS_TABLE")?,
+            inbox_table: required(env, "INBOX_TABLE")?,
             shards,
         })
     }
@@ -125,8 +128,13 @@ mod tests {
 
     #[test]
     fn a_malformed_variable_is_named_with_the_reason() {
-        let e =
-            env(&[("ORDERHUB_STAGE", "dev"), ("ORDERS_TABLE", "o"), ("STATS_TABLE", "s"), ("COUNTER_SHARDS", "eight")]);
+        let e = env(&[
+            ("ORDERHUB_STAGE", "dev"),
+            ("ORDERS_TABLE", "o"),
+            ("STATS_TABLE", "s"),
+            ("INBOX_TABLE", "i"),
+            ("COUNTER_SHARDS", "eight"),
+        ]);
         let err = Resources::from_env(&e).unwrap_err();
         assert!(err.to_string().contains("COUNTER_SHARDS is malformed"), "{err}");
         let e = env(&[("Q", "sqs-queue")]);
@@ -135,7 +143,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_unset() {
-        let e = env(&[("ORDERHUB_STAGE", "dev"), ("ORDERS_TABLE", "o"), ("STATS_TABLE", "s")]);
+        let e = env(&[("ORDERHUB_STAGE", "dev"), ("ORDERS_TABLE", "o"), ("STATS_TABLE", "s"), ("INBOX_TABLE", "i")]);
         assert_eq!(Resources::from_env(&e).map(|r| r.shards), Ok(8));
     }
 }

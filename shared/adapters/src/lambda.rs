@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use domain::events::DomainEvent;
+use domain::model::domain_event::DomainEvent;
 use domain::ports::EventPublisher;
 
 /// The records of an SQS trigger's event, or the event back when it is not one (no `Records`:

@@ -12,10 +12,11 @@ pub mod platform;
 pub mod schema;
 pub mod sqs;
 pub mod ssm;
+pub mod trigger;
 
 pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
-pub use dynamo::{DynamoInbox, DynamoStore};
+pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables};
 pub use sqs::SqsQueue;
 pub use ssm::SsmSecrets;

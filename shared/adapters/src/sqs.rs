@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use domain::memory::MAX_MESSAGE_BYTES;
-use domain::ports::{OutboundMessage, Queue, QueueError};
+use domain::ports::{MAX_MESSAGE_BYTES, OutboundMessage, Queue, QueueError};
 
 use crate::aws::error_code;
 

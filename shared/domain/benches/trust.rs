@@ -5,9 +5,10 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::trust::{
-    AppSignal, AppSignalKind, GeoPoint, SignKind, SignRecord, TrustInputs, TrustRules, assess, classify,
-};
+use domain::model::geo::GeoPoint;
+use domain::model::sign::SignKind;
+use domain::model::signal::{AppSignal, AppSignalKind};
+use domain::rules::sign_trust::{SignRecord, TrustInputs, TrustRules, assess, classify};
 
 // 60 characters, the shape of a Cainiao station pickup line as Kuaidi100 pushes it.
 const TEXT: &str = "【杭州市西湖区】快件已签收，签收人凭取货码签收。如有疑问请联系：菜鸟驿站(幸福里店)，感谢使用中通快递，期待再次为您服务";

@@ -5,8 +5,8 @@
 //!
 //! Run with `cargo bench -p domain --bench verify`.
 //!
-//! The callbacks are signed here with the public `domain::signature` functions and the fixture
-//! test keys, exactly as `domain::fixtures::sign` signs them, so the bench needs no feature.
+//! The callbacks are signed here with the public `domain::sources::signature` functions and the fixture
+//! test keys, exactly as `domain::testing::fixtures::sign` signs them, so the bench needs no feature.
 
 // A bench is test code: a broken fixture should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -15,10 +15,10 @@ use std::hint::black_box;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::ids::{ShopId, Source};
-use domain::inbox::RawCallback;
-use domain::secrets::{Secret, SourceSecret};
-use domain::signature::{
+use domain::model::callback::RawCallback;
+use domain::model::ids::{ShopId, Source};
+use domain::ports::secrets::{Secret, SourceSecret};
+use domain::sources::signature::{
     douyin_event_sign, kuaidi100_sign, kuaishou_encrypt, standard_webhooks_sign, wechatpay_encrypt_resource,
     wechatpay_sign, youzan_event_sign,
 };
@@ -30,10 +30,10 @@ const SECRET: &str = "bench-shop-secret";
 const DOUYIN_APP_KEY: &str = "7123456789012345678";
 const YOUZAN_CLIENT_ID: &str = "yz-client-1";
 const KUAISHOU_APP_KEY: &str = "ks-app-1";
-/// The fixture keys (`domain::fixtures`): test keys, never used anywhere else.
+/// The fixture keys (`domain::testing::fixtures`): test keys, never used anywhere else.
 const KUAISHOU_MESSAGE_KEY: &str = "b3JkZXJodWIta3dhaS0xNg==";
-const WECHATPAY_PRIVATE_KEY: &str = include_str!("../src/fixtures/wechatpay_test_private_key.pem");
-const WECHATPAY_PUBLIC_KEY: &str = include_str!("../src/fixtures/wechatpay_test_public_key.pem");
+const WECHATPAY_PRIVATE_KEY: &str = include_str!("../src/testing/fixtures/wechatpay_test_private_key.pem");
+const WECHATPAY_PUBLIC_KEY: &str = include_str!("../src/testing/fixtures/wechatpay_test_public_key.pem");
 const WECHATPAY_SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A72";
 const WECHATPAY_API_V3_KEY: &str = "orderhub-test-apiv3-key-32-bytes";
 const APP_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

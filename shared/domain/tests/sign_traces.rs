@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use domain::inbound::InboundEvent;
+use domain::model::geo::GeoPoint;
+use domain::model::source_event::SourceEvent;
+use domain::rules::sign_trust::{DeliveryOutcome, SignRecord, TrustInputs, TrustRules, assess, classify};
 use domain::sources::kuaidi100;
-use domain::trust::{DeliveryOutcome, GeoPoint, SignRecord, TrustInputs, TrustRules, assess, classify};
 use serde_json::Value;
 
 const TRACES: &str = include_str!("../../../events/signin-trust-check/traces/kuaidi100-signs.json");
@@ -24,7 +25,7 @@ fn every_real_shaped_push_is_judged_as_the_table_says() {
         let expect = &case["expect"];
         let payload = serde_json::to_vec(&case["push"]).unwrap();
         let events = kuaidi100::parse(&payload, &query).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let [InboundEvent::Logistics(event)] = events.as_slice() else { panic!("{name}: one logistics event") };
+        let [SourceEvent::Logistics(event)] = events.as_slice() else { panic!("{name}: one logistics event") };
         let classified = classify(&SignRecord {
             kuaidi100_state: Some(&event.state),
             kuaidi100_sub_state: event.sub_state.as_deref(),

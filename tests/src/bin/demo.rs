@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{Duration as ChronoDuration, Utc};
-use domain::fixtures::{self, DayCallback};
 use domain::ports::Secrets;
-use domain::secrets::parameter_name;
+use domain::ports::secrets::parameter_name;
+use domain::testing::fixtures::{self, DayCallback};
 use domain::{ShopId, Source};
 use serde_json::{Value, json};
 use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
@@ -225,15 +225,14 @@ async fn main() -> anyhow::Result<()> {
 
     // What a seller looks at.
     println!("\n== orders");
-    let store =
-        adapters::DynamoStore::new(clients.dynamodb.clone(), stack::var("ORDERS_TABLE"), stack::var("STATS_TABLE"));
-    print_orders(&clients, &store).await?;
+    let tables = stack::tables(&clients);
+    print_orders(&clients, &tables.orders).await?;
     println!("\n== refunds the dual check caught (callback never came): {:?}", sweep["outcomes"]);
     println!(
         "== health report {} {}: worst verdict per scope {}",
         report["kind"], report["period"], report["verdicts"]
     );
-    if let Some(page) = stored_page(&store, &report).await {
+    if let Some(page) = stored_page(&tables.stats, &report).await {
         // The summary and breaches; the charts (SVG) are in the stored page.
         let summary: Vec<&str> =
             page.lines().take_while(|l| !l.starts_with("## 每日趋势")).filter(|l| !l.starts_with('<')).collect();
@@ -257,14 +256,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stored_page(store: &adapters::DynamoStore, report: &Value) -> Option<String> {
+async fn stored_page(store: &adapters::DynamoStats, report: &Value) -> Option<String> {
     use domain::ports::Stats;
     let stored = report["stored"].get(0)?;
     let kind = stored["pk"].as_str()?.strip_prefix("R#")?;
     store.report(kind, stored["sk"].as_str()?).await.ok().flatten().map(|r| r.rendered)
 }
 
-async fn print_orders(clients: &adapters::Clients, store: &adapters::DynamoStore) -> anyhow::Result<()> {
+async fn print_orders(clients: &adapters::Clients, store: &adapters::DynamoOrders) -> anyhow::Result<()> {
     use domain::ports::OrderStore;
     // The demo's table is small: a scan is fine here (functions never scan).
     let mut by_stage: BTreeMap<String, usize> = BTreeMap::new();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use domain::Source;
-use domain::fixtures::{self, DayCallback};
+use domain::testing::fixtures::{self, DayCallback};
 use serde_json::{Value, json};
 
 fn write(path: &Path, value: &Value) -> anyhow::Result<()> {

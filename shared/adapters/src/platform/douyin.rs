@@ -10,13 +10,13 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use domain::ids::{OrderKey, ShopId, Source};
-use domain::json::{parse_time, text};
-use domain::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
-use domain::secrets::Secret;
-use domain::signature::{douyin_api_sign, douyin_param_json};
+use domain::model::ids::{OrderKey, ShopId, Source};
+use domain::model::status::RawStatus;
+use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::ports::secrets::Secret;
 use domain::sources::douyin::refund_kind;
-use domain::status::RawStatus;
+use domain::sources::json::{parse_time, text};
+use domain::sources::signature::{douyin_api_sign, douyin_param_json};
 
 use super::{BuildError, Call, ClientConfig, DOUYIN_BASE_URL, Http, PlatformError, refresh_token_of, token_expiry};
 
@@ -197,7 +197,7 @@ impl PlatformQuery for DouyinClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::lifecycle::RefundKind;
+    use domain::model::lifecycle::RefundKind;
 
     fn creds() -> Credentials {
         Credentials {

@@ -1,13 +1,13 @@
 //! Clients of the sales platforms' own query APIs: the [`PlatformQuery`] port over HTTPS, one
 //! struct per platform ([`DouyinClient`], [`PddClient`], [`TaobaoClient`]), each signing its
-//! requests exactly as the platform requires (`domain::signature`).
+//! requests exactly as the platform requires (`domain::sources::signature`).
 //!
 //! A client holds its configuration and one HTTP client (a connection pool) and nothing else:
 //! no token, no answer and no platform state is cached between calls. Errors are mapped to
 //! [`QueryError`] here, at the edge; their texts never carry a token, a secret or a URL (the
 //! Douyin URL carries the access token), and nothing here logs one.
 //!
-//! [`PlatformQuery`]: domain::platform::PlatformQuery
+//! [`PlatformQuery`]: domain::ports::platform::PlatformQuery
 
 mod douyin;
 mod pdd;
@@ -22,11 +22,11 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
-use domain::json::{parse_time, text};
-use domain::platform::{Credentials, QueryError};
-use domain::time::{Clock, SystemClock};
+use domain::ports::clock::{Clock, SystemClock};
+use domain::ports::platform::{Credentials, QueryError};
+use domain::sources::json::{parse_time, text};
 
-pub use domain::signature::TaobaoSignMethod;
+pub use domain::sources::signature::TaobaoSignMethod;
 pub use douyin::DouyinClient;
 pub use pdd::PddClient;
 pub use taobao::TaobaoClient;
@@ -306,7 +306,7 @@ fn form_body<'a>(params: impl IntoIterator<Item = (&'a String, &'a String)>) -> 
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use domain::secrets::Secret;
+    use domain::ports::secrets::Secret;
     use serde_json::json;
 
     fn credentials() -> Credentials {

@@ -13,17 +13,17 @@
 
 use serde_json::Value;
 
-use crate::ids::{OrderKey, ShopId, Sku, Source};
-use crate::inbound::{
-    AddressEvent, AppEvent, AppSignalKind, GeoPoint, InboundEvent, OrderFacts, ParseError, StatusEvent, Waybill,
-};
-use crate::inbox::RawCallback;
-use crate::json::{first_time, flag, parse_time, text};
-use crate::lifecycle::{Lifecycle, RefundKind, RefundState};
-use crate::secrets::SourceSecret;
-use crate::signature::{check_window, standard_webhooks_verify};
+use crate::model::callback::RawCallback;
+use crate::model::geo::GeoPoint;
+use crate::model::ids::{OrderKey, ShopId, Sku, Source};
+use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
+use crate::model::signal::AppSignalKind;
+use crate::model::source_event::{AddressEvent, AppEvent, OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
+use crate::model::status::{StatusMapping, Target};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{first_time, flag, parse_time, text};
+use crate::sources::signature::{check_window, standard_webhooks_verify};
 use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
-use crate::status::{StatusMapping, Target};
 
 /// How far `webhook-timestamp` may be from receipt (Standard Webhooks: 5 minutes).
 pub const WINDOW_S: i64 = 300;
@@ -86,7 +86,7 @@ fn location(data: &Value) -> Option<GeoPoint> {
 }
 
 /// Parses a delivery.
-pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseError> {
     let body: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not JSON".into()))?;
     let kind = text(&body, "type").ok_or(ParseError::Field("type"))?;
     let data = body.get("data").cloned().unwrap_or(Value::Null);
@@ -104,7 +104,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
     if let Some(signal) = signal {
         let customer = text(&data, "customer").ok_or(ParseError::Field("customer"))?;
         let at = at.ok_or(ParseError::Field("at"))?;
-        return Ok(vec![InboundEvent::App(AppEvent {
+        return Ok(vec![SourceEvent::App(AppEvent {
             key: order_ref(&data)?,
             customer,
             message_id,
@@ -145,17 +145,17 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
                 Some("return_and_refund") => Some(RefundKind::ReturnAndRefund),
                 _ => None,
             };
-            Ok(vec![InboundEvent::Status(StatusEvent {
+            Ok(vec![SourceEvent::Status(StatusEvent {
                 key,
                 message_id,
                 event_time: at,
-                raw: crate::status::RawStatus::new(field, code),
+                raw: crate::model::status::RawStatus::new(field, code),
                 facts,
             })])
         }
         "order.address" => {
             let key = order_ref(&data)?.ok_or(ParseError::Field("order"))?;
-            Ok(vec![InboundEvent::Address(AddressEvent {
+            Ok(vec![SourceEvent::Address(AddressEvent {
                 key,
                 message_id,
                 addr_key: text(&data, "addr_key").ok_or(ParseError::Field("addr_key"))?,
@@ -164,7 +164,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
                 location: location(&data),
             })])
         }
-        other => Ok(vec![InboundEvent::Ignored(format!(
+        other => Ok(vec![SourceEvent::Ignored(format!(
             "app event type `{}` is not used",
             other.chars().take(40).collect::<String>()
         ))]),
@@ -205,7 +205,7 @@ mod tests {
             body: b"{}".to_vec(),
         };
         let secret = SourceSecret {
-            secret: crate::secrets::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            secret: crate::ports::secrets::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             ..SourceSecret::default()
         };
         assert!(matches!(open(&cb, &secret), Err(Refusal::Stale(_))));

@@ -2,15 +2,16 @@
 
 use serde_json::Value;
 
-use crate::ids::{OrderKey, ShopId, Source};
-use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent, Waybill};
-use crate::inbox::RawCallback;
-use crate::json::{first_time, text};
-use crate::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::secrets::SourceSecret;
-use crate::signature::{douyin_event_sign, verify_hex_sign};
-use crate::sources::{Opened, Refusal, body_hash_id, header, message_id_or_hash, secrets_in_order, slot};
-use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::callback::RawCallback;
+use crate::model::ids::body_hash_id;
+use crate::model::ids::{OrderKey, ShopId, Source};
+use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
+use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
+use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{first_time, text};
+use crate::sources::signature::{douyin_event_sign, verify_hex_sign};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
 
 /// Verifies a push: `app-id` is the shop's app key and `event-sign` is the lowercase hex
 /// MD5(app_key + raw body + app_secret) with the current or the previous secret.
@@ -65,14 +66,14 @@ fn time_fields(tag: &str) -> &'static [&'static str] {
 }
 
 /// Parses a push body (a JSON array of `{tag, msg_id, data}` where `data` is a JSON string).
-pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseError> {
     let messages: Vec<Value> =
         serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not a JSON array of messages".into()))?;
     let mut events = Vec::with_capacity(messages.len());
     for (n, message) in messages.iter().enumerate() {
         let tag = text(message, "tag").ok_or(ParseError::Field("tag"))?;
         if tag == "0" {
-            events.push(InboundEvent::Ignored("douyin test push".into()));
+            events.push(SourceEvent::Ignored("douyin test push".into()));
             continue;
         }
         let data: Value = match message.get("data") {
@@ -81,7 +82,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
             _ => return Err(ParseError::Field("data")),
         };
         let Some(order_id) = text(&data, "p_id") else {
-            events.push(InboundEvent::Ignored(format!("douyin tag {tag} without an order id")));
+            events.push(SourceEvent::Ignored(format!("douyin tag {tag} without an order id")));
             continue;
         };
         let key = OrderKey::parse(Source::Douyin, shop.as_str(), &order_id)?;
@@ -103,7 +104,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
                 .map(|ids| {
                     ids.iter()
                         .filter_map(|id| id.as_i64().map(|i| i.to_string()).or_else(|| id.as_str().map(str::to_owned)))
-                        .filter_map(|id| crate::ids::Sku::parse(&id).ok())
+                        .filter_map(|id| crate::model::ids::Sku::parse(&id).ok())
                         .map(|sku| (sku, 1))
                         .collect()
                 })
@@ -112,7 +113,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
         if let Some(kind) = text(&data, "aftersale_type") {
             facts.refund_kind = refund_kind(&kind);
         }
-        events.push(InboundEvent::Status(StatusEvent {
+        events.push(SourceEvent::Status(StatusEvent {
             key,
             message_id,
             event_time: first_time(&data, time_fields(&tag)),
@@ -182,7 +183,7 @@ pub fn map_status(field: &str, code: &str) -> StatusMapping {
 }
 
 /// The kind of an after-sale (`after_sale_type`): `None` for an exchange, which is no refund.
-pub fn refund_kind(after_sale_type: &str) -> Option<crate::lifecycle::RefundKind> {
+pub fn refund_kind(after_sale_type: &str) -> Option<crate::model::lifecycle::RefundKind> {
     match after_sale_type {
         "0" => Some(ReturnAndRefund),
         "1" | "2" => Some(RefundOnly),

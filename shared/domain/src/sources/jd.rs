@@ -1,8 +1,8 @@
 //! 京东 (JD): order states and after-sale service codes. JD's push scheme is unknown
 //! (see `../shared/reference/platforms.md`), so only the query-side codes are here.
 
-use crate::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// JD's status tables.
 pub const STATUS_TABLE: &[MappingRow] = &[
@@ -26,7 +26,7 @@ pub fn map_status(field: &str, code: &str) -> StatusMapping {
 }
 
 /// The kind of an after-sale (`customerExpect`): `None` for an exchange, which is no refund.
-pub fn refund_kind(customer_expect: &str) -> Option<crate::lifecycle::RefundKind> {
+pub fn refund_kind(customer_expect: &str) -> Option<crate::model::lifecycle::RefundKind> {
     match customer_expect {
         "1" | "11" => Some(RefundOnly),
         "10" => Some(ReturnAndRefund),

@@ -8,15 +8,17 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 
-use crate::ids::OrderKey;
-use crate::inbound::{GeoPoint, InboundEvent, LogisticsEvent, ParseError, Waybill};
-use crate::inbox::RawCallback;
-use crate::json::{LooseText, parse_time, text};
-use crate::lifecycle::Lifecycle::*;
-use crate::secrets::SourceSecret;
-use crate::signature::{kuaidi100_sign, verify_hex_sign};
-use crate::sources::{Opened, Refusal, body_hash_id, secrets_in_order, slot};
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::callback::RawCallback;
+use crate::model::geo::GeoPoint;
+use crate::model::ids::OrderKey;
+use crate::model::ids::body_hash_id;
+use crate::model::lifecycle::Lifecycle::*;
+use crate::model::source_event::{LogisticsEvent, ParseError, SourceEvent, Waybill};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{LooseText, parse_time, text};
+use crate::sources::signature::{kuaidi100_sign, verify_hex_sign};
+use crate::sources::{Opened, Refusal, secrets_in_order, slot};
 
 /// Kuaidi100's states. The sign-related ones are in `../shared/reference/platforms.md`; 0 在途,
 /// 1 揽收 and 5 派件 are Kuaidi100's documented in-transit states.
@@ -142,7 +144,7 @@ fn first_line<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Er
 
 /// Parses `param`: the newest trace line (Kuaidi100 lists newest first) becomes one event for the
 /// order named by the callback URL's `order` parameter.
-pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
     if !payload.trim_ascii_start().starts_with(b"{") {
         return Err(ParseError::Malformed("param is not a JSON object".into()));
     }
@@ -153,7 +155,7 @@ pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEv
         )
     })?;
     if param.status.0.as_deref() == Some("abort") {
-        return Ok(vec![InboundEvent::Ignored("kuaidi100 stopped tracking this waybill".into())]);
+        return Ok(vec![SourceEvent::Ignored("kuaidi100 stopped tracking this waybill".into())]);
     }
     let order = query.iter().find(|(k, _)| k == "order").map(|(_, v)| v.as_str()).ok_or(ParseError::Field("order"))?;
     let mut parts = order.splitn(3, '/');
@@ -169,7 +171,7 @@ pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<InboundEv
     let newest = &last.data;
     let event_time = newest.get("ftime").or_else(|| newest.get("time")).and_then(parse_time);
     let stamp = text(newest, "time").unwrap_or_default();
-    Ok(vec![InboundEvent::Logistics(LogisticsEvent {
+    Ok(vec![SourceEvent::Logistics(LogisticsEvent {
         key,
         message_id: body_hash_id(format!("{carrier}/{number}/{state}/{stamp}").as_bytes()),
         event_time,
@@ -208,11 +210,11 @@ mod tests {
 
     #[test]
     fn a_signed_param_that_is_not_json_is_accepted_and_dead_letters_with_its_reason() {
-        use crate::ids::{ShopId, Source};
-        use crate::secrets::Secret;
+        use crate::model::ids::{ShopId, Source};
+        use crate::ports::secrets::Secret;
         use chrono::TimeZone;
         let at = chrono::Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default();
-        let signed = crate::fixtures::sign(Source::Kuaidi100, b"{not json", "salt-1", at, "m-1");
+        let signed = crate::testing::fixtures::sign(Source::Kuaidi100, b"{not json", "salt-1", at, "m-1");
         // (starts like an object, so it is the JSON parser that refuses it)
         let cb = RawCallback {
             source: Source::Kuaidi100,
@@ -234,7 +236,7 @@ mod tests {
         let query = vec![("order".to_owned(), "douyin/shop-1/6921000000001".to_owned())];
         let event = |payload: &str| match parse(payload.as_bytes(), &query) {
             Ok(events) => match events.as_slice() {
-                [InboundEvent::Logistics(e)] => e.clone(),
+                [SourceEvent::Logistics(e)] => e.clone(),
                 other => panic!("{other:?}"),
             },
             Err(e) => panic!("{e}"),

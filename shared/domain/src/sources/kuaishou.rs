@@ -3,15 +3,15 @@
 
 use serde_json::Value;
 
-use crate::ids::{OrderKey, ShopId, Source};
-use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
-use crate::inbox::RawCallback;
-use crate::json::{first_time, flag, text};
-use crate::lifecycle::Lifecycle::*;
-use crate::secrets::SourceSecret;
-use crate::signature::kuaishou_decrypt;
+use crate::model::callback::RawCallback;
+use crate::model::ids::{OrderKey, ShopId, Source};
+use crate::model::lifecycle::Lifecycle::*;
+use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
+use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{first_time, flag, text};
+use crate::sources::signature::kuaishou_decrypt;
 use crate::sources::{Opened, Refusal, message_id_or_hash, slot};
-use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// Opens a push: the body is base64 AES-128-CBC ciphertext (zero IV) under the shop's message
 /// key. Kuaishou signs nothing, so authenticity is "decrypts, with the current or the previous
@@ -45,11 +45,11 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
 
 /// Parses an opened push: `{eventId, msgId, bizId, appKey, event, info (JSON string), status,
 /// createTime, updateTime, test}`.
-pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseError> {
     let message: Value =
         serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not a JSON object".into()))?;
     if flag(&message, "test") {
-        return Ok(vec![InboundEvent::Ignored("kuaishou heartbeat".into())]);
+        return Ok(vec![SourceEvent::Ignored("kuaishou heartbeat".into())]);
     }
     let event = text(&message, "event").unwrap_or_default();
     let info: Value = match message.get("info") {
@@ -63,11 +63,11 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
         .ok_or(ParseError::Field("oid"))?;
     let key = OrderKey::parse(Source::Kuaishou, shop.as_str(), &order_id)?;
     let Some(status) = text(&info, "status").or_else(|| text(&message, "status")) else {
-        return Ok(vec![InboundEvent::Ignored(format!("kuaishou {event} without a status"))]);
+        return Ok(vec![SourceEvent::Ignored(format!("kuaishou {event} without a status"))]);
     };
     let field = if event.to_ascii_uppercase().contains("REFUND") { "refund_status" } else { "status" };
     let id = text(&message, "msgId").or_else(|| text(&message, "eventId"));
-    Ok(vec![InboundEvent::Status(StatusEvent {
+    Ok(vec![SourceEvent::Status(StatusEvent {
         key,
         message_id: message_id_or_hash(id.as_deref(), payload),
         event_time: first_time(&info, &["updateTime", "updatedTime"])

@@ -6,21 +6,22 @@
 pub mod app;
 pub mod douyin;
 pub mod jd;
+pub mod json;
 pub mod kuaidi100;
 pub mod kuaishou;
 pub mod pdd;
+pub mod signature;
 pub mod taobao;
 pub mod wechatpay;
 pub mod youzan;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
-use crate::ids::{MessageId, ShopId, Source};
-use crate::inbound::{InboundEvent, ParseError};
-use crate::inbox::RawCallback;
-use crate::secrets::{Secret, SourceSecret};
-use crate::status::StatusMapping;
+use crate::model::callback::RawCallback;
+use crate::model::ids::{MessageId, ShopId, Source, body_hash_id};
+use crate::model::source_event::{ParseError, SourceEvent};
+use crate::model::status::StatusMapping;
+use crate::ports::secrets::{Secret, SourceSecret};
 
 /// A callback that passed its source's verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,14 +75,6 @@ pub(crate) fn secrets_in_order(secret: &SourceSecret) -> impl Iterator<Item = (&
     std::iter::once((&secret.secret, false)).chain(secret.previous_secret.iter().map(|s| (s, true)))
 }
 
-/// A dedupe key from bytes when the sender gives none: `h-` and 32 hex of SHA-256.
-pub fn body_hash_id(body: &[u8]) -> MessageId {
-    let digest = Sha256::digest(body);
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    // `h-` and 32 hex characters always pass `MessageId::parse`'s rules.
-    MessageId::from_trusted(format!("h-{hex}"))
-}
-
 /// The sender's id when acceptable as a key, else a hash of `fallback`.
 pub(crate) fn message_id_or_hash(id: Option<&str>, fallback: &[u8]) -> MessageId {
     id.and_then(|id| MessageId::parse(id).ok()).unwrap_or_else(|| body_hash_id(fallback))
@@ -133,7 +126,7 @@ pub fn parse(
     payload: &[u8],
     query: &[(String, String)],
     received_at: DateTime<Utc>,
-) -> Result<Vec<InboundEvent>, ParseError> {
+) -> Result<Vec<SourceEvent>, ParseError> {
     let _ = received_at;
     match source {
         Source::Douyin => douyin::parse(shop, payload),
@@ -165,8 +158,8 @@ pub fn map_status(source: Source, field: &str, code: &str) -> StatusMapping {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use crate::lifecycle::{Lifecycle, RefundState};
-    use crate::status::StatusMapping;
+    use crate::model::lifecycle::{Lifecycle, RefundState};
+    use crate::model::status::StatusMapping;
 
     /// Asserts each `(code, lifecycle, refund)` of one table row.
     pub fn assert_rows(

@@ -3,8 +3,8 @@
 //! PDD delivers messages over a long connection, so orderhub pulls changes with the query API;
 //! the codes below are the fields of `pdd.order.information.get` and `pdd.refund.information.get`.
 
-use crate::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// PDD's status tables (`../shared/reference/platforms.md`, lywzx/pdd-node-sdk).
 pub const STATUS_TABLE: &[MappingRow] = &[

@@ -2,8 +2,8 @@
 //!
 //! Taobao delivers messages over TMC (a long connection), so orderhub pulls with the query API.
 
-use crate::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// Taobao's status tables (`../shared/reference/platforms.md`).
 pub const STATUS_TABLE: &[MappingRow] = &[

@@ -4,16 +4,16 @@
 use chrono::DateTime;
 use serde_json::Value;
 
-use crate::ids::{OrderKey, ShopId, Source};
-use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
-use crate::inbox::RawCallback;
-use crate::json::{first_time, text};
-use crate::lifecycle::Lifecycle::*;
-use crate::lifecycle::RefundState;
-use crate::secrets::SourceSecret;
-use crate::signature::{SignatureError, check_window, wechatpay_decrypt_resource, wechatpay_verify};
+use crate::model::callback::RawCallback;
+use crate::model::ids::{OrderKey, ShopId, Source};
+use crate::model::lifecycle::Lifecycle::*;
+use crate::model::lifecycle::RefundState;
+use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
+use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{first_time, text};
+use crate::sources::signature::{SignatureError, check_window, wechatpay_decrypt_resource, wechatpay_verify};
 use crate::sources::{Opened, Refusal, header, message_id_or_hash};
-use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// How far a notice's timestamp may be from its receipt.
 pub const WINDOW_S: i64 = 300;
@@ -85,7 +85,7 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
 }
 
 /// Parses an opened notice into a status event of the `app` channel order `out_trade_no`.
-pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseError> {
     let notice: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not JSON".into()))?;
     let resource = notice.get("resource").ok_or(ParseError::Field("resource"))?;
     let order_id = text(resource, "out_trade_no").ok_or(ParseError::Field("out_trade_no"))?;
@@ -96,7 +96,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
     } else if let Some(status) = text(resource, "refund_status") {
         RawStatus::new("refund_status", status)
     } else {
-        return Ok(vec![InboundEvent::Ignored(format!("wechatpay {event_type} without a state"))]);
+        return Ok(vec![SourceEvent::Ignored(format!("wechatpay {event_type} without a state"))]);
     };
     let event_time = first_time(resource, &["success_time"]).or_else(|| {
         notice
@@ -106,7 +106,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
             .map(|t| t.to_utc())
     });
     let id = text(&notice, "id");
-    Ok(vec![InboundEvent::Status(StatusEvent {
+    Ok(vec![SourceEvent::Status(StatusEvent {
         key,
         message_id: message_id_or_hash(id.as_deref(), payload),
         event_time,

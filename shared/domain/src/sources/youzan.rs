@@ -3,15 +3,15 @@
 
 use serde_json::Value;
 
-use crate::ids::{OrderKey, ShopId, Source};
-use crate::inbound::{InboundEvent, OrderFacts, ParseError, StatusEvent};
-use crate::inbox::RawCallback;
-use crate::json::{first_time, flag, text};
-use crate::lifecycle::Lifecycle::*;
-use crate::secrets::SourceSecret;
-use crate::signature::{verify_hex_sign, youzan_event_sign};
+use crate::model::callback::RawCallback;
+use crate::model::ids::{OrderKey, ShopId, Source};
+use crate::model::lifecycle::Lifecycle::*;
+use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
+use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::ports::secrets::SourceSecret;
+use crate::sources::json::{first_time, flag, text};
+use crate::sources::signature::{verify_hex_sign, youzan_event_sign};
 use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
-use crate::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
 
 /// Verifies a push: `Client-Id` is the shop's client id and `Event-Sign` is the lowercase hex
 /// MD5(client_id + raw body + client_secret) with the current or the previous secret.
@@ -39,7 +39,7 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
 
 /// Youzan has no message id: `{type}-{id}-{version}` names a message across retries (a retry
 /// changes `sendCount`, so a body hash would not).
-fn dedupe_key(body: &Value, raw: &[u8]) -> crate::ids::MessageId {
+fn dedupe_key(body: &Value, raw: &[u8]) -> crate::model::ids::MessageId {
     let key = match (text(body, "type"), text(body, "id"), text(body, "version")) {
         (Some(t), Some(id), Some(version)) => Some(format!("{t}-{id}-{version}")),
         _ => None,
@@ -52,10 +52,10 @@ fn url_decoded(raw: &str) -> String {
 }
 
 /// Parses a push: `{type, id, status, version, msg (URL-encoded JSON), …}`.
-pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseError> {
     let body: Value = serde_json::from_slice(payload).map_err(|_| ParseError::Malformed("not a JSON object".into()))?;
     if flag(&body, "test") {
-        return Ok(vec![InboundEvent::Ignored("youzan test push".into())]);
+        return Ok(vec![SourceEvent::Ignored("youzan test push".into())]);
     }
     let kind = text(&body, "type").ok_or(ParseError::Field("type"))?;
     let msg: Value = match body.get("msg") {
@@ -68,10 +68,10 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
     let order_id = text(&msg, "tid").or_else(|| text(&body, "id")).ok_or(ParseError::Field("tid"))?;
     let key = OrderKey::parse(Source::Youzan, shop.as_str(), &order_id)?;
     let Some(status) = text(&body, "status").or_else(|| text(&msg, "status")) else {
-        return Ok(vec![InboundEvent::Ignored(format!("youzan {kind} without a status"))]);
+        return Ok(vec![SourceEvent::Ignored(format!("youzan {kind} without a status"))]);
     };
     let field = if kind.to_ascii_lowercase().contains("refund") { "refund_status" } else { "status" };
-    Ok(vec![InboundEvent::Status(StatusEvent {
+    Ok(vec![SourceEvent::Status(StatusEvent {
         key,
         message_id: dedupe_key(&body, payload),
         // `version` is the message's update time (epoch seconds): newer versions win.

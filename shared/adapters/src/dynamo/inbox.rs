@@ -1,0 +1,278 @@
+//! The inbox table: dedupe records with the raw archive, quarantine and its quotas ([`Inbox`]).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, Utc};
+
+use domain::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback};
+use domain::ports::{Inbox, Page, StoreError};
+use domain::{MessageId, ShopId, Source};
+
+use super::{Item, build_error, cursor_in, cursor_out, is_condition_failed, iso, n, reason_is, s, sdk_error, ttl};
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
+
+/// Raw bodies above this size are stored deflated (a DynamoDB item is at most 400 KB).
+const COMPRESS_ABOVE: usize = 32 * 1024;
+
+/// The inbox table: dedupe records with the raw archive, quarantine, and quarantine quotas.
+#[derive(Debug, Clone)]
+pub struct DynamoInbox {
+    client: Client,
+    table: String,
+    archive_ttl: Duration,
+    quarantine_ttl: Duration,
+}
+
+impl DynamoInbox {
+    /// An inbox over `table`: archived callbacks kept 30 days, quarantined ones 30 days.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), archive_ttl: Duration::days(30), quarantine_ttl: Duration::days(30) }
+    }
+}
+
+fn callback_attributes(item: &mut Item, callback: &RawCallback) -> Result<(), StoreError> {
+    item.insert("source".into(), s(callback.source.as_str()));
+    item.insert("shop".into(), s(callback.shop.as_str()));
+    item.insert("received_at".into(), s(iso(callback.received_at)));
+    item.insert(
+        "query".into(),
+        AttributeValue::L(
+            callback.query.iter().map(|(k, v)| AttributeValue::L(vec![s(k.clone()), s(v.clone())])).collect(),
+        ),
+    );
+    item.insert(
+        "headers".into(),
+        AttributeValue::L(
+            callback.headers.iter().map(|(k, v)| AttributeValue::L(vec![s(k.clone()), s(v.clone())])).collect(),
+        ),
+    );
+    put_bytes(item, "body", &callback.body)
+}
+
+/// Stores bytes as a binary attribute, deflated (as `{name}_deflate`) above `COMPRESS_ABOVE`.
+fn put_bytes(item: &mut Item, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    if bytes.len() > COMPRESS_ABOVE {
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let packed = encoder.finish().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        item.insert(format!("{name}_deflate"), AttributeValue::B(Blob::new(packed)));
+    } else {
+        item.insert(name.to_owned(), AttributeValue::B(Blob::new(bytes.to_vec())));
+    }
+    Ok(())
+}
+
+/// Reads what `put_bytes` stored.
+fn get_bytes(item: &Item, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(packed) = item.get(&format!("{name}_deflate")).and_then(|v| v.as_b().ok()) {
+        let mut bytes = Vec::new();
+        flate2::read::DeflateDecoder::new(packed.as_ref())
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::Corrupt(format!("archived {name}: {e}")))?;
+        return Ok(Some(bytes));
+    }
+    Ok(item.get(name).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()))
+}
+
+fn pairs(item: &Item, name: &str) -> Vec<(String, String)> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|pair| {
+                    let pair = pair.as_l().ok()?;
+                    Some((pair.first()?.as_s().ok()?.clone(), pair.get(1)?.as_s().ok()?.clone()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn callback_from(item: &Item) -> Result<RawCallback, StoreError> {
+    let text = |name: &str| -> Result<String, StoreError> {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("inbox item without `{name}`")))
+    };
+    let source: Source = text("source")?.parse().map_err(|_| StoreError::Corrupt("inbox source".into()))?;
+    let shop = ShopId::parse(&text("shop")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let received_at = DateTime::parse_from_rfc3339(&text("received_at")?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        .with_timezone(&Utc);
+    let body = get_bytes(item, "body")?.unwrap_or_default();
+    Ok(RawCallback { source, shop, received_at, query: pairs(item, "query"), headers: pairs(item, "headers"), body })
+}
+
+fn quarantine_keys(q: &Quarantined) -> (String, String, String) {
+    let cb = &q.callback;
+    (
+        format!("Q#{}#{}#{}", cb.source, cb.shop, q.id),
+        format!("Q#{}#{}", cb.source, cb.shop),
+        format!("{}#{}", iso(cb.received_at), q.id),
+    )
+}
+
+#[async_trait]
+impl Inbox for DynamoInbox {
+    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
+        let cb = &accepted.callback;
+        let mut item: Item = HashMap::new();
+        item.insert(PK.into(), s(format!("M#{}#{}", cb.source, accepted.message_id)));
+        item.insert("message_id".into(), s(accepted.message_id.as_str()));
+        if let Some(slot) = &accepted.key_slot {
+            item.insert("key_slot".into(), s(slot.clone()));
+        }
+        item.insert(TTL.into(), ttl(cb.received_at, self.archive_ttl));
+        callback_attributes(&mut item, cb)?;
+        if let Some(opened) = &accepted.opened {
+            put_bytes(&mut item, "opened", opened)?;
+        }
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(AcceptOutcome::New),
+            Err(err) if is_condition_failed(&err) => Ok(AcceptOutcome::Duplicate),
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
+    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("M#{source}#{message_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        let Some(item) = out.item else { return Ok(None) };
+        Ok(Some(Accepted {
+            message_id: message_id.clone(),
+            callback: callback_from(&item)?,
+            key_slot: item.get("key_slot").and_then(|v| v.as_s().ok()).cloned(),
+            opened: get_bytes(&item, "opened")?,
+        }))
+    }
+
+    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("M#{source}#{message_id}")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&e))
+    }
+
+    async fn quarantine(
+        &self,
+        quarantined: &Quarantined,
+        quota_per_hour: u32,
+    ) -> Result<QuarantineOutcome, StoreError> {
+        let cb = &quarantined.callback;
+        let (pk, gsi_pk, gsi_sk) = quarantine_keys(quarantined);
+        let quota = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(format!("QQ#{}#{}#{}", cb.source, cb.shop, cb.received_at.format("%Y-%m-%dT%H"))))
+            .update_expression("ADD used :one SET expires_at = :ttl")
+            .condition_expression("attribute_not_exists(used) OR used < :quota")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":quota", n(quota_per_hour))
+            .expression_attribute_values(":ttl", ttl(cb.received_at, Duration::days(2)))
+            .build()
+            .map_err(build_error)?;
+        let mut item: Item = HashMap::new();
+        item.insert(PK.into(), s(pk));
+        item.insert(GSI1_PK.into(), s(gsi_pk));
+        item.insert(GSI1_SK.into(), s(gsi_sk));
+        item.insert("id".into(), s(quarantined.id.clone()));
+        item.insert("reason".into(), s(quarantined.reason.clone()));
+        item.insert(TTL.into(), ttl(cb.received_at, self.quarantine_ttl));
+        callback_attributes(&mut item, cb)?;
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(build_error)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(quota).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(QuarantineOutcome::Stored),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                    if reason_is(cancel.cancellation_reasons(), Some(0), "ConditionalCheckFailed") =>
+                {
+                    Ok(QuarantineOutcome::OverQuota)
+                }
+                _ => Err(sdk_error(&err)),
+            },
+        }
+    }
+
+    async fn quarantined(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Quarantined>, StoreError> {
+        // `BETWEEN from AND to` on `{received_at}#{id}` is exactly [from, to).
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_names("#sk", GSI1_SK)
+            .expression_attribute_values(":pk", s(format!("Q#{source}#{shop}")))
+            .expression_attribute_values(":from", s(iso(from)))
+            .expression_attribute_values(":to", s(iso(to)))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(cursor_in(cursor)?)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                Ok(Quarantined { id: text("id"), reason: text("reason"), callback: callback_from(item)? })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next: cursor_out(out.last_evaluated_key.as_ref()) })
+    }
+
+    async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError> {
+        let (pk, _, _) = quarantine_keys(quarantined);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&e))
+    }
+}

@@ -1,0 +1,154 @@
+//! The orders table's reservation items (`R#{sku}`): [`InventoryStore`].
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use domain::model::stock::{ReleaseOutcome, Reservation};
+use domain::ports::{InventoryStore, StoreError};
+use domain::{OrderKey, Sku};
+
+use super::keys::order_pk;
+use super::{Item, decode, encode, is_condition_failed, s, sdk_error};
+use crate::schema::{PK, SK};
+
+#[derive(Serialize, Deserialize)]
+struct ReservationItem {
+    pk: String,
+    sk: String,
+    key: OrderKey,
+    sku: Sku,
+    qty: u32,
+    reserved_at: DateTime<Utc>,
+    // Absent (not NULL) until released: the release condition is `attribute_not_exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    released_at: Option<DateTime<Utc>>,
+}
+
+/// Per-order stock reservations (orders table).
+#[derive(Debug, Clone)]
+pub struct DynamoInventory {
+    client: Client,
+    orders_table: String,
+}
+
+impl DynamoInventory {
+    /// The store over the orders table.
+    pub fn new(client: Client, orders_table: impl Into<String>) -> Self {
+        Self { client, orders_table: orders_table.into() }
+    }
+}
+
+#[async_trait]
+impl InventoryStore for DynamoInventory {
+    async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError> {
+        let puts = reservations.iter().map(|r| async move {
+            let item = encode(&ReservationItem {
+                pk: order_pk(&r.key),
+                sk: format!("R#{}", r.sku),
+                key: r.key.clone(),
+                sku: r.sku.clone(),
+                qty: r.qty,
+                reserved_at: r.reserved_at,
+                released_at: r.released_at,
+            })?;
+            match self
+                .client
+                .put_item()
+                .table_name(&self.orders_table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(err) if is_condition_failed(&err) => Ok(()),
+                Err(err) => Err(sdk_error(&err)),
+            }
+        });
+        futures::future::try_join_all(puts).await.map(|_| ())
+    }
+
+    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s(format!("R#{sku}")))
+            .update_expression("SET released_at = :at")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(released_at)")
+            .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ReleaseOutcome::Released),
+            Err(err) if is_condition_failed(&err) => {
+                let old = err.as_service_error().and_then(|e| match e {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item().cloned()
+                    }
+                    _ => None,
+                });
+                match old {
+                    Some(_) => Ok(ReleaseOutcome::AlreadyReleased),
+                    // Not every endpoint returns the old item: look once to tell the two apart.
+                    None => {
+                        let found = self
+                            .client
+                            .get_item()
+                            .table_name(&self.orders_table)
+                            .key(PK, s(order_pk(key)))
+                            .key(SK, s(format!("R#{sku}")))
+                            .consistent_read(true)
+                            .send()
+                            .await
+                            .map_err(|e| sdk_error(&e))?;
+                        Ok(if found.item.is_some() {
+                            ReleaseOutcome::AlreadyReleased
+                        } else {
+                            ReleaseOutcome::NotReserved
+                        })
+                    }
+                }
+            }
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
+    async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.orders_table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :r)")
+                .expression_attribute_values(":pk", s(order_pk(key)))
+                .expression_attribute_values(":r", s("R#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&e))?;
+            for item in page.items.unwrap_or_default() {
+                let r: ReservationItem = decode(item)?;
+                out.push(Reservation {
+                    key: r.key,
+                    sku: r.sku,
+                    qty: r.qty,
+                    reserved_at: r.reserved_at,
+                    released_at: r.released_at,
+                });
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(out),
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The key formats of every item: the one place they are written.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use domain::{MessageId, OrderKey, Source};
+
+/// The partition key of an order and everything filed under it.
+pub fn order_pk(key: &OrderKey) -> String {
+    format!("O#{}#{}#{}", key.source, key.shop, key.order_id)
+}
+
+/// The sort key of a history entry: oldest first, then by message id.
+pub fn history_sort_key(event_time: DateTime<Utc>, message_id: &MessageId) -> String {
+    format!("H#{}#{}", event_time.format("%Y-%m-%dT%H:%M:%S%.3fZ"), message_id)
+}
+
+/// The sort key of a due marker in its index: earliest first.
+pub fn due_sort_key(due_at: DateTime<Utc>) -> String {
+    due_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The partition key of a channel's day counters of one month.
+pub fn stats_pk(channel: Source, day: NaiveDate) -> String {
+    format!("D#{channel}#{:04}-{:02}", day.year(), day.month())
+}

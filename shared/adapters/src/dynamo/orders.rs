@@ -1,0 +1,270 @@
+//! The orders table's order items, history and due markers: [`OrderStore`].
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use domain::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use domain::ports::{OrderStore, Page, StoreError};
+use domain::{MessageId, Order, OrderKey};
+
+use super::keys::{due_sort_key, history_sort_key, order_pk};
+use super::{
+    TransactFailure, build_error, counter_updates, cursor_in, decode, encode, is_condition_failed, n, page_of,
+    reason_is, s, sdk_error, transact,
+};
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, SK};
+
+#[derive(Serialize, Deserialize)]
+struct OrderItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    order: Order,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HistoryItem {
+    pk: String,
+    sk: String,
+    expires_at: i64,
+    #[serde(flatten)]
+    entry: HistoryEntry,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DueItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(flatten)]
+    marker: DueMarker,
+}
+
+/// Orders, history and due markers (orders table); an applied change's counters go to the stats
+/// table in the same transaction.
+#[derive(Debug, Clone)]
+pub struct DynamoOrders {
+    client: Client,
+    orders_table: String,
+    stats_table: String,
+    history_ttl: Duration,
+}
+
+impl DynamoOrders {
+    /// The store over the two tables; history items expire after 180 days.
+    pub fn new(client: Client, orders_table: impl Into<String>, stats_table: impl Into<String>) -> Self {
+        Self {
+            client,
+            orders_table: orders_table.into(),
+            stats_table: stats_table.into(),
+            history_ttl: Duration::days(180),
+        }
+    }
+
+    /// The orders table's name.
+    pub fn orders_table(&self) -> &str {
+        &self.orders_table
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoOrders {
+    async fn get(&self, key: &OrderKey) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s("#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        out.item.map(|item| decode::<OrderItem>(item).map(|i| i.order)).transpose()
+    }
+
+    async fn commit(&self, write: &OrderWrite) -> Result<(), StoreError> {
+        let pk = order_pk(&write.key);
+        let mut items = Vec::new();
+        let mut order_index = None;
+        if let Some(order) = &write.order {
+            if order.version != write.expected_version + 1 {
+                return Err(StoreError::Rejected("order version must be expected_version + 1".into()));
+            }
+            let item = encode(&OrderItem { pk: pk.clone(), sk: "#".into(), order: order.clone() })?;
+            let put = Put::builder().table_name(&self.orders_table).set_item(Some(item));
+            let put = if write.expected_version == 0 {
+                put.condition_expression("attribute_not_exists(pk)")
+            } else {
+                put.condition_expression("version = :expected")
+                    .expression_attribute_values(":expected", n(write.expected_version))
+            };
+            order_index = Some(items.len());
+            items.push(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build());
+        }
+        let history_index = items.len();
+        let history = encode(&HistoryItem {
+            pk: pk.clone(),
+            sk: history_sort_key(write.history.event_time, &write.history.message_id),
+            expires_at: (write.history.applied_at + self.history_ttl).timestamp(),
+            entry: write.history.clone(),
+        })?;
+        let put = Put::builder()
+            .table_name(&self.orders_table)
+            .set_item(Some(history))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        for change in &write.due {
+            let item = match change {
+                DueChange::Set(marker) => {
+                    let item = encode(&DueItem {
+                        pk: pk.clone(),
+                        sk: format!("D#{}", marker.kind.as_str()),
+                        gsi1pk: format!("DUE#{}#{}", marker.kind.as_str(), marker.shard),
+                        gsi1sk: due_sort_key(marker.due_at),
+                        marker: marker.clone(),
+                    })?;
+                    let put = Put::builder().table_name(&self.orders_table).set_item(Some(item));
+                    TransactWriteItem::builder().put(put.build().map_err(build_error)?).build()
+                }
+                DueChange::Clear(kind) => {
+                    let delete = Delete::builder()
+                        .table_name(&self.orders_table)
+                        .key(PK, s(pk.clone()))
+                        .key(SK, s(format!("D#{}", kind.as_str())));
+                    TransactWriteItem::builder().delete(delete.build().map_err(build_error)?).build()
+                }
+            };
+            items.push(item);
+        }
+        for update in counter_updates(&self.stats_table, &write.counters)? {
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(reasons)) => {
+                if reason_is(&reasons, Some(history_index), "ConditionalCheckFailed") {
+                    Err(StoreError::Duplicate)
+                } else if reason_is(&reasons, order_index, "ConditionalCheckFailed")
+                    || reasons.iter().any(|r| r.code() == Some("TransactionConflict"))
+                {
+                    Err(StoreError::Conflict)
+                } else {
+                    let codes: Vec<&str> =
+                        reasons.iter().filter_map(CancellationReason::code).filter(|c| *c != "None").collect();
+                    Err(StoreError::Unavailable(format!("transaction cancelled: {}", codes.join(","))))
+                }
+            }
+            Err(TransactFailure::Other(err)) => Err(err),
+        }
+    }
+
+    async fn history_entry(
+        &self,
+        key: &OrderKey,
+        event_time: DateTime<Utc>,
+        message_id: &MessageId,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s(history_sort_key(event_time, message_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        out.item.map(|item| decode::<HistoryItem>(item).map(|h| h.entry)).transpose()
+    }
+
+    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.orders_table)
+            .key(PK, s(order_pk(key)))
+            .key(SK, s(format!("D#{}", kind.as_str())))
+            .condition_expression("#due = :due")
+            .expression_attribute_names("#due", GSI1_SK)
+            .expression_attribute_values(":due", s(due_sort_key(due_at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
+    async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError> {
+        let item = encode(&DueItem {
+            pk: order_pk(&marker.key),
+            sk: format!("D#{}", marker.kind.as_str()),
+            gsi1pk: format!("DUE#{}#{}", marker.kind.as_str(), marker.shard),
+            gsi1sk: due_sort_key(marker.due_at),
+            marker: marker.clone(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.orders_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error(&e))
+    }
+
+    async fn history(
+        &self,
+        key: &OrderKey,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<HistoryEntry>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.orders_table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :h)")
+            .expression_attribute_values(":pk", s(order_pk(key)))
+            .expression_attribute_values(":h", s("H#"))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(cursor_in(cursor)?)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        page_of(out.items, out.last_evaluated_key.as_ref(), |h: HistoryItem| h.entry)
+    }
+
+    async fn due(
+        &self,
+        kind: DueKind,
+        shard: u16,
+        until: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<DueMarker>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.orders_table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk AND #sk <= :until")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_names("#sk", GSI1_SK)
+            .expression_attribute_values(":pk", s(format!("DUE#{}#{shard}", kind.as_str())))
+            .expression_attribute_values(":until", s(due_sort_key(until)))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(cursor_in(cursor)?)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        page_of(out.items, out.last_evaluated_key.as_ref(), |d: DueItem| d.marker)
+    }
+}

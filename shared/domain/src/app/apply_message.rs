@@ -1,0 +1,495 @@
+//! status-normalize's use case: one inbound message in — parsed by its source's module into
+//! platform-neutral events — and each event applied through [`ApplyChange`], the one write path.
+
+use crate::app::apply::{ApplyChange, Failure, flag_no_time, is_shipping};
+use crate::model::callback::InboundMessage;
+use crate::model::counters::{CounterAdd, names};
+use crate::model::domain_event::DomainEvent;
+use crate::model::ids::Source;
+use crate::model::lifecycle::Lifecycle;
+use crate::model::order::{DeliveryAddress, Order, Provenance, SignInfo, StatusChange};
+use crate::model::record::{DueKind, DueMarker};
+use crate::model::signal::{AppSignalKind, SignalRecord, customer_key};
+use crate::model::source_event::{AddressEvent, AppEvent, LogisticsEvent, OrderFacts, SourceEvent, StatusEvent};
+use crate::model::status::{RawStatus, StatusMapping, Target};
+use crate::model::time::business_day;
+use crate::sources;
+
+/// Applies inbound messages.
+#[derive(Clone, Copy)]
+pub struct ApplyMessage<'a> {
+    /// The write path.
+    pub write: ApplyChange<'a>,
+}
+
+impl<'a> ApplyMessage<'a> {
+    /// Over the one write path.
+    pub fn new(write: ApplyChange<'a>) -> Self {
+        Self { write }
+    }
+
+    /// Parses and applies one message; returns the domain events to publish.
+    pub async fn handle(&self, message: &InboundMessage) -> Result<Vec<DomainEvent>, Failure> {
+        let payload = match &message.payload {
+            Some(payload) => payload.clone().into_bytes(),
+            None => self
+                .write
+                .ports
+                .inbox
+                .archived(message.source, &message.message_id)
+                .await?
+                .map(|accepted| accepted.payload().to_vec())
+                .ok_or_else(|| Failure::Permanent("payload neither inline nor archived".into()))?,
+        };
+        let events = sources::parse(message.source, &message.shop, &payload, &message.query, message.received_at)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let mut out = Vec::new();
+        for event in events {
+            match event {
+                SourceEvent::Status(status) => out.extend(self.status(message, status).await?),
+                SourceEvent::Logistics(logistics) => out.extend(self.logistics(message, logistics).await?),
+                SourceEvent::App(app) => self.app_signal(app).await?,
+                SourceEvent::Address(address) => out.extend(self.address(message, address).await?),
+                SourceEvent::Ignored(why) => {
+                    tracing::info!(source = %message.source, message_id = %message.message_id, why, "nothing to apply");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn status(&self, message: &InboundMessage, event: StatusEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let mapping = sources::map_status(message.source, &event.raw.field, &event.raw.code);
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: event.event_time.unwrap_or(message.received_at),
+            received_at: message.received_at,
+            raw: event.raw.clone(),
+            mapping,
+            provenance: Provenance::Callback,
+        };
+        let mut facts = event.facts.clone();
+        // A platform's own shipped code is its scan-out; the seller's app must say so itself.
+        if message.source != Source::App && is_shipping(&change.mapping) {
+            facts.scanned_out = true;
+        }
+        let no_time = event.event_time.is_none();
+        let applied =
+            self.write.apply_change(&change, &facts, &|order: &mut Order| flag_no_time(order, no_time), &[]).await?;
+        self.write.effects(&applied, &facts).await
+    }
+
+    /// Stores an app signal with its counters; a customer's confirmation or "not received"
+    /// asks for the order's trust re-check now.
+    async fn app_signal(&self, event: AppEvent) -> Result<(), Failure> {
+        let record = SignalRecord {
+            message_id: event.message_id.clone(),
+            kind: event.kind,
+            at: event.at,
+            order: event.key.clone(),
+            location: event.location,
+            accuracy_m: event.accuracy_m,
+        };
+        let counter = match event.kind {
+            AppSignalKind::LogisticsViewed => Some(names::APP_LOGISTICS_VIEWS),
+            AppSignalKind::Consultation => Some(names::APP_CONSULTATIONS),
+            _ => None,
+        };
+        let channel = event.key.as_ref().map_or(Source::App, |k| k.source);
+        let shard = event.key.as_ref().map_or(0, |k| k.shard(self.write.rules.shards));
+        let counters: Vec<CounterAdd> = counter
+            .map(|name| CounterAdd { channel, day: business_day(event.at), shard, name: name.into(), by: 1 })
+            .into_iter()
+            .collect();
+        self.write.ports.signals.record_signal(&customer_key(&event.customer), &record, &counters).await?;
+        if matches!(event.kind, AppSignalKind::SignConfirmed | AppSignalKind::NotReceived)
+            && let Some(key) = &event.key
+        {
+            let marker = DueMarker {
+                key: key.clone(),
+                kind: DueKind::TrustRecheck,
+                due_at: self.write.ports.clock.now(),
+                shard,
+                note: Some("customer".into()),
+            };
+            self.write.ports.orders.set_due(&marker).await?;
+        }
+        Ok(())
+    }
+
+    /// Files the geocoded delivery address (and the customer) on the order.
+    async fn address(&self, message: &InboundMessage, event: AddressEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: message.received_at,
+            received_at: message.received_at,
+            raw: RawStatus::new("address", event.addr_key.clone()),
+            mapping: StatusMapping::Informational("delivery address"),
+            provenance: Provenance::Callback,
+        };
+        let address = DeliveryAddress {
+            addr_key: event.addr_key.clone(),
+            district: event.district.clone(),
+            location: event.location,
+        };
+        let customer = event.customer.as_deref().map(customer_key);
+        let patch = move |order: &mut Order| {
+            order.address = Some(address.clone());
+            if customer.is_some() {
+                order.customer.clone_from(&customer);
+            }
+        };
+        self.write.apply_change(&change, &OrderFacts::default(), &patch, &[]).await?;
+        Ok(Vec::new())
+    }
+
+    async fn logistics(&self, message: &InboundMessage, event: LogisticsEvent) -> Result<Vec<DomainEvent>, Failure> {
+        let mapping = sources::map_status(message.source, "state", &event.state);
+        let at = event.event_time.unwrap_or(message.received_at);
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: at,
+            received_at: message.received_at,
+            raw: RawStatus::new("state", event.state.clone()),
+            mapping,
+            provenance: Provenance::Callback,
+        };
+        // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.
+        let facts = OrderFacts { waybill: Some(event.waybill.clone()), scanned_out: true, ..OrderFacts::default() };
+        let sign = matches!(
+            mapping,
+            StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Signed | Lifecycle::SignException), .. })
+        )
+        .then(|| SignInfo {
+            at,
+            state: event.state.clone(),
+            sub_state: event.sub_state.clone(),
+            carrier_code: event.carrier_code.clone(),
+            text: event.text.chars().take(300).collect(),
+            location: event.location,
+        });
+        let no_time = event.event_time.is_none();
+        let patch = |order: &mut Order| {
+            flag_no_time(order, no_time);
+            if let Some(sign) = &sign
+                && order.sign.as_ref().is_none_or(|s| s.at <= sign.at)
+            {
+                order.sign = Some(sign.clone());
+            }
+        };
+        let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
+        self.write.effects(&applied, &facts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::sla_sweep::sla_sweep;
+    use crate::model::callback::InboundMessage;
+    use crate::model::ids::OrderKey;
+    use crate::model::lifecycle::RefundState;
+    use crate::model::order::Verdict;
+    use crate::ports::{InventoryStore, OrderStore, Stats};
+    use crate::rules::timing::Rules;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::fixtures;
+    use crate::testing::memory::{MemoryInbox, MemoryStore};
+    use chrono::TimeZone;
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default()
+    }
+
+    struct World {
+        store: MemoryStore,
+        inbox: MemoryInbox,
+        clock: FixedClock,
+        rules: Rules,
+    }
+
+    impl World {
+        fn new() -> Self {
+            World {
+                store: MemoryStore::default(),
+                inbox: MemoryInbox::default(),
+                clock: FixedClock::new(at()),
+                rules: Rules::default(),
+            }
+        }
+
+        fn write(&self) -> ApplyChange<'_> {
+            ApplyChange::new(self.store.write_ports(&self.inbox, &self.clock), &self.rules)
+        }
+
+        fn messages(&self) -> ApplyMessage<'_> {
+            ApplyMessage::new(self.write())
+        }
+
+        async fn order(&self, source: Source, id: &str) -> Option<Order> {
+            let key = OrderKey::parse(source, "shop-1001", id).unwrap_or_else(|e| panic!("{e}"));
+            self.store.get(&key).await.unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+
+    fn message(source: Source, payload: Vec<u8>, query: Vec<(String, String)>, id: &str) -> InboundMessage {
+        fixtures::DayCallback { source, shop: "shop-1001".into(), payload, query, message_id: id.into(), sent_at: at() }
+            .inbound()
+    }
+
+    fn douyin(tag: &str, id: &str, data: serde_json::Value) -> InboundMessage {
+        message(Source::Douyin, fixtures::douyin_push(tag, id, data), vec![], id)
+    }
+
+    #[tokio::test]
+    async fn a_paid_order_is_stored_with_history_counters_an_event_and_reserved_stock() {
+        let world = World::new();
+        let events = world
+            .messages()
+            .handle(&douyin(
+                "101",
+                "m1",
+                json!({"p_id": "6921", "pay_time": at().timestamp() - 60, "s_ids": ["69211", "69212"]}),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let order = world.order(Source::Douyin, "6921").await.unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.lifecycle, Some(Lifecycle::Paid));
+        assert_eq!(order.version, 1);
+        let kinds: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
+        assert_eq!(kinds, ["OrderStatusChanged", "StockReserved"]);
+        assert_eq!(world.store.reservations(&order.key).await.map(|r| r.len()).unwrap_or(0), 2);
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let day = month.first().cloned().unwrap_or_default();
+        assert_eq!((day.get("received"), day.get("applied"), day.get("sync_delay_count")), (1, 1, 1));
+        assert_eq!(day.get("sync_delay_sum_s"), 60, "event at -60 s, applied now");
+        assert_eq!(day.get("rx_h10"), 1, "02:00 UTC is 10:00 in Beijing");
+        let history = world.store.history(&order.key, None, 10).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].verdict, Verdict::Applied);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_republishes_the_same_events_and_counts_nothing_twice() {
+        let world = World::new();
+        let paid = douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()}));
+        let first = world.messages().handle(&paid).await.unwrap_or_default();
+        let writes = world.store.writes();
+        let again = world.messages().handle(&paid).await.unwrap_or_default();
+        assert_eq!(first, again, "the same events, so a failed publish is made good");
+        assert_eq!(world.store.writes(), writes + 1, "one refused conditional write");
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month[0].get("received"), 1, "counters went with the first write only");
+        assert_eq!(world.order(Source::Douyin, "6921").await.map(|o| o.version), Some(1));
+    }
+
+    #[tokio::test]
+    async fn shipped_without_a_waybill_is_held_as_packing_until_the_carrier_scans_it() {
+        let world = World::new();
+        let n = world.messages();
+        n.handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp() - 600})))
+            .await
+            .unwrap_or_default();
+        // The seller's app says Shipped but gives no waybill.
+        let app = message(
+            Source::App,
+            fixtures::app_event(
+                "order.status",
+                at(),
+                json!({"order_id": "mp-1", "status": "Paid", "at": (at() - chrono::Duration::minutes(9)).to_rfc3339()}),
+            ),
+            vec![],
+            "a1",
+        );
+        n.handle(&app).await.unwrap_or_default();
+        let shipped = message(
+            Source::App,
+            fixtures::app_event(
+                "order.status",
+                at(),
+                json!({"order_id": "mp-1", "status": "Shipped", "at": (at() - chrono::Duration::minutes(5)).to_rfc3339()}),
+            ),
+            vec![],
+            "a2",
+        );
+        n.handle(&shipped).await.unwrap_or_default();
+        let held = world.order(Source::App, "mp-1").await.unwrap_or_else(|| panic!("stored"));
+        assert_eq!(held.lifecycle, Some(Lifecycle::Packing));
+        assert!(held.flags.contains("shipped_without_waybill"));
+        // The carrier's pick-up scan carries the waybill: now it is shipped.
+        let scan = message(
+            Source::Kuaidi100,
+            fixtures::kuaidi100_param("shunfeng", "SF1", "1", "101", "已收取快件", "2026-11-11 09:58:00", ""),
+            vec![("order".into(), "app/shop-1001/mp-1".into())],
+            "k1",
+        );
+        let events = n.handle(&scan).await.unwrap_or_else(|e| panic!("{e}"));
+        let shipped = world.order(Source::App, "mp-1").await.unwrap_or_else(|| panic!("stored"));
+        assert_eq!(shipped.lifecycle, Some(Lifecycle::Shipped));
+        assert!(shipped.flags.is_empty(), "{:?}", shipped.flags);
+        assert_eq!(shipped.waybill.as_ref().map(|w| w.number.as_str()), Some("SF1"));
+        assert!(matches!(events.first(), Some(DomainEvent::OrderStatusChanged { to: Lifecycle::Shipped, .. })));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_code_is_kept_flagged_and_alerted_not_failed() {
+        let world = World::new();
+        let events = world
+            .messages()
+            .handle(&douyin("999", "m9", json!({"p_id": "6921", "update_time": at().timestamp()})))
+            .await;
+        let events = events.unwrap_or_else(|e| panic!("not failed: {e}"));
+        assert!(
+            matches!(&events[..], [DomainEvent::UnmappedStatus { raw, .. }] if raw.code == "999" && raw.field == "tag")
+        );
+        let order = world.order(Source::Douyin, "6921").await.unwrap_or_else(|| panic!("kept"));
+        assert_eq!(order.unmapped.map(|r| r.code), Some("999".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_refund_before_shipment_releases_the_stock_exactly_once() {
+        let world = World::new();
+        let n = world.messages();
+        n.handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp() - 600, "s_ids": ["69211"]})))
+            .await
+            .unwrap_or_default();
+        let refund =
+            douyin("206", "m2", json!({"p_id": "6921", "aftersale_type": 2, "success_time": at().timestamp()}));
+        let events = n.handle(&refund).await.unwrap_or_else(|e| panic!("{e}"));
+        let kinds: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
+        assert_eq!(kinds, ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased"]);
+        let again = n.handle(&refund).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!again.iter().any(|e| e.detail_type() == "InventoryReleased"), "nothing left to release");
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month[0].get("stock_released"), 1);
+        assert_eq!(month[0].get("stock_released_on_time"), 1);
+        let order = world.order(Source::Douyin, "6921").await.unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.refund, RefundState::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn malformed_payloads_are_permanent_failures() {
+        let world = World::new();
+        let bad = message(Source::Douyin, b"{\"not\":\"an array\"}".to_vec(), vec![], "x");
+        assert!(matches!(world.messages().handle(&bad).await, Err(Failure::Permanent(_))));
+        let no_order = message(
+            Source::Kuaidi100,
+            fixtures::kuaidi100_param("sf", "1", "0", "", "", "2026-11-11 10:00:00", ""),
+            vec![],
+            "k",
+        );
+        assert!(
+            matches!(world.messages().handle(&no_order).await, Err(Failure::Permanent(reason)) if reason.contains("order"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_order_stuck_past_its_sla_is_reported_once() {
+        let world = World::new();
+        world
+            .messages()
+            .handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()})))
+            .await
+            .unwrap_or_default();
+        world.clock.advance(chrono::Duration::minutes(29));
+        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(events.is_empty(), "within 30 minutes");
+        world.clock.advance(chrono::Duration::minutes(2));
+        let (events, report) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(
+            matches!(&events[..], [DomainEvent::SlaBreached { state: Lifecycle::Paid, limit_minutes: 30, .. }]),
+            "{events:?}"
+        );
+        assert_eq!(report.breached, 1);
+        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(events.is_empty(), "once per order and state");
+    }
+
+    #[tokio::test]
+    async fn a_moved_on_order_raises_no_sla_breach() {
+        let world = World::new();
+        let n = world.messages();
+        n.handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()}))).await.unwrap_or_default();
+        n.handle(&douyin("106", "m2", json!({"p_id": "6921", "cancel_time": at().timestamp() + 60})))
+            .await
+            .unwrap_or_default();
+        world.clock.advance(chrono::Duration::hours(3));
+        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    async fn history_ids(store: &MemoryStore, key: &OrderKey) -> Vec<crate::model::ids::MessageId> {
+        store
+            .history(key, None, 1000)
+            .await
+            .map(|p| p.items.into_iter().map(|h| h.message_id).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_day_delivered_three_times_shuffled_to_concurrent_consumers_ends_as_in_order() {
+        let day = fixtures::day(12, at());
+        let in_order = World::new();
+        for callback in &day {
+            in_order.messages().handle(&callback.inbound()).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let shuffled = World::new();
+        let mut deliveries: Vec<InboundMessage> =
+            day.iter().chain(&day).chain(&day).map(fixtures::DayCallback::inbound).collect();
+        // Deterministic shuffle.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for i in (1..deliveries.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            deliveries.swap(i, usize::try_from(state % (i as u64 + 1)).unwrap_or(0));
+        }
+        // Four consumers at a time, like concurrent Lambda invocations.
+        for chunk in deliveries.chunks(4) {
+            let results =
+                futures::future::join_all(chunk.iter().map(|m| async { shuffled.messages().handle(m).await })).await;
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+        }
+        for callback in &day {
+            for event in sources::parse(
+                callback.source,
+                &crate::model::ids::ShopId::parse("shop-1001").unwrap_or_else(|e| panic!("{e}")),
+                &callback.payload,
+                &callback.query,
+                at(),
+            )
+            .unwrap_or_default()
+            {
+                let key = match event {
+                    SourceEvent::Status(s) => s.key,
+                    SourceEvent::Logistics(l) => l.key,
+                    _ => continue,
+                };
+                let want = in_order
+                    .store
+                    .get(&key)
+                    .await
+                    .unwrap_or_default()
+                    .map(|o| (o.lifecycle, o.refund, o.entered, o.raw, o.waybill, o.unmapped));
+                let got = shuffled
+                    .store
+                    .get(&key)
+                    .await
+                    .unwrap_or_default()
+                    .map(|o| (o.lifecycle, o.refund, o.entered, o.raw, o.waybill, o.unmapped));
+                assert!(want.is_some(), "{key} was stored");
+                assert_eq!(got, want, "{key}");
+                assert_eq!(
+                    history_ids(&shuffled.store, &key).await,
+                    history_ids(&in_order.store, &key).await,
+                    "{key}: nothing missing from history"
+                );
+            }
+        }
+    }
+}

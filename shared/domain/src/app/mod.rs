@@ -1,0 +1,18 @@
+//! The use cases, named for what they do. Each function's handler calls one of these:
+//!
+//! | function | use case |
+//! |---|---|
+//! | webhook-verify | [`intake::Intake`] (a callback in, an ack out; ops replay) |
+//! | status-normalize | [`apply_message::ApplyMessage`] over [`apply::ApplyChange`], the one write path; [`sla_sweep`] |
+//! | refund-dual-check | [`refund_check::RefundCheck`], releasing through [`release_stock`] |
+//! | signin-trust-check | [`sign_check::SignCheck`] |
+//! | health-report | [`health_report::HealthReporting`] |
+
+pub mod apply;
+pub mod apply_message;
+pub mod health_report;
+pub mod intake;
+pub mod refund_check;
+pub mod release_stock;
+pub mod sign_check;
+pub mod sla_sweep;

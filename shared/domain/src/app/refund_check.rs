@@ -1,0 +1,912 @@
+//! refund-dual-check's domain: never trust one channel.
+//!
+//! A refund callback can be lost (an expired token, a changed signing algorithm, a platform
+//! review step that never pushes). The sweep finds, through the due index (no scan), every order
+//! whose refund was asked for or approved more than two hours ago with no outcome, and every
+//! refunded order whose stock may still be reserved; asks the platform's own query API; applies
+//! the answer through the same path as a callback (provenance "poll"); releases reserved stock
+//! exactly once; and says which shop lost callbacks.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::app::apply::{ApplyChange, Failure};
+use crate::app::release_stock::{release_lines, release_order};
+use crate::model::counters::{CounterAdd, names};
+use crate::model::domain_event::DomainEvent;
+use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
+use crate::model::lifecycle::{Lifecycle, RefundState};
+use crate::model::order::{Provenance, StatusChange};
+use crate::model::record::{DueKind, DueMarker};
+use crate::model::source_event::OrderFacts;
+use crate::model::time::business_day;
+use crate::ports::Secrets;
+use crate::ports::platform::{Credentials, PlatformQuery, QueryError};
+use crate::ports::secrets::{SecretCache, SourceSecret, parameter_name};
+use crate::sources;
+
+/// How the dual check behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRules {
+    /// Refresh a token that expires within this.
+    pub refresh_before: Duration,
+    /// A refund the platform still shows open is asked about again after this.
+    pub pending_recheck_after: Duration,
+    /// Shops checked at the same time.
+    pub concurrency: usize,
+    /// Attempts when the platform rate-limits.
+    pub rate_limit_attempts: u32,
+    /// Longest wait between those attempts.
+    pub max_backoff: StdDuration,
+}
+
+impl Default for RefundRules {
+    fn default() -> Self {
+        Self {
+            refresh_before: Duration::minutes(30),
+            pending_recheck_after: Duration::hours(2),
+            concurrency: 4,
+            rate_limit_attempts: 3,
+            max_backoff: StdDuration::from_secs(2),
+        }
+    }
+}
+
+/// What one order's check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// The platform confirmed the refund succeeded (and we had no callback for it).
+    Confirmed,
+    /// Already known to have succeeded; stock confirmed released.
+    Released,
+    /// The platform still shows it open: asked again later.
+    StillPending,
+    /// The platform shows it closed or refused.
+    Closed,
+    /// The platform does not know the order.
+    NotFound,
+    /// No query client for this platform: asked again later.
+    Unsupported,
+    /// The platform failed or its token could not be refreshed: left for the next run.
+    Failed,
+}
+
+/// What a sweep or an ops re-check did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefundSweepReport {
+    /// Due markers (or listed orders) looked at.
+    pub checked: u32,
+    /// Outcome counts.
+    pub outcomes: BTreeMap<String, u32>,
+    /// Stock lines released.
+    pub lines_released: u32,
+    /// Shops whose token could not be refreshed.
+    pub token_failures: Vec<String>,
+    /// Per order (ops re-check only).
+    pub orders: BTreeMap<String, CheckOutcome>,
+}
+
+impl RefundSweepReport {
+    fn count(&mut self, outcome: CheckOutcome) {
+        let name = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        *self.outcomes.entry(name).or_default() += 1;
+    }
+}
+
+/// The answer for one order of an ops release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseAnswer {
+    /// Released now.
+    Released,
+    /// Released before (by a callback, a poll or an earlier ops call).
+    AlreadyReleased,
+    /// Nothing was reserved for this order.
+    NothingReserved,
+    /// Our record does not show a succeeded refund: re-check it first.
+    NotRefunded,
+    /// No such order.
+    NotFound,
+    /// A store failed: try again.
+    Failed,
+}
+
+/// refund-dual-check's ports and rules.
+pub struct RefundCheck<'a> {
+    /// The order write path.
+    pub write: ApplyChange<'a>,
+    /// One client per platform that has one.
+    pub platforms: &'a [&'a dyn PlatformQuery],
+    /// Shop secrets (app key, app secret, tokens), cached.
+    pub secrets: &'a SecretCache<'a>,
+    /// The parameter store, to write refreshed tokens back.
+    pub secret_store: &'a dyn Secrets,
+    /// Stage in parameter names.
+    pub stage: &'a str,
+    /// Rules.
+    pub rules: &'a RefundRules,
+}
+
+enum ShopAccess {
+    Ready(Credentials),
+    Broken(String),
+}
+
+impl RefundCheck<'_> {
+    fn client(&self, source: Source) -> Option<&dyn PlatformQuery> {
+        self.platforms.iter().copied().find(|p| p.source() == source)
+    }
+
+    /// The shop's credentials, refreshing the token first when it is about to expire.
+    async fn access(&self, source: Source, shop: &ShopId, events: &mut Vec<DomainEvent>) -> ShopAccess {
+        let secret = match self.secrets.get(source, shop).await {
+            Ok(secret) => secret,
+            Err(err) => return ShopAccess::Broken(err.to_string()),
+        };
+        let Some(credentials) = credentials(&secret) else {
+            return ShopAccess::Broken("shop secret has no app_key or access_token".into());
+        };
+        let now = self.write.ports.clock.now();
+        let expiring = secret.access_token_expires_at.is_some_and(|at| at - now < self.rules.refresh_before);
+        if !expiring {
+            return ShopAccess::Ready(credentials);
+        }
+        match self.refresh(source, shop, &secret, &credentials).await {
+            Ok(fresh) => ShopAccess::Ready(fresh),
+            Err(reason) => {
+                events.push(DomainEvent::TokenRefreshFailed { source, shop: shop.to_string(), reason: reason.clone() });
+                ShopAccess::Broken(reason)
+            }
+        }
+    }
+
+    async fn refresh(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        secret: &SourceSecret,
+        credentials: &Credentials,
+    ) -> Result<Credentials, String> {
+        let client = self.client(source).ok_or_else(|| format!("no query client for {source}"))?;
+        let token = client.refresh_token(shop, credentials).await.map_err(|e| e.to_string())?;
+        let mut updated = secret.clone();
+        updated.access_token = Some(token.access_token.clone());
+        updated.access_token_expires_at = Some(token.expires_at);
+        if let Some(refresh) = &token.refresh_token {
+            updated.refresh_token = Some(refresh.clone());
+        }
+        let json = serde_json::to_string(&updated).map_err(|e| e.to_string())?;
+        self.secret_store.put(&parameter_name(self.stage, source, shop), &json).await.map_err(|e| e.to_string())?;
+        self.secrets.invalidate(source, shop).await;
+        tracing::info!(%source, %shop, expires_at = %token.expires_at, "access token refreshed and stored");
+        Ok(Credentials {
+            access_token: token.access_token,
+            refresh_token: token.refresh_token.or(credentials.refresh_token.clone()),
+            ..credentials.clone()
+        })
+    }
+
+    /// Asks the platform, with backoff on rate limits and one token refresh on expiry.
+    async fn ask(
+        &self,
+        client: &dyn PlatformQuery,
+        key: &OrderKey,
+        credentials: &mut Credentials,
+        events: &mut Vec<DomainEvent>,
+    ) -> Result<crate::ports::platform::RefundAnswer, QueryError> {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            match client.refund_status(key, credentials).await {
+                Err(QueryError::RateLimited { retry_after_s }) if attempt + 1 < self.rules.rate_limit_attempts => {
+                    attempt += 1;
+                    let wait = retry_after_s.map_or(StdDuration::from_millis(200 << attempt), StdDuration::from_secs);
+                    tokio::time::sleep(wait.min(self.rules.max_backoff)).await;
+                }
+                Err(QueryError::TokenExpired) if !refreshed => {
+                    refreshed = true;
+                    let secret = self
+                        .secrets
+                        .get(key.source, &key.shop)
+                        .await
+                        .map_err(|e| QueryError::Transport(e.to_string()))?;
+                    match self.refresh(key.source, &key.shop, &secret, credentials).await {
+                        Ok(fresh) => *credentials = fresh,
+                        Err(reason) => {
+                            events.push(DomainEvent::TokenRefreshFailed {
+                                source: key.source,
+                                shop: key.shop.to_string(),
+                                reason,
+                            });
+                            return Err(QueryError::TokenExpired);
+                        }
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Checks one order with the platform and applies the answer like a callback.
+    async fn check(
+        &self,
+        key: &OrderKey,
+        credentials: &mut Credentials,
+        events: &mut Vec<DomainEvent>,
+    ) -> Result<CheckOutcome, Failure> {
+        let n = self.write;
+        let Some(client) = self.client(key.source) else {
+            self.reschedule(key, "unsupported").await?;
+            return Ok(CheckOutcome::Unsupported);
+        };
+        let answer = match self.ask(client, key, credentials, events).await {
+            Ok(answer) => answer,
+            Err(QueryError::NotFound) => return Ok(CheckOutcome::NotFound),
+            Err(err) => {
+                tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, error = %err, "platform query failed");
+                return Ok(CheckOutcome::Failed);
+            }
+        };
+        let now = n.ports.clock.now();
+        let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
+        let mut found_by_poll = false;
+        for (raw, at) in &answer.statuses {
+            let at = at.unwrap_or(now);
+            let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
+            let change = StatusChange {
+                key: key.clone(),
+                message_id: MessageId::parse(&id).unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
+                event_time: at,
+                received_at: now,
+                raw: raw.clone(),
+                mapping: sources::map_status(key.source, &raw.field, &raw.code),
+                provenance: Provenance::Poll,
+            };
+            let (applied, produced) = n.apply_status(&change, &facts).await?;
+            if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
+                found_by_poll = true;
+            }
+            events.extend(produced);
+        }
+        let after = n.ports.orders.get(key).await?;
+        let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
+        if found_by_poll {
+            tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
+            events.push(DomainEvent::CallbackMissing {
+                key: key.clone(),
+                hint: format!(
+                    "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+                    key.source, key.shop
+                ),
+            });
+            let add = CounterAdd {
+                channel: key.source,
+                day: business_day(now),
+                shard: key.shard(n.rules.shards),
+                name: names::CALLBACK_MISSING.into(),
+                by: 1,
+            };
+            if let Err(err) = n.ports.stats.add(&[add]).await {
+                tracing::warn!(error = %err, "could not count the missing callback");
+            }
+            return Ok(CheckOutcome::Confirmed);
+        }
+        Ok(match refund {
+            RefundState::Requested | RefundState::Approved => {
+                self.reschedule(key, refund.as_str()).await?;
+                CheckOutcome::StillPending
+            }
+            RefundState::Succeeded => {
+                self.release_if_due(key, events).await?;
+                CheckOutcome::Released
+            }
+            RefundState::Closed | RefundState::Rejected => CheckOutcome::Closed,
+            RefundState::None => {
+                self.reschedule(key, "unknown").await?;
+                CheckOutcome::StillPending
+            }
+        })
+    }
+
+    async fn reschedule(&self, key: &OrderKey, note: &str) -> Result<(), Failure> {
+        let n = self.write;
+        let marker = DueMarker {
+            key: key.clone(),
+            kind: DueKind::RefundCheck,
+            due_at: n.ports.clock.now() + self.rules.pending_recheck_after,
+            shard: key.shard(n.rules.shards),
+            note: Some(note.to_owned()),
+        };
+        Ok(n.ports.orders.set_due(&marker).await?)
+    }
+
+    /// Releases a refunded order's stock if it has not left the warehouse; returns lines released.
+    async fn release_if_due(&self, key: &OrderKey, events: &mut Vec<DomainEvent>) -> Result<u32, Failure> {
+        let n = self.write;
+        let Some(order) = n.ports.orders.get(key).await? else { return Ok(0) };
+        let before_shipment = order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
+        if order.refund != RefundState::Succeeded || !before_shipment {
+            return Ok(0);
+        }
+        let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
+        let produced =
+            release_order(n.ports.inventory, n.ports.stats, key, refunded_at, n.ports.clock.now(), "poll", n.rules)
+                .await?;
+        let lines = produced
+            .iter()
+            .map(|e| match e {
+                DomainEvent::InventoryReleased { lines, .. } => u32::try_from(lines.len()).unwrap_or(u32::MAX),
+                _ => 0,
+            })
+            .sum();
+        events.extend(produced);
+        Ok(lines)
+    }
+
+    /// The scheduled sweep: every due refund check, grouped by shop, shops in parallel.
+    pub async fn sweep(&self) -> (Vec<DomainEvent>, RefundSweepReport) {
+        let n = self.write;
+        let now = n.ports.clock.now();
+        let mut by_shop: BTreeMap<(Source, ShopId), Vec<DueMarker>> = BTreeMap::new();
+        let mut report = RefundSweepReport::default();
+        for shard in 0..n.rules.shards.max(1) {
+            let mut cursor: Option<String> = None;
+            loop {
+                let Ok(page) = n.ports.orders.due(DueKind::RefundCheck, shard, now, cursor.as_deref(), 100).await
+                else {
+                    report.count(CheckOutcome::Failed);
+                    break;
+                };
+                for marker in page.items {
+                    by_shop.entry((marker.key.source, marker.key.shop.clone())).or_default().push(marker);
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        let results: Vec<(Vec<DomainEvent>, RefundSweepReport)> = futures::stream::iter(by_shop)
+            .map(|((source, shop), markers)| self.shop(source, shop, markers))
+            .buffer_unordered(self.rules.concurrency.max(1))
+            .collect()
+            .await;
+        let mut events = Vec::new();
+        for (produced, part) in results {
+            events.extend(produced);
+            report.checked += part.checked;
+            report.lines_released += part.lines_released;
+            report.token_failures.extend(part.token_failures);
+            for (name, count) in part.outcomes {
+                *report.outcomes.entry(name).or_default() += count;
+            }
+        }
+        tracing::info!(checked = report.checked, outcomes = ?report.outcomes, "refund dual-check sweep done");
+        (events, report)
+    }
+
+    async fn shop(
+        &self,
+        source: Source,
+        shop: ShopId,
+        markers: Vec<DueMarker>,
+    ) -> (Vec<DomainEvent>, RefundSweepReport) {
+        let n = self.write;
+        let mut events = Vec::new();
+        let mut report = RefundSweepReport::default();
+        // Releases need no platform call; do them even when the shop's token is broken.
+        let (releases, checks): (Vec<DueMarker>, Vec<DueMarker>) =
+            markers.into_iter().partition(|m| m.note.as_deref() == Some("release"));
+        for marker in releases {
+            report.checked += 1;
+            match self.release_if_due(&marker.key, &mut events).await {
+                Ok(_) => {
+                    report.count(CheckOutcome::Released);
+                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                }
+                Err(_) => report.count(CheckOutcome::Failed),
+            }
+        }
+        if checks.is_empty() {
+            report.lines_released = lines_in(&events);
+            return (events, report);
+        }
+        let mut credentials = match self.access(source, &shop, &mut events).await {
+            ShopAccess::Ready(credentials) => credentials,
+            ShopAccess::Broken(reason) => {
+                tracing::error!(%source, %shop, %reason, "cannot ask the platform for this shop");
+                report.token_failures.push(format!("{source}/{shop}"));
+                for _ in &checks {
+                    report.count(CheckOutcome::Failed);
+                }
+                return (events, report);
+            }
+        };
+        for marker in checks {
+            report.checked += 1;
+            let outcome = self.check(&marker.key, &mut credentials, &mut events).await.unwrap_or(CheckOutcome::Failed);
+            report.count(outcome);
+            if matches!(
+                outcome,
+                CheckOutcome::Confirmed | CheckOutcome::Released | CheckOutcome::Closed | CheckOutcome::NotFound
+            ) {
+                // The order moved on, or its refund is settled: this marker is done (a moved
+                // marker — rescheduled meanwhile — is kept by the condition).
+                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+            }
+            if report.token_failures.is_empty()
+                && events.iter().any(|e| matches!(e, DomainEvent::TokenRefreshFailed { .. }))
+            {
+                report.token_failures.push(format!("{source}/{shop}"));
+                break;
+            }
+        }
+        report.lines_released = lines_in(&events);
+        (events, report)
+    }
+
+    /// Ops: ask the platform about these orders now.
+    pub async fn recheck(&self, orders: &[OrderKey]) -> (Vec<DomainEvent>, RefundSweepReport) {
+        let mut events = Vec::new();
+        let mut report = RefundSweepReport::default();
+        let mut access: BTreeMap<(Source, ShopId), Option<Credentials>> = BTreeMap::new();
+        for key in orders {
+            report.checked += 1;
+            let slot = (key.source, key.shop.clone());
+            if !access.contains_key(&slot) {
+                let credentials = match self.access(key.source, &key.shop, &mut events).await {
+                    ShopAccess::Ready(c) => Some(c),
+                    ShopAccess::Broken(_) => None,
+                };
+                access.insert(slot.clone(), credentials);
+            }
+            let outcome = match access.get_mut(&slot).and_then(Option::as_mut) {
+                Some(credentials) => self.check(key, credentials, &mut events).await.unwrap_or(CheckOutcome::Failed),
+                None => CheckOutcome::Failed,
+            };
+            report.count(outcome);
+            report.orders.insert(key.to_string(), outcome);
+        }
+        (events, report)
+    }
+
+    /// Ops: release reserved stock of these orders (the emergency tool). Each order: released,
+    /// already released, nothing reserved, not refunded, not found.
+    pub async fn release(
+        &self,
+        orders: &[OrderKey],
+        concurrency: usize,
+    ) -> (Vec<DomainEvent>, BTreeMap<String, ReleaseAnswer>) {
+        let n = self.write;
+        let now = n.ports.clock.now();
+        let results: Vec<(String, ReleaseAnswer, Vec<DomainEvent>, Vec<CounterAdd>)> =
+            futures::stream::iter(orders.iter().cloned())
+                .map(|key| async move {
+                    let answer = async {
+                        let Some(order) = n.ports.orders.get(&key).await? else {
+                            return Ok((ReleaseAnswer::NotFound, None, Vec::new()));
+                        };
+                        if order.refund != RefundState::Succeeded {
+                            return Ok((ReleaseAnswer::NotRefunded, None, Vec::new()));
+                        }
+                        let refunded_at =
+                            order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
+                        let reserved = n.ports.inventory.reservations(&key).await?;
+                        if reserved.is_empty() {
+                            return Ok((ReleaseAnswer::NothingReserved, None, Vec::new()));
+                        }
+                        let released =
+                            release_lines(n.ports.inventory, &key, reserved, refunded_at, now, "ops", n.rules).await?;
+                        let answer = if released.lines.is_empty() {
+                            ReleaseAnswer::AlreadyReleased
+                        } else {
+                            ReleaseAnswer::Released
+                        };
+                        Ok::<_, Failure>((answer, released.event(&key, "ops"), released.counters))
+                    }
+                    .await;
+                    match answer {
+                        Ok((answer, event, counters)) => {
+                            (key.to_string(), answer, event.into_iter().collect(), counters)
+                        }
+                        Err(err) => {
+                            tracing::warn!(order_id = %key.order_id, error = %err, "ops release failed");
+                            (key.to_string(), ReleaseAnswer::Failed, Vec::new(), Vec::new())
+                        }
+                    }
+                })
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
+        let mut events = Vec::new();
+        let mut answers = BTreeMap::new();
+        // The whole call's counters go in one write at the end, not one per order.
+        let mut counters = vec![CounterAdd {
+            channel: orders.first().map_or(Source::App, |k| k.source),
+            day: business_day(now),
+            shard: 0,
+            name: names::OPS_CALLS.into(),
+            by: 1,
+        }];
+        for (key, answer, produced, adds) in results {
+            answers.insert(key, answer);
+            events.extend(produced);
+            counters.extend(adds);
+        }
+        if let Err(err) = n.ports.stats.add(&merge(counters)).await {
+            tracing::warn!(error = %err, "could not count the ops release");
+        }
+        (events, answers)
+    }
+}
+
+/// Stock lines released by these events.
+fn lines_in(events: &[DomainEvent]) -> u32 {
+    events
+        .iter()
+        .map(|e| match e {
+            DomainEvent::InventoryReleased { lines, .. } => u32::try_from(lines.len()).unwrap_or(u32::MAX),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Sums counter adds that go to the same counter.
+fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
+    let mut merged: BTreeMap<(Source, chrono::NaiveDate, u16, String), i64> = BTreeMap::new();
+    for add in adds {
+        *merged.entry((add.channel, add.day, add.shard, add.name)).or_default() += add.by;
+    }
+    merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
+}
+
+fn credentials(secret: &SourceSecret) -> Option<Credentials> {
+    Some(Credentials {
+        app_key: secret.app_key.clone()?,
+        app_secret: secret.secret.clone(),
+        access_token: secret.access_token.clone()?,
+        refresh_token: secret.refresh_token.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::apply_message::ApplyMessage;
+    use crate::model::status::RawStatus;
+    use crate::ports::platform::{RefreshedToken, RefundAnswer};
+    use crate::ports::secrets::Secret;
+    use crate::ports::{InventoryStore, OrderStore, Secrets, Stats};
+    use crate::rules::timing::Rules;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::fixtures::{self, DayCallback};
+    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore};
+    use async_trait::async_trait;
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 6, 0, 0).single().unwrap_or_default()
+    }
+
+    #[derive(Default)]
+    struct FakeDouyin {
+        answers: Mutex<HashMap<String, Vec<Result<RefundAnswer, QueryError>>>>,
+        calls: AtomicUsize,
+        refreshes: AtomicUsize,
+        refresh_fails: bool,
+    }
+
+    impl FakeDouyin {
+        fn answer(&self, order: &str, answers: Vec<Result<RefundAnswer, QueryError>>) {
+            if let Ok(mut map) = self.answers.lock() {
+                map.insert(order.to_owned(), answers);
+            }
+        }
+    }
+
+    fn succeeded(at: DateTime<Utc>) -> Result<RefundAnswer, QueryError> {
+        Ok(RefundAnswer {
+            statuses: vec![(RawStatus::new("after_sale_status", "12"), Some(at))],
+            refund_kind: None,
+            refund_id: Some("as-1".into()),
+        })
+    }
+
+    fn pending() -> Result<RefundAnswer, QueryError> {
+        Ok(RefundAnswer {
+            statuses: vec![(RawStatus::new("after_sale_status", "6"), None)],
+            refund_kind: None,
+            refund_id: None,
+        })
+    }
+
+    #[async_trait]
+    impl PlatformQuery for FakeDouyin {
+        fn source(&self) -> Source {
+            Source::Douyin
+        }
+        async fn refund_status(&self, key: &OrderKey, credentials: &Credentials) -> Result<RefundAnswer, QueryError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if credentials.access_token.expose() == "expired" {
+                return Err(QueryError::TokenExpired);
+            }
+            let mut answers = self.answers.lock().map_err(|_| QueryError::Transport("poisoned".into()))?;
+            match answers.get_mut(key.order_id.as_str()) {
+                Some(list) if list.len() > 1 => list.remove(0),
+                Some(list) => list.first().cloned().unwrap_or(Err(QueryError::NotFound)),
+                None => Err(QueryError::NotFound),
+            }
+        }
+        async fn refresh_token(
+            &self,
+            _shop: &ShopId,
+            _credentials: &Credentials,
+        ) -> Result<crate::ports::platform::RefreshedToken, QueryError> {
+            self.refreshes.fetch_add(1, Ordering::Relaxed);
+            if self.refresh_fails {
+                return Err(QueryError::Platform { code: "30001".into(), message: "refresh_token expired".into() });
+            }
+            Ok(RefreshedToken {
+                access_token: Secret::new("fresh-token"),
+                expires_at: at() + Duration::days(7),
+                refresh_token: None,
+            })
+        }
+    }
+
+    struct World {
+        store: MemoryStore,
+        inbox: MemoryInbox,
+        secrets: MemorySecrets,
+        clock: FixedClock,
+        rules: Rules,
+        refund_rules: RefundRules,
+    }
+
+    impl World {
+        async fn new(token: &str, expires_in: Duration) -> Self {
+            let world = World {
+                store: MemoryStore::default(),
+                inbox: MemoryInbox::default(),
+                secrets: MemorySecrets::default(),
+                clock: FixedClock::new(at() - Duration::hours(3)),
+                rules: Rules::default(),
+                refund_rules: RefundRules { max_backoff: StdDuration::from_millis(5), ..RefundRules::default() },
+            };
+            for shop in ["shop-1001", "shop-2002"] {
+                let secret = json!({"app_key": "7123", "secret": "app-secret", "access_token": token,
+                    "access_token_expires_at": (at() + expires_in).to_rfc3339(), "refresh_token": "r1"});
+                let name =
+                    parameter_name("test", Source::Douyin, &ShopId::parse(shop).unwrap_or_else(|e| panic!("{e}")));
+                world.secrets.put(&name, &secret.to_string()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+            world
+        }
+        fn write(&self) -> ApplyChange<'_> {
+            ApplyChange::new(self.store.write_ports(&self.inbox, &self.clock), &self.rules)
+        }
+
+        fn messages(&self) -> ApplyMessage<'_> {
+            ApplyMessage::new(self.write())
+        }
+        /// A douyin order paid (one reserved line) whose refund was asked for 3 h before `at()`.
+        async fn refund_requested(&self, shop: &str, id: &str) -> OrderKey {
+            let t = at() - Duration::hours(3);
+            for (tag, data) in [
+                (
+                    "101",
+                    json!({"p_id": id, "pay_time": (t - Duration::minutes(30)).timestamp(), "s_ids": [format!("{id}1")]}),
+                ),
+                ("200", json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2})),
+            ] {
+                let callback = DayCallback {
+                    source: Source::Douyin,
+                    shop: shop.into(),
+                    payload: fixtures::douyin_push(tag, &format!("{id}-{tag}"), data),
+                    query: vec![],
+                    message_id: format!("{id}-{tag}"),
+                    sent_at: t,
+                };
+                self.messages().handle(&callback.inbound()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+            OrderKey::parse(Source::Douyin, shop, id).unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+
+    /// Runs `f` with a checker on `world` and `platform`.
+    async fn run<'a, R>(world: &'a World, platform: &'a FakeDouyin, f: impl AsyncFnOnce(&RefundCheck<'_>) -> R) -> R {
+        let n = world.write();
+        let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+        let platforms: [&dyn PlatformQuery; 1] = [platform];
+        let checker = RefundCheck {
+            write: n,
+            platforms: &platforms,
+            secrets: &cache,
+            secret_store: &world.secrets,
+            stage: "test",
+            rules: &world.refund_rules,
+        };
+        f(&checker).await
+    }
+
+    fn kinds(events: &[DomainEvent]) -> Vec<&'static str> {
+        events.iter().map(DomainEvent::detail_type).collect()
+    }
+
+    #[tokio::test]
+    async fn a_refund_whose_callback_never_came_is_confirmed_by_polling_and_its_stock_released_once() {
+        let world = World::new("token", Duration::days(3)).await;
+        let key = world.refund_requested("shop-1001", "6921001").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921001", vec![succeeded(at() - Duration::minutes(20))]);
+        let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
+        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased", "CallbackMissing"]);
+        let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.refund, RefundState::Succeeded);
+        let history = world.store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(history.last().map(|h| h.provenance), Some(Provenance::Poll));
+        // A second sweep has nothing due; a late callback releases nothing more.
+        let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!((events.len(), report.checked), (0, 0));
+        let late = DayCallback {
+            source: Source::Douyin,
+            shop: "shop-1001".into(),
+            payload: fixtures::douyin_push(
+                "206",
+                "late",
+                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp()}),
+            ),
+            query: vec![],
+            message_id: "late".into(),
+            sent_at: at(),
+        };
+        let events = world.messages().handle(&late.inbound()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!kinds(&events).contains(&"InventoryReleased"));
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("stock_released"), total("callback_missing"), total("refund_found_by_poll")), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refund_still_open_is_asked_about_again_later_not_every_run() {
+        let world = World::new("token", Duration::days(3)).await;
+        world.refund_requested("shop-1001", "6921002").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921002", vec![pending()]);
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("still_pending"), Some(&1));
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.checked, 0, "rescheduled two hours out");
+        world.clock.advance(Duration::hours(2));
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.checked, 1);
+    }
+
+    #[tokio::test]
+    async fn an_expiring_token_is_refreshed_and_stored_back() {
+        let world = World::new("token", Duration::minutes(10)).await;
+        world.refund_requested("shop-1001", "6921003").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921003", vec![pending()]);
+        run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(platform.refreshes.load(Ordering::Relaxed), 1);
+        let stored =
+            world.secrets.get("/orderhub/test/sources/douyin/shop-1001").await.ok().flatten().unwrap_or_default();
+        let stored: SourceSecret = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.access_token.map(|t| t.expose().to_owned()), Some("fresh-token".into()));
+        assert_eq!(stored.app_key.as_deref(), Some("7123"), "the rest of the secret is kept");
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_alerts_naming_the_shop_and_other_shops_still_get_checked() {
+        let world = World::new("expired", Duration::days(3)).await;
+        world.refund_requested("shop-1001", "6921004").await;
+        world.refund_requested("shop-2002", "6921005").await;
+        world.clock.set(at());
+        let platform = FakeDouyin { refresh_fails: true, ..FakeDouyin::default() };
+        platform.answer("6921004", vec![succeeded(at())]);
+        platform.answer("6921005", vec![succeeded(at())]);
+        let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        let failed: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                DomainEvent::TokenRefreshFailed { shop, .. } => Some(shop.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed.len(), 2, "each shop with its own alert: {failed:?}");
+        assert_eq!(report.token_failures.len(), 2);
+        assert_eq!(report.outcomes.get("failed"), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_is_waited_out() {
+        let world = World::new("token", Duration::days(3)).await;
+        world.refund_requested("shop-1001", "6921006").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921006", vec![Err(QueryError::RateLimited { retry_after_s: None }), succeeded(at())]);
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("confirmed"), Some(&1));
+        assert_eq!(platform.calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn the_emergency_release_answers_per_order() {
+        let world = World::new("token", Duration::days(3)).await;
+        let refunded = world.refund_requested("shop-1001", "6921007").await;
+        let not_refunded = world.refund_requested("shop-1001", "6921008").await;
+        world.clock.set(at());
+        // 6921007's refund success arrived by callback and its stock was released then.
+        let done = DayCallback {
+            source: Source::Douyin,
+            shop: "shop-1001".into(),
+            payload: fixtures::douyin_push("206", "s7", json!({"p_id": "6921007", "success_time": at().timestamp()})),
+            query: vec![],
+            message_id: "s7".into(),
+            sent_at: at(),
+        };
+        world.messages().handle(&done.inbound()).await.unwrap_or_else(|e| panic!("{e}"));
+        let line = refunded.order_id.to_string() + "1";
+        let _ = world
+            .store
+            .release(&refunded, &crate::model::ids::Sku::parse(&line).unwrap_or_else(|e| panic!("{e}")), at())
+            .await;
+        let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));
+        let keys = [refunded.clone(), not_refunded.clone(), missing.clone()];
+        let (_, answers) = run(&world, &FakeDouyin::default(), async |c| c.release(&keys, 8).await).await;
+        assert_eq!(answers.get(&refunded.to_string()), Some(&ReleaseAnswer::AlreadyReleased));
+        assert_eq!(answers.get(&not_refunded.to_string()), Some(&ReleaseAnswer::NotRefunded));
+        assert_eq!(answers.get(&missing.to_string()), Some(&ReleaseAnswer::NotFound));
+    }
+
+    #[tokio::test]
+    async fn releasing_twice_releases_once() {
+        let world = World::new("token", Duration::days(3)).await;
+        let key = world.refund_requested("shop-1001", "6921009").await;
+        world.clock.set(at());
+        // Mark refunded without touching stock (as the 327-order outage left it): apply directly.
+        let change = StatusChange {
+            key: key.clone(),
+            message_id: MessageId::parse("ops-1").unwrap_or_else(|e| panic!("{e}")),
+            event_time: at(),
+            received_at: at(),
+            raw: RawStatus::new("refund_status", "3"),
+            mapping: crate::model::status::StatusMapping::Mapped(crate::model::status::Target::refund(
+                RefundState::Succeeded,
+            )),
+            provenance: Provenance::Ops,
+        };
+        world
+            .write()
+            .apply_change(&change, &OrderFacts::default(), &|_: &mut crate::model::order::Order| {}, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let one = std::slice::from_ref(&key);
+        let (first, second) =
+            run(&world, &FakeDouyin::default(), async |c| futures::join!(c.release(one, 4), c.release(one, 4))).await;
+        let answers = [first.1.get(&key.to_string()).copied(), second.1.get(&key.to_string()).copied()];
+        assert_eq!(answers.iter().filter(|a| **a == Some(ReleaseAnswer::Released)).count(), 1, "{answers:?}");
+        assert_eq!(answers.iter().filter(|a| **a == Some(ReleaseAnswer::AlreadyReleased)).count(), 1, "{answers:?}");
+    }
+
+    #[test]
+    fn order_references_parse_as_ops_write_them() {
+        assert!(OrderKey::parse_ref("douyin/shop-1001/6921").is_ok());
+        assert!(OrderKey::parse_ref("douyin/shop-1001").is_err());
+        assert!(OrderKey::parse_ref("kuaidi100/s/1").is_err(), "not a channel");
+    }
+}

@@ -1,0 +1,145 @@
+//! A callback as it travels: received raw, archived in the inbox (deduplicated), quarantined when
+//! its signature failed (replayable after a key fix), and put on the `inbound` queue as an
+//! [`InboundMessage`] once verified.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ids::{MessageId, ShopId, Source};
+
+/// A callback exactly as received: the bytes that were signed, and the headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawCallback {
+    /// Who sent it (from the path).
+    pub source: Source,
+    /// Which shop (from the path).
+    pub shop: ShopId,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// Query parameters of the callback URL.
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
+    /// Headers, lower-cased names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The raw body bytes.
+    pub body: Vec<u8>,
+}
+
+impl RawCallback {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A verified callback, archived under its message id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The dedupe key: the sender's message id, or a hash of the body.
+    pub message_id: MessageId,
+    /// The callback.
+    pub callback: RawCallback,
+    /// Which secret verified it (`current` or `previous`), never the secret itself.
+    pub key_slot: Option<String>,
+    /// The opened payload, kept only when it differs from the body and is too large to travel
+    /// in the queue message (status-normalize reads it from here).
+    pub opened: Option<Vec<u8>>,
+}
+
+impl Accepted {
+    /// The payload to parse: the opened one, else the body.
+    pub fn payload(&self) -> &[u8] {
+        self.opened.as_deref().unwrap_or(&self.callback.body)
+    }
+}
+
+/// What recording a verified callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AcceptOutcome {
+    /// First time: archived.
+    New,
+    /// Seen before: ack, do not enqueue again.
+    Duplicate,
+}
+
+/// Why the door refused a callback. The HTTP status each one is answered with is webhook-verify's
+/// choice; the events and logs carry this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Not a POST.
+    MethodNotAllowed,
+    /// No such source, or one that delivers no callbacks.
+    UnknownSource,
+    /// No such shop (no secret configured for it), or a shop id that does not parse.
+    UnknownShop,
+    /// Over the body size limit.
+    TooLarge,
+    /// Authentic or not, the body is not what the source sends.
+    Malformed,
+    /// The signature, decryption or replay window failed.
+    Unverified,
+}
+
+impl Rejection {
+    /// The name used in events and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::UnknownSource => "unknown_source",
+            Rejection::UnknownShop => "unknown_shop",
+            Rejection::TooLarge => "too_large",
+            Rejection::Malformed => "malformed",
+            Rejection::Unverified => "unverified",
+        }
+    }
+}
+
+/// A callback whose verification failed, kept for replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// Unique id of the quarantined copy.
+    pub id: String,
+    /// The callback.
+    pub callback: RawCallback,
+    /// Why it was rejected (no secret material).
+    pub reason: String,
+}
+
+/// What quarantining did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuarantineOutcome {
+    /// Stored for replay.
+    Stored,
+    /// The shop's hourly quota is used up: not stored (someone is posting garbage).
+    OverQuota,
+}
+
+/// Payloads larger than this travel through the inbox archive instead of the queue message
+/// (SQS takes 256 KiB per message, attributes and envelope included).
+pub const INLINE_PAYLOAD_LIMIT: usize = 200 * 1024;
+
+/// One verified callback on the `inbound` queue (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Sender.
+    pub source: Source,
+    /// Shop from the URL.
+    pub shop: ShopId,
+    /// Dedupe key of the callback (the sender's message id, or a hash of the body).
+    pub message_id: MessageId,
+    /// When webhook-verify received it.
+    pub received_at: DateTime<Utc>,
+    /// Query parameters of the callback URL (e.g. kuaidi100's `order`).
+    #[serde(default)]
+    pub query: Vec<(String, String)>,
+    /// The opened payload, when small enough to travel inline.
+    pub payload: Option<String>,
+    /// Callback, poll or ops replay.
+    #[serde(default = "default_origin")]
+    pub origin: String,
+}
+
+fn default_origin() -> String {
+    "callback".to_owned()
+}

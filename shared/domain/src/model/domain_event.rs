@@ -1,0 +1,212 @@
+//! Domain events published to the event bus. The wire shape is the `detail` JSON; the
+//! detail-type is the variant name.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::callback::Rejection;
+use crate::model::health::{Indicator, ReportKind, Scope};
+use crate::model::ids::{OrderKey, Sku, Source};
+use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
+use crate::model::order::Provenance;
+use crate::model::status::RawStatus;
+
+/// Something other systems (and the health report) want to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "detail")]
+pub enum DomainEvent {
+    /// An order's fulfilment state moved.
+    OrderStatusChanged {
+        /// The order.
+        key: OrderKey,
+        /// Previous state.
+        from: Option<Lifecycle>,
+        /// New state.
+        to: Lifecycle,
+        /// Dashboard stage of the new state.
+        stage: Stage,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+        /// When orderhub applied it.
+        applied_at: DateTime<Utc>,
+        /// Callback, poll, ops or rule.
+        provenance: Provenance,
+    },
+    /// An order's refund state moved.
+    RefundStatusChanged {
+        /// The order.
+        key: OrderKey,
+        /// Previous state.
+        from: Option<RefundState>,
+        /// New state.
+        to: RefundState,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+        /// Callback, poll, ops or rule.
+        provenance: Provenance,
+    },
+    /// A code without a mapping row arrived.
+    UnmappedStatus {
+        /// The order.
+        key: OrderKey,
+        /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
+        raw: RawStatus,
+    },
+    /// A refund's success was confirmed (by callback or by polling the platform).
+    RefundConfirmed {
+        /// The order.
+        key: OrderKey,
+        /// Callback or poll.
+        provenance: Provenance,
+        /// The source's event time.
+        event_time: DateTime<Utc>,
+    },
+    /// Stock reserved for an order on payment.
+    StockReserved {
+        /// The order.
+        key: OrderKey,
+        /// SKU (or order line) and quantity.
+        lines: Vec<(Sku, u32)>,
+    },
+    /// Reserved stock released (exactly once per line).
+    InventoryReleased {
+        /// The order.
+        key: OrderKey,
+        /// Lines released by this call (lines released before are not repeated).
+        lines: Vec<(Sku, u32)>,
+        /// Why: `refund`, `ops`, `poll`.
+        reason: String,
+    },
+    /// An order stayed in a state past its limit.
+    SlaBreached {
+        /// The order.
+        key: OrderKey,
+        /// The state it is stuck in.
+        state: Lifecycle,
+        /// When it entered the state (source time).
+        since: DateTime<Utc>,
+        /// The limit, minutes.
+        limit_minutes: i64,
+    },
+    /// A carrier's "signed" was scored.
+    SignInTrustAssessed {
+        /// The order.
+        key: OrderKey,
+        /// Score 0–100.
+        score: u8,
+        /// Whether it reached the threshold.
+        trusted: bool,
+        /// Who signed (recipient, proxy, station, locker, unknown).
+        sign_kind: String,
+        /// Distance from the delivery address, metres.
+        distance_m: Option<f64>,
+        /// One line per rule.
+        reasons: Vec<String>,
+    },
+    /// An address keeps getting proxy receipts: call a dedicated courier before dispatch.
+    DedicatedCourierSuggested {
+        /// The order whose sign tipped it.
+        key: OrderKey,
+        /// The seller's key of the address (no street text).
+        addr_key: String,
+        /// Proxy receipts this month (Beijing).
+        proxy_receipts: u32,
+    },
+    /// A platform confirmed a refund that no callback had told us about.
+    CallbackMissing {
+        /// The order.
+        key: OrderKey,
+        /// What to look at: usually a changed key or an expired token on the callback side.
+        hint: String,
+    },
+    /// A shop's access token could not be refreshed: its platform cannot be asked until fixed.
+    TokenRefreshFailed {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// Why (no token or secret material).
+        reason: String,
+    },
+    /// A callback was refused at the door.
+    WebhookRejected {
+        /// Sender.
+        source: Source,
+        /// Shop from the path (as parsed; absent when it did not parse).
+        shop: Option<String>,
+        /// What kind of refusal (webhook-verify maps it to its HTTP status).
+        rejection: Rejection,
+        /// Why.
+        reason: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A channel that normally receives callbacks at this time of the Beijing day has received
+    /// none for the configured silence (raised once per quiet spell).
+    ChannelSilent {
+        /// The channel.
+        channel: Source,
+        /// Start of the first empty 10-minute slot of the quiet spell.
+        silent_since: DateTime<Utc>,
+        /// Callbacks the channel typically receives per 10-minute slot at this time.
+        expected_per_slot: f64,
+    },
+    /// A channel reported silent received a callback again.
+    ChannelRecovered {
+        /// The channel.
+        channel: Source,
+        /// How long it was quiet, minutes (to 10-minute slot resolution).
+        silent_for_minutes: i64,
+    },
+    /// An order-health indicator is on the wrong side of its threshold.
+    HealthThresholdBreached {
+        /// Which indicator.
+        indicator: Indicator,
+        /// Which channel, or `overall`.
+        channel: Scope,
+        /// The value found, in the indicator's unit.
+        value: f64,
+        /// The threshold it breached.
+        threshold: f64,
+        /// The report's period label (`2026-11-11`, `2026-11`, `2026-11-01..2026-11-15`).
+        period: String,
+        /// Daily, monthly or range.
+        kind: ReportKind,
+    },
+}
+
+impl DomainEvent {
+    /// The EventBridge detail-type.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
+            DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
+            DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::RefundConfirmed { .. } => "RefundConfirmed",
+            DomainEvent::StockReserved { .. } => "StockReserved",
+            DomainEvent::InventoryReleased { .. } => "InventoryReleased",
+            DomainEvent::SlaBreached { .. } => "SlaBreached",
+            DomainEvent::SignInTrustAssessed { .. } => "SignInTrustAssessed",
+            DomainEvent::CallbackMissing { .. } => "CallbackMissing",
+            DomainEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
+            DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
+            DomainEvent::WebhookRejected { .. } => "WebhookRejected",
+            DomainEvent::ChannelSilent { .. } => "ChannelSilent",
+            DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
+            DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
+        }
+    }
+
+    /// The EventBridge detail: the variant's fields as JSON.
+    pub fn detail(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut map)) => map.remove("detail").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its detail-type and detail (consumers, tests).
+    pub fn from_parts(detail_type: &str, detail: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": detail_type, "detail": detail }))
+    }
+}

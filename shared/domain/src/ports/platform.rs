@@ -1,0 +1,105 @@
+//! The platform query port: what refund-dual-check asks a sales platform's own API about an
+//! order, and how a token is refreshed. Adapters implement it per platform (douyin, pdd,
+//! taobao), signing each request exactly as the platform requires.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ids::{OrderKey, ShopId, Source};
+use crate::model::lifecycle::RefundKind;
+use crate::model::status::RawStatus;
+use crate::ports::secrets::Secret;
+
+/// What a request needs to be signed and authorised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The app key (douyin app_key, pdd client_id, taobao app_key).
+    pub app_key: String,
+    /// The app secret used to sign requests.
+    pub app_secret: Secret,
+    /// The shop's access token.
+    pub access_token: Secret,
+    /// The refresh token, where the platform has one.
+    pub refresh_token: Option<Secret>,
+}
+
+/// The platform's answer about an order's refund.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefundAnswer {
+    /// Raw codes the platform returned (field and code exactly as sent, e.g. douyin
+    /// `after_sale_status=12`, pdd `after_sales_status=10`, taobao `refund_status=SUCCESS`),
+    /// with the platform's own time of that state when it gives one. The caller maps them with
+    /// the source's `map_status`, as if they had arrived by callback.
+    pub statuses: Vec<(RawStatus, Option<DateTime<Utc>>)>,
+    /// Refund only or return and refund, when the answer says.
+    pub refund_kind: Option<RefundKind>,
+    /// The platform's after-sale / refund id, for logs.
+    pub refund_id: Option<String>,
+}
+
+/// A refreshed access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshedToken {
+    /// The new access token.
+    pub access_token: Secret,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// The new refresh token, when the platform rotates it.
+    pub refresh_token: Option<Secret>,
+}
+
+/// Why a query failed. Texts never carry tokens, secrets or personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The access token expired or was revoked: refresh it (and alert if that fails).
+    #[error("access token expired or invalid")]
+    TokenExpired,
+    /// The platform's rate limit: back off (for `retry_after_s` when given).
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds the platform asked us to wait.
+        retry_after_s: Option<u64>,
+    },
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The platform does not know this order or refund.
+    #[error("not found")]
+    NotFound,
+    /// Any other error code from the platform.
+    #[error("platform error {code}: {message}")]
+    Platform {
+        /// The platform's error code.
+        code: String,
+        /// Its message (trimmed).
+        message: String,
+    },
+    /// Network or HTTP failure.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The answer is not what the platform documents.
+    #[error("unexpected answer: {0}")]
+    Malformed(String),
+}
+
+impl QueryError {
+    /// Whether the same query may succeed later without anyone's help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, QueryError::RateLimited { .. } | QueryError::Timeout | QueryError::Transport(_))
+    }
+}
+
+/// One platform's query API.
+#[async_trait]
+pub trait PlatformQuery: Send + Sync {
+    /// The platform this client talks to.
+    fn source(&self) -> Source;
+
+    /// The current refund / after-sale state of an order (douyin `/afterSale/Detail` or
+    /// `/order/orderDetail`, pdd `pdd.refund.information.get`, taobao `taobao.refund.get`).
+    async fn refund_status(&self, key: &OrderKey, credentials: &Credentials) -> Result<RefundAnswer, QueryError>;
+
+    /// Refreshes the shop's access token.
+    async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError>;
+}

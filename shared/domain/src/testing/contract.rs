@@ -1,0 +1,591 @@
+//! The one contract every implementation of a port must honour, as async test functions.
+//! The in-memory ports run it in unit tests; the AWS adapters run it against the local AWS
+//! emulator. Each function takes a namespace so runs against shared tables never collide.
+//!
+//! Conditional-write conflicts, idempotent retries and pagination are part of the contract.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback};
+use crate::model::counters::{CounterAdd, StoredReport};
+use crate::model::domain_event::DomainEvent;
+use crate::model::geo::GeoPoint;
+use crate::model::ids::{MessageId, OrderKey, ShopId, Sku, Source};
+use crate::model::lifecycle::Lifecycle;
+use crate::model::order::{Order, Provenance, Verdict};
+use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::model::sign::SignKind;
+use crate::model::signal::AppSignalKind;
+use crate::model::signal::{AddressSign, SignalRecord};
+use crate::model::status::RawStatus;
+use crate::model::stock::{ReleaseOutcome, Reservation};
+use crate::ports::{
+    EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Queue, Secrets, SignalStore, Stats, StoreError,
+};
+
+fn t(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap() + Duration::minutes(minute)
+}
+
+fn key(ns: &str, order: &str) -> OrderKey {
+    OrderKey::parse(Source::Douyin, &format!("{ns}-shop"), order).unwrap()
+}
+
+fn history(key: &OrderKey, minute: i64, id: &str) -> HistoryEntry {
+    HistoryEntry {
+        key: key.clone(),
+        event_time: t(minute),
+        message_id: MessageId::parse(id).unwrap(),
+        received_at: t(minute),
+        applied_at: t(minute),
+        raw: RawStatus::new("tag", "101"),
+        provenance: Provenance::Callback,
+        verdict: Verdict::Applied,
+        lifecycle: Some((None, Lifecycle::Paid)),
+        refund: None,
+    }
+}
+
+fn order(key: &OrderKey, version: u64, state: Lifecycle) -> Order {
+    let mut order = Order::new(key.clone(), t(0));
+    order.version = version;
+    order.lifecycle = Some(state);
+    order.entered.insert(state, t(0));
+    order
+}
+
+fn counter(channel: Source, day: NaiveDate, shard: u16, name: &str, by: i64) -> CounterAdd {
+    CounterAdd { channel, day, shard, name: name.to_owned(), by }
+}
+
+/// A counter name of the namespace's own, so runs against shared tables never add up.
+fn ns_counter(ns: &str) -> String {
+    format!("c_{}", ns.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .chars()
+        .take(48)
+        .collect()
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+}
+
+/// A deadline for polling: `tick` waits a little longer each time and fails the test once the
+/// deadline has passed. No fixed sleeps.
+pub struct Deadline {
+    start: std::time::Instant,
+    limit: StdDuration,
+    wait: StdDuration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn after(limit: StdDuration) -> Self {
+        Self { start: std::time::Instant::now(), limit, wait: StdDuration::from_millis(5) }
+    }
+
+    /// Waits before the next poll; panics once the deadline has passed.
+    pub async fn tick(&mut self, what: &str) {
+        assert!(self.start.elapsed() < self.limit, "{what}: not within {:?}", self.limit);
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(StdDuration::from_millis(200));
+    }
+}
+
+/// Orders: versioned conditional writes, duplicate history, atomic counters, history paging.
+pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
+    let k = key(ns, "1001");
+    assert_eq!(store.get(&k).await.unwrap(), None, "unknown order");
+
+    let applied_name = ns_counter(ns);
+    let counters = vec![counter(Source::Douyin, day(11), 3, &applied_name, 1)];
+    let first = OrderWrite {
+        key: k.clone(),
+        order: Some(order(&k, 1, Lifecycle::Paid)),
+        expected_version: 0,
+        history: history(&k, 1, "m1"),
+        due: vec![],
+        counters: counters.clone(),
+    };
+    store.commit(&first).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap(), Some(order(&k, 1, Lifecycle::Paid)), "round trip");
+
+    // A retry of the same write is refused as a duplicate and adds nothing.
+    assert_eq!(store.commit(&first).await, Err(StoreError::Duplicate));
+
+    // A writer that read version 0 loses to the one that wrote version 1, and writes nothing.
+    let stale =
+        OrderWrite { order: Some(order(&k, 1, Lifecycle::Cancelled)), history: history(&k, 2, "m2"), ..first.clone() };
+    assert_eq!(store.commit(&stale).await, Err(StoreError::Conflict));
+    assert_eq!(store.get(&k).await.unwrap().and_then(|o| o.lifecycle), Some(Lifecycle::Paid));
+
+    // Retrying with the right version succeeds.
+    let retry = OrderWrite { order: Some(order(&k, 2, Lifecycle::Shipped)), expected_version: 1, ..stale.clone() };
+    store.commit(&retry).await.unwrap();
+
+    // A history-only write (stale event) leaves the order alone.
+    let only_history = OrderWrite { order: None, expected_version: 2, history: history(&k, 0, "m0"), ..first.clone() };
+    store.commit(&only_history).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().map(|o| o.version), Some(2));
+
+    // Counters of committed writes only: m1 and m0 (m2 conflicted once, then committed).
+    let month = stats.month(Source::Douyin, day(1)).await.unwrap();
+    let applied: i64 = month.iter().filter(|d| d.day == Some(day(11))).map(|d| d.get(&applied_name)).sum();
+    assert_eq!(applied, 3, "three committed writes each added 1; refused ones added nothing");
+
+    // More history, then page through it two at a time: oldest first, nothing lost or repeated.
+    for (minute, id) in [(5, "m5"), (3, "m3"), (4, "m4")] {
+        let w = OrderWrite {
+            order: None,
+            expected_version: 2,
+            history: history(&k, minute, id),
+            counters: vec![],
+            ..first.clone()
+        };
+        store.commit(&w).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store.history(&k, cursor.as_deref(), 2).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|h| h.message_id.to_string()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    let one = store.history_entry(&k, t(3), &MessageId::parse("m3").unwrap()).await.unwrap();
+    assert_eq!(one, Some(history(&k, 3, "m3")), "one entry by its time and id");
+    assert_eq!(store.history_entry(&k, t(3), &MessageId::parse("m9").unwrap()).await.unwrap(), None);
+    assert!(pages >= 3, "six entries in pages of two");
+    let other = key(ns, "1002");
+    assert!(store.history(&other, None, 10).await.unwrap().items.is_empty(), "history is per order");
+}
+
+/// Two writers that read the same version: exactly one wins.
+pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
+    let k = key(ns, "2001");
+    let base = OrderWrite {
+        key: k.clone(),
+        order: Some(order(&k, 1, Lifecycle::Paid)),
+        expected_version: 0,
+        history: history(&k, 1, "c0"),
+        due: vec![],
+        counters: vec![],
+    };
+    store.commit(&base).await.unwrap();
+    let writers: Vec<OrderWrite> = (0..6)
+        .map(|n| OrderWrite {
+            order: Some(order(&k, 2, Lifecycle::Packing)),
+            expected_version: 1,
+            history: history(&k, 10 + n, &format!("c{}", n + 1)),
+            ..base.clone()
+        })
+        .collect();
+    let results = futures::future::join_all(writers.iter().map(|w| store.commit(w))).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one of concurrent writers wins: {results:?}");
+    assert!(results.iter().all(|r| r.is_ok() || *r == Err(StoreError::Conflict)));
+    assert_eq!(store.history(&k, None, 100).await.unwrap().items.len(), 2, "losers leave no history");
+}
+
+/// Due markers: only what is due, earliest first, per kind and shard, paged; cleared when resolved.
+pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
+    // A shard of our own so other tests' markers do not show up.
+    let shard = 1000 + u16::try_from(ns.len() % 1000).unwrap();
+    let mut expected = Vec::new();
+    for n in 0..7i64 {
+        let k = key(ns, &format!("30{n}"));
+        let due_at = t(100 - n * 10);
+        let marker =
+            DueMarker { key: k.clone(), kind: DueKind::RefundCheck, due_at, shard, note: Some("Requested".into()) };
+        let write = OrderWrite {
+            key: k.clone(),
+            order: Some(order(&k, 1, Lifecycle::Paid)),
+            expected_version: 0,
+            history: history(&k, 1, "d1"),
+            due: vec![DueChange::Set(marker)],
+            counters: vec![],
+        };
+        store.commit(&write).await.unwrap();
+        if due_at <= t(70) {
+            expected.push((due_at, k));
+        }
+    }
+    expected.sort();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store.due(DueKind::RefundCheck, shard, t(70), cursor.as_deref(), 2).await.unwrap();
+        seen.extend(page.items.iter().map(|m| (m.due_at, m.key.clone())));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "due at or before the time, earliest first, across pages");
+    assert!(store.due(DueKind::Sla, shard, t(1000), None, 10).await.unwrap().items.is_empty(), "per kind");
+    assert!(store.due(DueKind::RefundCheck, shard + 1, t(1000), None, 10).await.unwrap().items.is_empty(), "per shard");
+
+    // A sweeper clears a marker only while it is still due at the time it saw.
+    let (seen_at, second) = expected[1].clone();
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1)).await.unwrap(), "moved");
+    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap());
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap(), "already gone");
+    expected.remove(1);
+
+    // Resolving clears the marker.
+    let (_, first) = expected[0].clone();
+    let clear = OrderWrite {
+        key: first.clone(),
+        order: Some(order(&first, 2, Lifecycle::Shipped)),
+        expected_version: 1,
+        history: history(&first, 2, "d2"),
+        due: vec![DueChange::Clear(DueKind::RefundCheck)],
+        counters: vec![],
+    };
+    store.commit(&clear).await.unwrap();
+    let after = store.due(DueKind::RefundCheck, shard, t(70), None, 100).await.unwrap();
+    assert_eq!(after.items.len(), expected.len() - 1);
+    assert!(after.items.iter().all(|m| m.key != first));
+
+    // A marker set on its own ("re-check now") is found like the others.
+    let now_marker = DueMarker { key: first.clone(), kind: DueKind::TrustRecheck, due_at: t(5), shard, note: None };
+    store.set_due(&now_marker).await.unwrap();
+    let found = store.due(DueKind::TrustRecheck, shard, t(6), None, 10).await.unwrap();
+    assert_eq!(found.items, vec![now_marker]);
+}
+
+/// App signals and address sign history: idempotent records, windows, newest-first history.
+pub async fn signals(store: &dyn SignalStore, stats: &dyn Stats, ns: &str) {
+    let customer = format!("{ns}-cust");
+    let counter_name = ns_counter(ns);
+    let signal = |n: i64, kind| SignalRecord {
+        message_id: MessageId::parse(&format!("sig{n}")).unwrap(),
+        kind,
+        at: t(n),
+        order: Some(key(ns, "5001")),
+        location: (kind == AppSignalKind::GpsPing).then_some(GeoPoint { lat: 30.27, lng: 120.15 }),
+        accuracy_m: (kind == AppSignalKind::GpsPing).then_some(25.0),
+    };
+    let counters = |n: i64| vec![counter(Source::App, day(11), u16::try_from(n).unwrap() % 8, &counter_name, 1)];
+    for (n, kind) in [(1, AppSignalKind::AppOpened), (5, AppSignalKind::GpsPing), (9, AppSignalKind::LogisticsViewed)] {
+        store.record_signal(&customer, &signal(n, kind), &counters(n)).await.unwrap();
+    }
+    // A redelivered signal changes nothing, counters included.
+    store.record_signal(&customer, &signal(5, AppSignalKind::GpsPing), &counters(5)).await.unwrap();
+    let found = store.signals(&customer, t(1), t(5)).await.unwrap();
+    assert_eq!(
+        found,
+        vec![signal(1, AppSignalKind::AppOpened), signal(5, AppSignalKind::GpsPing)],
+        "inclusive window, oldest first"
+    );
+    assert!(store.signals(&format!("{ns}-other"), t(0), t(100)).await.unwrap().is_empty(), "per customer");
+    let month = stats.month(Source::App, day(11)).await.unwrap();
+    assert_eq!(month.iter().map(|d| d.get(&counter_name)).sum::<i64>(), 3);
+
+    let addr = format!("{ns}-addr");
+    let sign = |n: i64, kind| AddressSign {
+        at: t(n),
+        order: key(ns, &format!("60{n}")),
+        kind,
+        station: Some("菜鸟驿站(幸福里店)".into()),
+        score: 55,
+    };
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(1, SignKind::ParcelStation), true).await.unwrap(), 1);
+    assert_eq!(
+        store.record_sign(&addr, "2026-11", &sign(1, SignKind::ParcelStation), true).await.unwrap(),
+        1,
+        "idempotent"
+    );
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(2, SignKind::Recipient), false).await.unwrap(), 1);
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(3, SignKind::Locker), true).await.unwrap(), 2);
+    assert_eq!(store.record_sign(&addr, "2026-11", &sign(4, SignKind::ProxyPerson), true).await.unwrap(), 3);
+    assert_eq!(store.proxy_receipts(&addr, "2026-11").await.unwrap(), 3);
+    assert_eq!(store.proxy_receipts(&addr, "2026-12").await.unwrap(), 0, "per month");
+    let last: Vec<i64> =
+        store.address_signs(&addr, 3).await.unwrap().iter().map(|s| (s.at - t(0)).num_minutes()).collect();
+    assert_eq!(last, [4, 3, 2], "the last three, newest first");
+}
+
+/// Reservations: reserving twice is a no-op, releasing happens exactly once.
+pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
+    let k = key(ns, "4001");
+    let sku = Sku::parse("SKU-RED-M").unwrap();
+    let other = Sku::parse("SKU-BLUE-L").unwrap();
+    let line =
+        |sku: &Sku, qty| Reservation { key: k.clone(), sku: sku.clone(), qty, reserved_at: t(1), released_at: None };
+    store.reserve(&[line(&sku, 2), line(&other, 1)]).await.unwrap();
+    store.reserve(&[line(&sku, 5)]).await.unwrap();
+    let mut lines = store.reservations(&k).await.unwrap();
+    lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+    assert_eq!(
+        lines.iter().map(|r| (r.sku.as_str(), r.qty)).collect::<Vec<_>>(),
+        [("SKU-BLUE-L", 1), ("SKU-RED-M", 2)]
+    );
+
+    assert_eq!(store.release(&k, &sku, t(5)).await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(store.release(&k, &sku, t(6)).await.unwrap(), ReleaseOutcome::AlreadyReleased);
+    let missing = Sku::parse("SKU-NONE").unwrap();
+    assert_eq!(store.release(&k, &missing, t(6)).await.unwrap(), ReleaseOutcome::NotReserved);
+    let released = store.reservations(&k).await.unwrap().into_iter().find(|r| r.sku == sku).unwrap();
+    assert_eq!(released.released_at, Some(t(5)), "the first release's time is kept");
+
+    // Concurrent releases of the same line: exactly one wins.
+    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &other, t(10 + n)))).await;
+    let released = results.iter().filter(|r| **r == Ok(ReleaseOutcome::Released)).count();
+    assert_eq!(released, 1, "{results:?}");
+}
+
+/// Counters sum over shards per day within the month; reports round-trip.
+pub async fn stats(stats: &dyn Stats, ns: &str) {
+    let name = ns_counter(ns);
+    let adds: Vec<CounterAdd> = (0..8)
+        .map(|shard| counter(Source::Kuaishou, day(3), shard, &name, 2))
+        .chain([counter(Source::Kuaishou, day(4), 0, &name, 5), counter(Source::Kuaishou, day(3), 0, &name, -1)])
+        .chain([counter(Source::Kuaishou, NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(), 0, &name, 100)])
+        .collect();
+    stats.add(&adds).await.unwrap();
+    let month = stats.month(Source::Kuaishou, day(20)).await.unwrap();
+    let total = |d: NaiveDate| month.iter().filter(|m| m.day == Some(d)).map(|m| m.get(&name)).sum::<i64>();
+    assert_eq!(total(day(3)), 15, "eight shards of 2, minus 1");
+    assert_eq!(total(day(4)), 5);
+    assert!(month.iter().all(|m| m.day.is_some_and(|d| d >= day(1))), "other months excluded");
+    assert!(month.windows(2).all(|w| w[0].day < w[1].day), "one entry per day, in order");
+
+    let bad = counter(Source::Kuaishou, day(3), 0, "Bad Name", 1);
+    assert!(matches!(stats.add(&[bad]).await, Err(StoreError::Rejected(_))));
+
+    let report = StoredReport {
+        kind: format!("test-{ns}"),
+        period: "2026-11".into(),
+        json: "{\"ok\":true}".into(),
+        rendered: "# 报告".into(),
+    };
+    stats.put_report(&report).await.unwrap();
+    let replaced = StoredReport { json: "{\"ok\":false}".into(), ..report.clone() };
+    stats.put_report(&replaced).await.unwrap();
+    assert_eq!(stats.report(&report.kind, "2026-11").await.unwrap(), Some(replaced));
+    assert_eq!(stats.report(&report.kind, "2026-10").await.unwrap(), None);
+}
+
+fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
+    RawCallback {
+        source: Source::Youzan,
+        shop: ShopId::parse(&format!("{ns}-shop")).unwrap(),
+        received_at: t(minute),
+        query: vec![("order".into(), "douyin/s/1".into())],
+        headers: vec![("event-sign".into(), "abc".into()), ("client-id".into(), "cid".into())],
+        body: body.to_vec(),
+    }
+}
+
+/// Inbox: dedupe by message id, forget on failed enqueue, quarantine with quota, window paging.
+pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
+    let id = MessageId::parse(&format!("{ns}-msg-1")).unwrap();
+    let accepted = Accepted {
+        message_id: id.clone(),
+        callback: callback(ns, 1, b"{\"a\":1}"),
+        key_slot: Some("current".into()),
+        opened: None,
+    };
+    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(inbox.archived(Source::Youzan, &id).await.unwrap(), Some(accepted.clone()), "archived whole");
+    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::Duplicate);
+    let concurrent = futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
+    assert!(concurrent.iter().all(Result::is_ok));
+    let retries = futures::future::join_all((0..4).map(|_| inbox.accept(&accepted))).await;
+    assert_eq!(retries.iter().filter(|r| **r == Ok(AcceptOutcome::New)).count(), 1, "{retries:?}");
+
+    // Large raw bodies are kept whole (binary, not UTF-8).
+    let big: Vec<u8> = (0..300_000u32).map(|n| u8::try_from(n % 251).unwrap()).collect();
+    let large = Accepted {
+        message_id: MessageId::parse(&format!("{ns}-msg-big")).unwrap(),
+        callback: callback(ns, 2, &big),
+        key_slot: None,
+        opened: Some(big.iter().rev().copied().collect()),
+    };
+    assert_eq!(inbox.accept(&large).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(
+        inbox.archived(Source::Youzan, &large.message_id).await.unwrap(),
+        Some(large.clone()),
+        "a 300 KB body and its opened payload come back byte for byte"
+    );
+
+    let q = |n: i64| Quarantined {
+        id: format!("q{n}"),
+        callback: callback(ns, n, format!("{{\"n\":{n}}}").as_bytes()),
+        reason: "signature mismatch".into(),
+    };
+    for n in 0..5 {
+        assert_eq!(inbox.quarantine(&q(n), 100).await.unwrap(), QuarantineOutcome::Stored);
+    }
+    // The hourly quota: minutes 0..5 are one hour; 5 used, quota 6 leaves one.
+    assert_eq!(inbox.quarantine(&q(5), 6).await.unwrap(), QuarantineOutcome::Stored);
+    assert_eq!(inbox.quarantine(&q(6), 6).await.unwrap(), QuarantineOutcome::OverQuota);
+    let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = inbox.quarantined(Source::Youzan, &shop, t(1), t(5), cursor.as_deref(), 3).await.unwrap();
+        seen.extend(page.items.iter().map(|x| (x.id.clone(), x.callback.body.clone())));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<(String, Vec<u8>)> =
+        (1..5).map(|n| (format!("q{n}"), format!("{{\"n\":{n}}}").into_bytes())).collect();
+    assert_eq!(seen, expected, "[from, to) window, oldest first, whole bodies");
+    let found = inbox.quarantined(Source::Youzan, &shop, t(2), t(3), None, 10).await.unwrap().items;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].callback.headers, callback(ns, 2, b"").headers, "headers kept");
+    inbox.release_quarantined(&found[0]).await.unwrap();
+    assert!(inbox.quarantined(Source::Youzan, &shop, t(2), t(3), None, 10).await.unwrap().items.is_empty());
+}
+
+/// What a test can observe on the far side of a bus or queue.
+#[async_trait::async_trait]
+pub trait Probe: Send + Sync {
+    /// Bodies (queue) or detail JSON (bus) received since the last call.
+    async fn received(&self) -> Vec<String>;
+}
+
+/// The bus: every event of a large batch arrives (the adapter splits into requests of ten).
+pub async fn publisher(publisher: &dyn EventPublisher, probe: &dyn Probe, ns: &str) {
+    let events: Vec<DomainEvent> = (0..23)
+        .map(|n| DomainEvent::WebhookRejected {
+            source: Source::Douyin,
+            shop: Some(format!("{ns}-{n}")),
+            rejection: crate::model::callback::Rejection::Unverified,
+            reason: "signature mismatch".into(),
+            at: t(n),
+        })
+        .collect();
+    let failed = publisher.publish(&events).await.unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let want: BTreeSet<String> = (0..23).map(|n| format!("{ns}-{n}")).collect();
+    let mut got = BTreeSet::new();
+    let mut deadline = Deadline::after(StdDuration::from_secs(10));
+    loop {
+        for detail in probe.received().await {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&detail)
+                && let Some(shop) = value.get("shop").and_then(|s| s.as_str())
+                && shop.starts_with(ns)
+            {
+                got.insert(shop.to_owned());
+            }
+        }
+        if got == want {
+            break;
+        }
+        deadline.tick("every published event arrives").await;
+    }
+}
+
+/// A queue: a batch larger than one request's limit arrives whole, with attributes.
+pub async fn queue(queue: &dyn Queue, probe: &dyn Probe, ns: &str) {
+    let messages: Vec<OutboundMessage> = (0..13)
+        .map(|n| OutboundMessage {
+            id: format!("e{n}"),
+            body: format!("{{\"ns\":\"{ns}\",\"n\":{n}}}"),
+            attributes: vec![("source".into(), "douyin".into())],
+        })
+        .collect();
+    let failed = queue.send(&messages).await.unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    let want: BTreeSet<String> = messages.iter().map(|m| m.body.clone()).collect();
+    let mut got = BTreeSet::new();
+    let mut deadline = Deadline::after(StdDuration::from_secs(10));
+    loop {
+        got.extend(probe.received().await.into_iter().filter(|b| want.contains(b)));
+        if got == want {
+            break;
+        }
+        deadline.tick("every sent message arrives").await;
+    }
+    let huge = OutboundMessage { id: "big".into(), body: "x".repeat(300 * 1024), attributes: vec![] };
+    assert!(queue.send(&[huge]).await.is_err(), "an oversized message is refused, not truncated");
+}
+
+/// Parameters: missing is `None`, put overwrites, values come back exactly (SecureString).
+pub async fn secrets(secrets: &dyn Secrets, ns: &str) {
+    let name = format!("/orderhub/test/sources/youzan/{ns}");
+    assert_eq!(secrets.get(&name).await.unwrap(), None);
+    secrets.put(&name, r#"{"secret":"第一"}"#).await.unwrap();
+    secrets.put(&name, r#"{"secret":"第二"}"#).await.unwrap();
+    assert_eq!(secrets.get(&name).await.unwrap().as_deref(), Some(r#"{"secret":"第二"}"#));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::memory::{MemoryInbox, MemoryPublisher, MemoryQueue, MemorySecrets, MemoryStore};
+
+    #[tokio::test]
+    async fn memory_order_store_honours_the_contract() {
+        let store = MemoryStore::default();
+        order_store(&store, &store, "mem").await;
+        order_store_concurrency(&store, "mem").await;
+        due_markers(&store, "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_inventory_and_stats_honour_the_contract() {
+        let store = MemoryStore::default();
+        inventory(&store, "mem").await;
+        stats(&store, "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_signals_honour_the_contract() {
+        let store = MemoryStore::default();
+        signals(&store, &store, "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_honours_the_contract() {
+        inbox(&MemoryInbox::default(), "mem").await;
+    }
+
+    struct PublishedProbe<'a>(&'a MemoryPublisher, std::sync::Mutex<usize>);
+
+    #[async_trait::async_trait]
+    impl Probe for PublishedProbe<'_> {
+        async fn received(&self) -> Vec<String> {
+            let all = self.0.published();
+            let mut seen = self.1.lock().unwrap();
+            let new = all[*seen..].iter().map(|e| e.detail().to_string()).collect();
+            *seen = all.len();
+            new
+        }
+    }
+
+    struct QueueProbe<'a>(&'a MemoryQueue);
+
+    #[async_trait::async_trait]
+    impl Probe for QueueProbe<'_> {
+        async fn received(&self) -> Vec<String> {
+            self.0.drain().into_iter().map(|m| m.body).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_bus_queue_and_secrets_honour_the_contract() {
+        let bus = MemoryPublisher::default();
+        publisher(&bus, &PublishedProbe(&bus, std::sync::Mutex::new(0)), "mem").await;
+        assert_eq!(bus.calls(), 3, "23 events go out in 3 requests of at most 10");
+        let q = MemoryQueue::default();
+        queue(&q, &QueueProbe(&q), "mem").await;
+        secrets(&MemorySecrets::default(), "mem").await;
+    }
+}
