@@ -94,7 +94,7 @@ pub(crate) fn serve(ctx: &mut Ctx<'_>, raw: &RawRequest) -> Served {
 }
 
 fn answer(ctx: &mut Ctx<'_>, p: &BTreeMap<String, String>, served: &mut Served) -> Result<Response, Denial> {
-    let app_key = required(p, "app_key").map_err(|_| Denial::MissingParam("app_key".into()))?.to_owned();
+    let app_key = required(p, "app_key")?.to_owned();
     let secret = ctx.state.secret(&app_key)?;
     let method = required(p, "method")?.to_owned();
     // "时间戳，格式为yyyy-MM-dd HH:mm:ss，时区为GMT+8 … 允许客户端请求最大时间误差为10分钟" (model/request.go).
