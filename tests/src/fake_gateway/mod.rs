@@ -21,7 +21,8 @@
 //! - single-order and single-refund queries, and the token refresh endpoints;
 //! - rate limits per app and shop ([`FakeGateway::set_rate_limit`]), expiring and revoked
 //!   tokens and tokens of another app (distinct codes), clock-skew rejections, retryable
-//!   server errors on demand ([`FakeGateway::fail_next`]);
+//!   server errors on demand ([`FakeGateway::fail_next`]), garbage and bare HTTP errors
+//!   ([`FakeGateway::break_next`]);
 //! - orders that change while a client pages ([`FakeGateway::after_list_request`]).
 //!
 //! Time is injectable: the gateway's clock only moves when a test says so
@@ -238,6 +239,15 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
+/// A broken answer the gateway gives before reading the request at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFault {
+    /// HTTP 200 with an HTML body, as a misconfigured proxy would send.
+    Garbage,
+    /// This HTTP status with an empty body (429 carries `Retry-After: 1`).
+    Status(u16),
+}
+
 /// Tokens issued by the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedTokens {
@@ -271,6 +281,7 @@ pub(crate) struct PlatformState {
     rate: Option<RateLimit>,
     hits: HashMap<(String, String), Vec<DateTime<Utc>>>,
     faults: u32,
+    raw_faults: std::collections::VecDeque<RawFault>,
     pub(crate) max_window: Option<Duration>,
     pub(crate) max_page_size: i64,
     pub(crate) timestamp_tolerance: Duration,
@@ -292,6 +303,7 @@ impl PlatformState {
             rate: None,
             hits: HashMap::new(),
             faults: 0,
+            raw_faults: std::collections::VecDeque::new(),
             max_window,
             max_page_size: 100,
             // TOP documents ±10 minutes; the others' tolerance is unconfirmed (docs/platform-apis.md).
@@ -727,6 +739,13 @@ impl FakeGateway {
         self.lock().state(platform).faults = n;
     }
 
+    /// The next `n` requests to `platform`, whatever they are, get `fault` instead of an answer
+    /// (recorded with [`Denial::ServerError`] and the code `garbage` or `http-<status>`).
+    pub fn break_next(&self, platform: Platform, fault: RawFault, n: usize) {
+        let mut inner = self.lock();
+        inner.state(platform).raw_faults.extend(std::iter::repeat_n(fault, n));
+    }
+
     /// Sets the longest time window list APIs accept (`None`: no limit).
     pub fn set_max_window(&self, platform: Platform, max: Option<Duration>) {
         self.lock().state(platform).max_window = max;
@@ -770,6 +789,33 @@ impl FakeGateway {
         let mut inner = self.lock();
         inner.issued += 1;
         let (now, serial) = (inner.now, inner.issued);
+        if let Some(fault) = inner.state(platform).raw_faults.pop_front() {
+            let (code, response) = match fault {
+                RawFault::Garbage => {
+                    ("garbage".to_owned(), (StatusCode::OK, "<html>502 Bad Gateway</html>").into_response())
+                }
+                RawFault::Status(status) => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let response = if status == StatusCode::TOO_MANY_REQUESTS {
+                        (status, [("retry-after", "1")]).into_response()
+                    } else {
+                        status.into_response()
+                    };
+                    (format!("http-{}", status.as_u16()), response)
+                }
+            };
+            let denial = Some(Denial::ServerError);
+            inner.records.push(Record {
+                platform,
+                api: raw.path.clone(),
+                shop: None,
+                page: None,
+                denial,
+                code: Some(code),
+                at: now,
+            });
+            return response;
+        }
         let served = {
             let state = inner.state(platform);
             let mut ctx = Ctx { state, now, serial };

@@ -635,3 +635,22 @@ async fn every_request_is_recorded_with_its_outcome() {
     assert_eq!(records[1].code.as_deref(), Some("20032"));
     assert_eq!(records[1].at, gw.now());
 }
+
+#[tokio::test]
+async fn broken_answers_on_demand() {
+    let gw = FakeGateway::start().await.expect("starts");
+    gw.break_next(Platform::Taobao, RawFault::Garbage, 1);
+    gw.break_next(Platform::Taobao, RawFault::Status(429), 1);
+    let url = gw.base_url(Platform::Taobao);
+    let garbage = http().post(&url).body("x=1").send().await.expect("answers");
+    assert_eq!(garbage.status(), 200);
+    assert!(garbage.json::<Value>().await.is_err(), "not JSON");
+    let limited = http().post(&url).body("x=1").send().await.expect("answers");
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let codes: Vec<Option<String>> = gw.records_of(Platform::Taobao).into_iter().map(|r| r.code).collect();
+    assert_eq!(codes, [Some("garbage".to_owned()), Some("http-429".to_owned())]);
+    // Then the gateway answers normally again (here: TOP's missing app key).
+    let normal = http().post(&url).body("x=1").send().await.expect("answers").json::<Value>().await.expect("JSON");
+    assert_eq!(top_error(&normal).map(|e| e.0), Some(28));
+}
