@@ -35,10 +35,11 @@
 //! codes 1 a minute, 5 an hour, 10 a day (help.aliyun.com/document_detail/2881383.html) — and its
 //! message names the window (`触发分钟级流控Permits:1`, `触发小时级流控Permits:5`,
 //! `触发天级流控Permits:10`: blog.csdn.net/weixin_38091174/article/details/85129475,
-//! /weixin_39646711/article/details/104970198); `isv.DAY_LIMIT_CONTROL` the account's daily cap;
-//! `isv.MOBILE_NUMBER_ILLEGAL`, `isv.SMS_SIGNATURE_ILLEGAL`, `isv.SMS_TEMPLATE_ILLEGAL`,
-//! `isv.AMOUNT_NOT_ENOUGH`, `isv.OUT_OF_SERVICE`, `isp.RAM_PERMISSION_DENY` are permanent;
-//! `isp.SYSTEM_ERROR` is transient. Gateway errors come as `{"Code":"SignatureDoesNotMatch",
+//! /weixin_39646711/article/details/104970198); `isv.DAY_LIMIT_CONTROL` the account's daily cap
+//! (101346); `isv.OUT_OF_SERVICE`, `isp.RAM_PERMISSION_DENY` (101346) and
+//! `isv.MOBILE_NUMBER_ILLEGAL`, `isv.SMS_SIGNATURE_ILLEGAL`, `isv.SMS_TEMPLATE_ILLEGAL` (public
+//! clients' code tables agree) are permanent; `isp.SYSTEM_ERROR` 系统错误 (same tables) is
+//! transient. Gateway errors come as `{"Code":"SignatureDoesNotMatch",
 //! "Message","RequestId","HostId","Recommend"}` (dromara/SMS4J issue 34) with HTTP 400
 //! (aliyun/aliyun-openapi-python-sdk issue 41 shows a 400 for a signing error).
 

@@ -11,9 +11,9 @@
 //!   number (91770's field table).
 //! - 20 messages a minute per robot (wangtengda0310/my-alert `wxEnterpriseRobot.clj`, quoting
 //!   91770 消息发送频率限制). Errcodes (WeCom 全局错误码, work.weixin.qq.com/api/doc/90000/90139/
-//!   90313, as generated into xen0n/go-workwx `errcodes/mod.go`): 45009 接口调用超过限制,
-//!   93000 机器人webhookurl不合法或者机器人已经被移除出群, 93004 机器人被停用, 93008 不在群里,
-//!   -1 系统繁忙 (retry, at most 3 times).
+//!   90313, as generated into xen0n/go-workwx `errcodes/mod.go`): 93000
+//!   机器人webhookurl不合法或者机器人已经被移除出群, 93004 机器人被停用, 93008 不在群里, -1 系统繁忙
+//!   (retry, at most 3 times); 45009 接口调用超过限制 as public notifiers quoting 90313 handle it.
 
 use std::time::Duration;
 
