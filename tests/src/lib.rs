@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fake_gateway;
+pub mod fake_notify;
 pub mod fake_platform;
 pub mod runtime_api;
 pub mod stack;

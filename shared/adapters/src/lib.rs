@@ -8,6 +8,7 @@ pub mod config;
 pub mod dynamo;
 pub mod lambda;
 pub mod logging;
+pub mod notify;
 pub mod platform;
 pub mod schema;
 pub mod sqs;
