@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod contract;
+mod faults;
 mod functions;
 mod health;
 mod normalize;

@@ -6,6 +6,8 @@ pub mod aws;
 pub mod bus;
 pub mod config;
 pub mod dynamo;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod lambda;
 pub mod logging;
 pub mod notify;
