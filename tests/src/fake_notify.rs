@@ -38,7 +38,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use domain::time::{Clock, FixedClock, business_day};
+use domain::model::time::business_day;
+use domain::ports::clock::Clock;
+use domain::testing::clock::FixedClock;
 
 /// Which service a request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -32,7 +32,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 
-use domain::time::{Clock, SystemClock};
+use domain::ports::clock::{Clock, SystemClock};
 
 pub use aliyun_sms::AliyunSms;
 pub use dingtalk::DingTalkRobot;

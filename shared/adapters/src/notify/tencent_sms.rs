@@ -34,7 +34,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use domain::time::{business_day, day_start};
+use domain::model::time::{business_day, day_start};
 
 use super::{ChannelConfig, Http, NotifyError, Secret, SendResult, SmsRequest, clean_message, hmac_sha256, sha256_hex};
 
@@ -244,7 +244,7 @@ mod tests {
     use super::*;
     use crate::notify::Phone;
     use chrono::TimeZone;
-    use domain::time::FixedClock;
+    use domain::testing::clock::FixedClock;
     use std::sync::Arc;
 
     const EXAMPLE_PAYLOAD: &str =
