@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::model::callback::Rejection;
 use crate::model::health::{Indicator, ReportKind, Scope};
@@ -197,16 +198,65 @@ impl DomainEvent {
         }
     }
 
-    /// The EventBridge detail: the variant's fields as JSON.
-    pub fn detail(&self) -> serde_json::Value {
+    /// The variant's fields as JSON, without the id.
+    fn fields(&self) -> serde_json::Value {
         match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(mut map)) => map.remove("detail").unwrap_or_default(),
             _ => serde_json::Value::Null,
         }
     }
 
+    /// A stable id for consumers to dedupe on: a hash of the detail-type and the fields. The same
+    /// event derived again (a redelivery re-derives it from the recorded history entry) or
+    /// published again (after a failed publish) has the same id; two different events never share
+    /// one.
+    pub fn id(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.detail_type().as_bytes());
+        hasher.update(b"\n");
+        hasher.update(self.fields().to_string().as_bytes());
+        let digest = hasher.finalize();
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("ev-{hex}")
+    }
+
+    /// The EventBridge detail: the variant's fields as JSON, and its stable [`Self::id`] as
+    /// `event_id`.
+    pub fn detail(&self) -> serde_json::Value {
+        let id = self.id();
+        let mut fields = self.fields();
+        if let serde_json::Value::Object(map) = &mut fields {
+            map.insert("event_id".to_owned(), serde_json::Value::String(id));
+        }
+        fields
+    }
+
     /// Rebuilds an event from its detail-type and detail (consumers, tests).
     pub fn from_parts(detail_type: &str, detail: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "type": detail_type, "detail": detail }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ids::{OrderKey, Source};
+
+    fn breach(minutes: i64) -> DomainEvent {
+        let key = OrderKey::parse(Source::Douyin, "shop-1", "6921").unwrap_or_else(|e| panic!("{e}"));
+        let since = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        DomainEvent::SlaBreached { key, state: Lifecycle::Paid, since, limit_minutes: minutes }
+    }
+
+    #[test]
+    fn the_id_is_stable_travels_in_the_detail_and_differs_between_events() {
+        let event = breach(30);
+        assert_eq!(event.id(), breach(30).id(), "derived again, same id");
+        assert_ne!(event.id(), breach(31).id());
+        let detail = event.detail();
+        assert_eq!(detail["event_id"], event.id());
+        let back = DomainEvent::from_parts(event.detail_type(), detail).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, event, "consumers read the event back, the id aside");
+        assert_eq!(back.id(), event.id(), "and can recompute the id");
     }
 }
