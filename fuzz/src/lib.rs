@@ -20,7 +20,7 @@ use domain::model::callback::{InboundMessage, RawCallback};
 use domain::model::geo::GeoPoint;
 use domain::model::ids::{MessageId, OrderKey, ShopId, Source};
 use domain::model::source_event::{ParseError, SourceEvent};
-use domain::ports::secrets::SourceSecret;
+use domain::sources::ShopSecret;
 use domain::sources::{self, Opened, Refusal};
 use domain::testing::fixtures;
 
@@ -74,14 +74,14 @@ pub fn shop() -> ShopId {
 }
 
 /// The fixture secret of `source`, parsed once.
-pub fn secret(source: Source) -> &'static SourceSecret {
-    static SECRETS: OnceLock<BTreeMap<Source, SourceSecret>> = OnceLock::new();
+pub fn secret(source: Source) -> &'static ShopSecret {
+    static SECRETS: OnceLock<BTreeMap<Source, ShopSecret>> = OnceLock::new();
     let secrets = SECRETS.get_or_init(|| {
         CALLBACK_SOURCES
             .into_iter()
             .map(|source| {
                 let json = fixtures::secret_json(source, SECRET, Some(PREVIOUS_SECRET));
-                (source, serde_json::from_str(&json).expect("fixture secrets parse"))
+                (source, sources::module(source).load_secret(&json).expect("fixture secrets parse"))
             })
             .collect()
     });
@@ -199,7 +199,7 @@ pub fn open(source: Source, input: &CallbackInput<'_>) -> Result<Opened, Refusal
 /// `parse_<source>`: parse a payload for the fixture shop and check every event.
 pub fn parse(source: Source, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
     let shop = shop();
-    let events = sources::parse(source, &shop, payload, query, received_at());
+    let events = sources::parse(source, &shop, payload, query);
     if let Ok(events) = &events {
         check_events(source, &shop, events);
     }
@@ -231,8 +231,7 @@ pub fn inbound_message(bytes: &[u8]) -> Option<InboundMessage> {
     assert_eq!(back, message, "inbound message does not round-trip");
     check_message_id(&message.message_id);
     if let Some(payload) = &message.payload {
-        let events =
-            sources::parse(message.source, &message.shop, payload.as_bytes(), &message.query, message.received_at);
+        let events = sources::parse(message.source, &message.shop, payload.as_bytes(), &message.query);
         if let Ok(events) = events {
             check_events(message.source, &message.shop, &events);
         }

@@ -166,7 +166,6 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
             &message.shop,
             message.payload.as_deref().unwrap_or_default().as_bytes(),
             &message.query,
-            at,
         ) else {
             continue;
         };

@@ -33,7 +33,9 @@ use chrono::{NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde_json::{Value, json};
 
-use domain::sources::signature::{TaobaoSignMethod, douyin_api_sign, douyin_param_json, pdd_sign, taobao_sign};
+use domain::sources::douyin::sign::{douyin_api_sign, douyin_param_json};
+use domain::sources::pdd::sign::pdd_sign;
+use domain::sources::taobao::sign::{TaobaoSignMethod, taobao_sign};
 
 /// Which platform the fake plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
 use adapters::trigger::{ErrorAnswer, Invocation, Shape};
-use domain::OrderKey;
 use domain::app::refund_check::{RefundCheck, RefundSweepReport, ReleaseAnswer};
 use domain::model::ids::OrderRef;
 use domain::ports::EventPublisher;
+use domain::{OrderKey, Source};
 
 /// What the function reads at init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,35 +30,25 @@ pub struct Config {
     pub release_concurrency: usize,
     /// `SECRET_TTL_SECONDS` (default 120).
     pub secret_ttl_s: i64,
-    /// `DOUYIN_API_URL`, `PDD_API_URL`, `TAOBAO_API_URL`: the platforms' endpoints (defaults:
-    /// the real ones).
-    pub api_urls: ApiUrls,
+    /// Each registered platform client's endpoint override (`DOUYIN_API_URL`, `PDD_API_URL`,
+    /// `TAOBAO_API_URL`, … from `adapters::platform::CLIENTS`); absent: the real one.
+    pub api_urls: BTreeMap<Source, String>,
     /// `PLATFORM_TIMEOUT_MS` (default 5000).
     pub platform_timeout_ms: u64,
-}
-
-/// The platforms' query endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiUrls {
-    /// Douyin (抖店) open platform.
-    pub douyin: String,
-    /// Pinduoduo gateway router.
-    pub pdd: String,
-    /// Taobao TOP router.
-    pub taobao: String,
 }
 
 impl Config {
     /// Reads the configuration; a missing or malformed variable is named in the error.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let url = |var: &'static str, default: &str| -> Result<String, ConfigError> {
-            let value = env.var(var).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned());
-            if value.starts_with("https://") || value.starts_with("http://") {
-                Ok(value)
-            } else {
-                Err(ConfigError::Malformed { var, reason: "expected an http(s) URL".into() })
+        let mut api_urls = BTreeMap::new();
+        for row in &adapters::platform::CLIENTS {
+            if let Some(url) = env.var(row.url_var).filter(|v| !v.trim().is_empty()) {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::Malformed { var: row.url_var, reason: "expected an http(s) URL".into() });
+                }
+                api_urls.insert(row.source, url);
             }
-        };
+        }
         Ok(Self {
             resources: Resources::from_env(env)?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
@@ -66,11 +56,7 @@ impl Config {
             shop_concurrency: config::parsed(env, "SHOP_CONCURRENCY", 4)?,
             release_concurrency: config::parsed(env, "OPS_RELEASE_CONCURRENCY", 16)?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
-            api_urls: ApiUrls {
-                douyin: url("DOUYIN_API_URL", "https://openapi-fxg.jinritemai.com")?,
-                pdd: url("PDD_API_URL", "https://gw-api.pinduoduo.com/api/router")?,
-                taobao: url("TAOBAO_API_URL", "https://eco.taobao.com/router/rest")?,
-            },
+            api_urls,
             platform_timeout_ms: config::parsed(env, "PLATFORM_TIMEOUT_MS", 5000)?,
         })
     }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use adapters::platform::{ClientConfig, DouyinClient, PddClient, TaobaoClient};
 use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
 use domain::app::apply::ApplyChange;
 use domain::app::refund_check::{RefundCheck, RefundRules};
@@ -10,28 +9,22 @@ use domain::ports::clock::SystemClock;
 use domain::ports::platform::PlatformQuery;
 use domain::ports::secrets::SecretCache;
 use domain::rules::timing::Rules;
-use domain::sources::signature::TaobaoSignMethod;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use refund_dual_check::{Config, Handler};
-
-fn platform(url: &str, timeout: Duration) -> ClientConfig {
-    match ClientConfig::new(url) {
-        Ok(config) => config.with_timeout(timeout),
-        Err(err) => adapters::config::exit(&adapters::ConfigError::Malformed {
-            var: "platform API URL",
-            reason: err.to_string(),
-        }),
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let timeout = Duration::from_millis(config.platform_timeout_ms);
-    let douyin = DouyinClient::new(platform(&config.api_urls.douyin, timeout))?;
-    let pdd = PddClient::new(platform(&config.api_urls.pdd, timeout))?;
-    let taobao = TaobaoClient::new(platform(&config.api_urls.taobao, timeout), TaobaoSignMethod::HmacMd5)?;
+    let platform_clients =
+        adapters::platform::build_clients(&config.api_urls, timeout).unwrap_or_else(|(source, err)| {
+            adapters::config::exit(&adapters::ConfigError::Malformed {
+                var: "platform API URL",
+                reason: format!("{source}: {err}"),
+            })
+        });
+    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().map(AsRef::as_ref).collect();
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
@@ -40,7 +33,6 @@ async fn main() -> Result<(), Error> {
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
     let secrets =
         SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
-    let platforms: [&dyn PlatformQuery; 3] = [&douyin, &pdd, &taobao];
     let refund_rules = RefundRules {
         pending_recheck_after: chrono::Duration::minutes(config.pending_recheck_minutes),
         concurrency: config.shop_concurrency,

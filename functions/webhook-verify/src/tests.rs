@@ -130,7 +130,6 @@ async fn every_source_valid_callback_is_archived_enqueued_and_acked_as_the_sende
             &message.shop,
             message.payload.as_deref().unwrap_or_default().as_bytes(),
             &message.query,
-            message.received_at,
         );
         assert!(events.is_ok_and(|e| !e.is_empty()), "{source}: the enqueued payload parses");
         // A duplicate is acked and not enqueued again.

@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo bench -p domain --bench verify`.
 //!
-//! The callbacks are signed here with the public `domain::sources::signature` functions and the fixture
+//! The callbacks are signed here with the public signing functions of `domain::sources::<source>::sign` and the fixture
 //! test keys, exactly as `domain::testing::fixtures::sign` signs them, so the bench needs no feature.
 
 // A bench is test code: a broken fixture should stop it loudly.
@@ -17,11 +17,13 @@ use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::model::callback::RawCallback;
 use domain::model::ids::{ShopId, Source};
-use domain::ports::secrets::{Secret, SourceSecret};
-use domain::sources::signature::{
-    douyin_event_sign, kuaidi100_sign, kuaishou_encrypt, standard_webhooks_sign, wechatpay_encrypt_resource,
-    wechatpay_sign, youzan_event_sign,
-};
+use domain::sources::ShopSecret;
+use domain::sources::app::sign::standard_webhooks_sign;
+use domain::sources::douyin::sign::douyin_event_sign;
+use domain::sources::kuaidi100::sign::kuaidi100_sign;
+use domain::sources::kuaishou::sign::kuaishou_encrypt;
+use domain::sources::wechatpay::sign::{wechatpay_encrypt_resource, wechatpay_sign};
+use domain::sources::youzan::sign::youzan_event_sign;
 use domain::sources::{self, Opened};
 use serde_json::json;
 
@@ -58,9 +60,10 @@ fn callback(source: Source, headers: Vec<(String, String)>, body: Vec<u8>, query
 }
 
 /// One realistic signed callback of `source`, and the shop's secret.
-fn signed(source: Source) -> (RawCallback, SourceSecret) {
+fn signed(source: Source) -> (RawCallback, ShopSecret) {
     let at = received_at();
-    let mut secret = SourceSecret { secret: Secret::new(SECRET), ..SourceSecret::default() };
+    // The shop's secret parameter as stored, loaded by the source's own module.
+    let mut secret = serde_json::json!({ "secret": SECRET });
     let cb = match source {
         Source::Douyin => {
             // A paid order with two SKUs: what a busy shop receives most.
@@ -69,7 +72,7 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
             let body = json!([{"tag": "101", "msg_id": "7300000000000000101", "data": data.to_string()}])
                 .to_string()
                 .into_bytes();
-            secret.app_key = Some(DOUYIN_APP_KEY.into());
+            secret["app_key"] = DOUYIN_APP_KEY.into();
             let sign = douyin_event_sign(DOUYIN_APP_KEY, &body, SECRET);
             let h = headers(&[("app-id", DOUYIN_APP_KEY), ("event-sign", &sign), ("content-type", "application/json")]);
             callback(source, h, body, &[])
@@ -83,7 +86,7 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
                 "msg": form_urlencoded::byte_serialize(msg.to_string().as_bytes()).collect::<String>()})
             .to_string()
             .into_bytes();
-            secret.app_key = Some(YOUZAN_CLIENT_ID.into());
+            secret["app_key"] = YOUZAN_CLIENT_ID.into();
             let sign = youzan_event_sign(YOUZAN_CLIENT_ID, &body, SECRET);
             let h = headers(&[("client-id", YOUZAN_CLIENT_ID), ("event-sign", &sign), ("event-type", "trade")]);
             callback(source, h, body, &[])
@@ -95,8 +98,8 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
                 "info": json!({"oid": "2026111100000001", "status": 30, "updateTime": ms}).to_string(),
                 "status": 0, "createTime": ms, "updateTime": ms, "test": false})
             .to_string();
-            secret.app_key = Some(KUAISHOU_APP_KEY.into());
-            secret.message_key = Some(Secret::new(KUAISHOU_MESSAGE_KEY));
+            secret["app_key"] = KUAISHOU_APP_KEY.into();
+            secret["message_key"] = KUAISHOU_MESSAGE_KEY.into();
             let body = kuaishou_encrypt(KUAISHOU_MESSAGE_KEY, plain.as_bytes()).unwrap().into_bytes();
             callback(source, headers(&[("content-type", "text/plain")]), body, &[])
         }
@@ -142,8 +145,8 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
             .into_bytes();
             let timestamp = at.timestamp().to_string();
             let signature = wechatpay_sign(WECHATPAY_PRIVATE_KEY, &timestamp, "n-bench", &body).unwrap();
-            secret.api_v3_key = Some(Secret::new(WECHATPAY_API_V3_KEY));
-            secret.platform_keys.insert(WECHATPAY_SERIAL.into(), WECHATPAY_PUBLIC_KEY.into());
+            secret["api_v3_key"] = WECHATPAY_API_V3_KEY.into();
+            secret["platform_keys"] = serde_json::json!({ WECHATPAY_SERIAL: WECHATPAY_PUBLIC_KEY });
             let h = headers(&[
                 ("wechatpay-timestamp", &timestamp),
                 ("wechatpay-nonce", "n-bench"),
@@ -160,7 +163,7 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
                 "lines": [{"sku": "SKU-TEA-250G", "qty": 2}, {"sku": "SKU-CUP-01", "qty": 1}]}})
             .to_string()
             .into_bytes();
-            secret.secret = Secret::new(APP_SECRET);
+            secret["secret"] = APP_SECRET.into();
             let id = "msg_2WfGZn2sTcVAbq1sFuVEyYAXXFE";
             let timestamp = at.timestamp();
             let signature = standard_webhooks_sign(APP_SECRET, id, timestamp, &body).unwrap();
@@ -174,14 +177,15 @@ fn signed(source: Source) -> (RawCallback, SourceSecret) {
         }
         Source::Pdd | Source::Taobao | Source::Jd => panic!("{source} sends no callbacks"),
     };
+    let secret = sources::module(source).load_secret(&secret.to_string()).unwrap();
     (cb, secret)
 }
 
 /// What webhook-verify and status-normalize do with one callback, end to end in memory.
-fn open_and_parse(cb: &RawCallback, secret: &SourceSecret) -> usize {
+fn open_and_parse(cb: &RawCallback, secret: &ShopSecret) -> usize {
     match sources::open(cb, secret) {
         Ok(Opened::Message { payload, .. }) => {
-            sources::parse(cb.source, &cb.shop, &payload, &cb.query, cb.received_at).map(|events| events.len()).unwrap()
+            sources::parse(cb.source, &cb.shop, &payload, &cb.query).map(|events| events.len()).unwrap()
         }
         other => panic!("{}: the bench callback did not open: {other:?}", cb.source),
     }

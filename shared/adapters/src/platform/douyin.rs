@@ -15,8 +15,8 @@ use domain::model::status::RawStatus;
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
 use domain::ports::secrets::Secret;
 use domain::sources::douyin::refund_kind;
+use domain::sources::douyin::sign::{douyin_api_sign, douyin_param_json};
 use domain::sources::json::{parse_time, text};
-use domain::sources::signature::{douyin_api_sign, douyin_param_json};
 
 use super::{BuildError, Call, ClientConfig, DOUYIN_BASE_URL, Http, PlatformError, refresh_token_of, token_expiry};
 

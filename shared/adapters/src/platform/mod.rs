@@ -1,6 +1,6 @@
 //! Clients of the sales platforms' own query APIs: the [`PlatformQuery`] port over HTTPS, one
 //! struct per platform ([`DouyinClient`], [`PddClient`], [`TaobaoClient`]), each signing its
-//! requests exactly as the platform requires (`domain::sources::signature`).
+//! requests exactly as the platform requires (`domain::sources::<platform>::sign`).
 //!
 //! A client holds its configuration and one HTTP client (a connection pool) and nothing else:
 //! no token, no answer and no platform state is cached between calls. Errors are mapped to
@@ -22,11 +22,12 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
+use domain::Source;
 use domain::ports::clock::{Clock, SystemClock};
-use domain::ports::platform::{Credentials, QueryError};
+use domain::ports::platform::{Credentials, PlatformQuery, QueryError};
 use domain::sources::json::{parse_time, text};
 
-pub use domain::sources::signature::TaobaoSignMethod;
+pub use domain::sources::taobao::sign::TaobaoSignMethod;
 pub use douyin::DouyinClient;
 pub use pdd::PddClient;
 pub use taobao::TaobaoClient;
@@ -37,6 +38,57 @@ pub const DOUYIN_BASE_URL: &str = "https://openapi-fxg.jinritemai.com";
 pub const PDD_BASE_URL: &str = "https://gw-api.pinduoduo.com/api/router";
 /// Taobao/Tmall TOP router.
 pub const TAOBAO_BASE_URL: &str = "https://eco.taobao.com/router/rest";
+
+/// One row of the client registry: a platform orderhub queries, where its API is, and how its
+/// client is built. Adding a platform with an API is one client module and one row here.
+pub struct ClientRow {
+    /// The platform.
+    pub source: Source,
+    /// The variable that points its client elsewhere (tests, a proxy).
+    pub url_var: &'static str,
+    /// Its real gateway.
+    pub default_url: &'static str,
+    /// Builds its client.
+    pub build: fn(ClientConfig) -> Result<Box<dyn PlatformQuery>, BuildError>,
+}
+
+/// Every platform with a query client.
+pub const CLIENTS: [ClientRow; 3] = [
+    ClientRow {
+        source: Source::Douyin,
+        url_var: "DOUYIN_API_URL",
+        default_url: DOUYIN_BASE_URL,
+        build: |config| Ok(Box::new(DouyinClient::new(config)?)),
+    },
+    ClientRow {
+        source: Source::Pdd,
+        url_var: "PDD_API_URL",
+        default_url: PDD_BASE_URL,
+        build: |config| Ok(Box::new(PddClient::new(config)?)),
+    },
+    ClientRow {
+        source: Source::Taobao,
+        url_var: "TAOBAO_API_URL",
+        default_url: TAOBAO_BASE_URL,
+        build: |config| Ok(Box::new(TaobaoClient::new(config, TaobaoSignMethod::HmacMd5)?)),
+    },
+];
+
+/// Builds every registered client: each at its URL in `urls` (its real one when absent), with
+/// `timeout` per request. The error names the platform whose URL is unusable.
+pub fn build_clients(
+    urls: &BTreeMap<Source, String>,
+    timeout: Duration,
+) -> Result<Vec<Box<dyn PlatformQuery>>, (Source, BuildError)> {
+    CLIENTS
+        .iter()
+        .map(|row| {
+            let url = urls.get(&row.source).map_or(row.default_url, String::as_str);
+            let config = ClientConfig::new(url).map_err(|e| (row.source, e))?.with_timeout(timeout);
+            (row.build)(config).map_err(|e| (row.source, e))
+        })
+        .collect()
+}
 
 /// The per-request timeout unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

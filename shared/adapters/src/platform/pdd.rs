@@ -8,7 +8,7 @@
 //!
 //! Request shape: a form `POST` to the router with `type, client_id, timestamp` (epoch seconds),
 //! `data_type=JSON, version=V1, access_token`, the API's parameters and `sign`
-//! (`domain::sources::signature::pdd_sign`). Errors come as
+//! (`domain::sources::pdd_sign`). Errors come as
 //! `{"error_response": {"error_code", "error_msg", "sub_code", "sub_msg", "request_id"}}`.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use domain::model::status::RawStatus;
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
 use domain::ports::secrets::Secret;
 use domain::sources::json::{parse_time, text};
-use domain::sources::signature::pdd_sign;
+use domain::sources::pdd::sign::pdd_sign;
 
 use super::{BuildError, Call, ClientConfig, Http, PDD_BASE_URL, PlatformError, refresh_token_of, token_expiry};
 

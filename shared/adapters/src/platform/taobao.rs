@@ -8,7 +8,7 @@
 //!
 //! Request shape (`DefaultTaobaoClient.java`): `method, app_key, session, timestamp`
 //! (`yyyy-MM-dd HH:mm:ss`, GMT+8), `format=json, v=2.0, sign_method`, the API's parameters and
-//! `sign` (`domain::sources::signature::taobao_sign`). The Java SDK puts the system parameters in the
+//! `sign` (`domain::sources::taobao_sign`). The Java SDK puts the system parameters in the
 //! query string; here every parameter goes in the form body, so the session never appears in
 //! a URL. Errors come as `{"error_response": {"code", "msg", "sub_code", "sub_msg"}}`.
 
@@ -23,7 +23,7 @@ use domain::model::status::RawStatus;
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
 use domain::ports::secrets::Secret;
 use domain::sources::json::{parse_time, text};
-use domain::sources::signature::{TaobaoSignMethod, taobao_sign};
+use domain::sources::taobao::sign::{TaobaoSignMethod, taobao_sign};
 
 use super::{BuildError, Call, ClientConfig, Http, PlatformError, TAOBAO_BASE_URL, refresh_token_of, token_expiry};
 

@@ -41,7 +41,7 @@ impl<'a> ApplyMessage<'a> {
                 .map(|accepted| accepted.payload().to_vec())
                 .ok_or_else(|| Failure::Permanent("payload neither inline nor archived".into()))?,
         };
-        let events = sources::parse(message.source, &message.shop, &payload, &message.query, message.received_at)
+        let events = sources::parse(message.source, &message.shop, &payload, &message.query)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
         let mut out = Vec::new();
         for event in events {
@@ -461,7 +461,6 @@ mod tests {
                 &crate::model::ids::ShopId::parse("shop-1001").unwrap_or_else(|e| panic!("{e}")),
                 &callback.payload,
                 &callback.query,
-                at(),
             )
             .unwrap_or_default()
             {

@@ -22,11 +22,12 @@ use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState};
 use crate::model::order::{Provenance, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
+use crate::model::secret::{ApiAccess, ApiTokens};
 use crate::model::source_event::OrderFacts;
 use crate::model::time::business_day;
 use crate::ports::Secrets;
 use crate::ports::platform::{Credentials, PlatformQuery, QueryError};
-use crate::ports::secrets::{SecretCache, SourceSecret, parameter_name};
+use crate::ports::secrets::{SecretCache, parameter_name, with_tokens};
 use crate::sources;
 
 /// How the dual check behaves.
@@ -148,15 +149,16 @@ impl RefundCheck<'_> {
             Ok(secret) => secret,
             Err(err) => return ShopAccess::Broken(err.to_string()),
         };
-        let Some(credentials) = credentials(&secret) else {
+        let access = sources::module(source).api_access(&secret);
+        let Some((access, credentials)) = access.and_then(|a| credentials(&a).map(|c| (a, c))) else {
             return ShopAccess::Broken("shop secret has no app_key or access_token".into());
         };
         let now = self.write.ports.clock.now();
-        let expiring = secret.access_token_expires_at.is_some_and(|at| at - now < self.rules.refresh_before);
+        let expiring = access.tokens.access_token_expires_at.is_some_and(|at| at - now < self.rules.refresh_before);
         if !expiring {
             return ShopAccess::Ready(credentials);
         }
-        match self.refresh(source, shop, &secret, &credentials).await {
+        match self.refresh(source, shop, &credentials).await {
             Ok(fresh) => ShopAccess::Ready(fresh),
             Err(reason) => {
                 events.push(DomainEvent::TokenRefreshFailed { source, shop: shop.to_string(), reason: reason.clone() });
@@ -165,23 +167,19 @@ impl RefundCheck<'_> {
         }
     }
 
-    async fn refresh(
-        &self,
-        source: Source,
-        shop: &ShopId,
-        secret: &SourceSecret,
-        credentials: &Credentials,
-    ) -> Result<Credentials, String> {
+    async fn refresh(&self, source: Source, shop: &ShopId, credentials: &Credentials) -> Result<Credentials, String> {
         let client = self.client(source).ok_or_else(|| format!("no query client for {source}"))?;
         let token = client.refresh_token(shop, credentials).await.map_err(|e| e.to_string())?;
-        let mut updated = secret.clone();
-        updated.access_token = Some(token.access_token.clone());
-        updated.access_token_expires_at = Some(token.expires_at);
-        if let Some(refresh) = &token.refresh_token {
-            updated.refresh_token = Some(refresh.clone());
-        }
-        let json = serde_json::to_string(&updated).map_err(|e| e.to_string())?;
-        self.secret_store.put(&parameter_name(self.stage, source, shop), &json).await.map_err(|e| e.to_string())?;
+        // Read, change only the tokens, write: every other field stays as stored.
+        let name = parameter_name(self.stage, source, shop);
+        let stored = self.secret_store.get(&name).await.map_err(|e| e.to_string())?.unwrap_or_default();
+        let tokens = ApiTokens {
+            access_token: Some(token.access_token.clone()),
+            access_token_expires_at: Some(token.expires_at),
+            refresh_token: token.refresh_token.clone().or_else(|| credentials.refresh_token.clone()),
+        };
+        let json = with_tokens(&stored, &tokens)?;
+        self.secret_store.put(&name, &json).await.map_err(|e| e.to_string())?;
         self.secrets.invalidate(source, shop).await;
         tracing::info!(%source, %shop, expires_at = %token.expires_at, "access token refreshed and stored");
         Ok(Credentials {
@@ -210,12 +208,7 @@ impl RefundCheck<'_> {
                 }
                 Err(QueryError::TokenExpired) if !refreshed => {
                     refreshed = true;
-                    let secret = self
-                        .secrets
-                        .get(key.source, &key.shop)
-                        .await
-                        .map_err(|e| QueryError::Transport(e.to_string()))?;
-                    match self.refresh(key.source, &key.shop, &secret, credentials).await {
+                    match self.refresh(key.source, &key.shop, credentials).await {
                         Ok(fresh) => *credentials = fresh,
                         Err(reason) => {
                             events.push(DomainEvent::TokenRefreshFailed {
@@ -565,12 +558,12 @@ fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
     merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
 }
 
-fn credentials(secret: &SourceSecret) -> Option<Credentials> {
+fn credentials(access: &ApiAccess) -> Option<Credentials> {
     Some(Credentials {
-        app_key: secret.app_key.clone()?,
-        app_secret: secret.secret.clone(),
-        access_token: secret.access_token.clone()?,
-        refresh_token: secret.refresh_token.clone(),
+        app_key: access.app_key.clone(),
+        app_secret: access.app_secret.clone(),
+        access_token: access.tokens.access_token.clone()?,
+        refresh_token: access.tokens.refresh_token.clone(),
     })
 }
 
@@ -805,8 +798,9 @@ mod tests {
         assert_eq!(platform.refreshes.load(Ordering::Relaxed), 1);
         let stored =
             world.secrets.get("/orderhub/test/sources/douyin/shop-1001").await.ok().flatten().unwrap_or_default();
-        let stored: SourceSecret = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stored.access_token.map(|t| t.expose().to_owned()), Some("fresh-token".into()));
+        let stored: crate::sources::douyin::DouyinSecret =
+            serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.tokens.access_token.map(|t| t.expose().to_owned()), Some("fresh-token".into()));
         assert_eq!(stored.app_key.as_deref(), Some("7123"), "the rest of the secret is kept");
     }
 

@@ -155,15 +155,7 @@ impl Scope {
     pub fn label(self) -> String {
         let name = match self {
             Scope::Overall => return "全部渠道".to_owned(),
-            Scope::Channel(Source::Douyin) => "抖店",
-            Scope::Channel(Source::Pdd) => "拼多多",
-            Scope::Channel(Source::Taobao) => "淘宝/天猫",
-            Scope::Channel(Source::Jd) => "京东",
-            Scope::Channel(Source::Kuaishou) => "快手小店",
-            Scope::Channel(Source::Youzan) => "有赞",
-            Scope::Channel(Source::App) => "小程序",
-            Scope::Channel(Source::Kuaidi100) => "快递100",
-            Scope::Channel(Source::Wechatpay) => "微信支付",
+            Scope::Channel(source) => source.label(),
         };
         format!("{name} {}", self.as_str())
     }

@@ -29,68 +29,72 @@ pub enum IdError {
     },
 }
 
-/// Everyone who sends orderhub callbacks: sales platforms (channels), the carrier tracking
-/// service, the payment provider and the seller's own mini-program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
+/// Declares [`Source`] from one row per source: its variant, the identifier used in URLs, keys
+/// and parameter paths, the name sellers read, and whether it owns orders (a sales channel).
+macro_rules! sources {
+    ($($(#[$doc:meta])* $variant:ident = $id:literal, $label:literal, $channel:literal;)+) => {
+        /// Everyone who sends orderhub callbacks or whose changes it pulls: sales platforms
+        /// (channels), the carrier tracking service, the payment provider and the seller's own
+        /// mini-program. Each has one module in `crate::sources` and one row in its registry.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Source {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Source {
+            /// Every source, in a stable order.
+            pub const ALL: [Source; [$(Source::$variant),+].len()] = [$(Source::$variant),+];
+
+            /// The identifier used in URLs, keys and parameter paths.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Source::$variant => $id,)+
+                }
+            }
+
+            /// The name sellers read.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Source::$variant => $label,)+
+                }
+            }
+
+            /// Whether orders belong to this source (it is a sales channel).
+            pub fn is_channel(self) -> bool {
+                match self {
+                    $(Source::$variant => $channel,)+
+                }
+            }
+        }
+    };
+}
+
+sources! {
     /// 抖店 (Douyin shop).
-    Douyin,
+    Douyin = "douyin", "抖店", true;
     /// 拼多多 (Pinduoduo).
-    Pdd,
+    Pdd = "pdd", "拼多多", true;
     /// 淘宝/天猫.
-    Taobao,
+    Taobao = "taobao", "淘宝/天猫", true;
     /// 京东.
-    Jd,
+    Jd = "jd", "京东", true;
     /// 快手小店.
-    Kuaishou,
+    Kuaishou = "kuaishou", "快手小店", true;
     /// 有赞.
-    Youzan,
+    Youzan = "youzan", "有赞", true;
     /// The seller's own mini-program and services (Standard Webhooks).
-    App,
+    App = "app", "小程序", true;
     /// 快递100 carrier tracking pushes.
-    Kuaidi100,
+    Kuaidi100 = "kuaidi100", "快递100", false;
     /// 微信支付 payment notices.
-    Wechatpay,
+    Wechatpay = "wechatpay", "微信支付", false;
 }
 
 impl Source {
-    /// Every source, in a stable order.
-    pub const ALL: [Source; 9] = [
-        Source::Douyin,
-        Source::Pdd,
-        Source::Taobao,
-        Source::Jd,
-        Source::Kuaishou,
-        Source::Youzan,
-        Source::App,
-        Source::Kuaidi100,
-        Source::Wechatpay,
-    ];
-
     /// The sales channels: sources that own orders.
     pub const CHANNELS: [Source; 7] =
         [Source::Douyin, Source::Pdd, Source::Taobao, Source::Jd, Source::Kuaishou, Source::Youzan, Source::App];
-
-    /// The identifier used in URLs, keys and parameter paths.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Douyin => "douyin",
-            Source::Pdd => "pdd",
-            Source::Taobao => "taobao",
-            Source::Jd => "jd",
-            Source::Kuaishou => "kuaishou",
-            Source::Youzan => "youzan",
-            Source::App => "app",
-            Source::Kuaidi100 => "kuaidi100",
-            Source::Wechatpay => "wechatpay",
-        }
-    }
-
-    /// Whether orders belong to this source (it is a sales channel).
-    pub fn is_channel(self) -> bool {
-        Source::CHANNELS.contains(&self)
-    }
 }
 
 impl fmt::Display for Source {

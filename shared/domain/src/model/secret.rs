@@ -26,3 +26,46 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+/// A signing secret and the one before its last rotation: both verify, the current first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RotatedSecret {
+    /// The current secret.
+    pub secret: Secret,
+    /// The secret before the last rotation, still accepted.
+    #[serde(default)]
+    pub previous_secret: Option<Secret>,
+}
+
+impl RotatedSecret {
+    /// The current secret, then the previous one; `true` marks the previous.
+    pub fn in_order(&self) -> impl Iterator<Item = (&Secret, bool)> {
+        std::iter::once((&self.secret, false)).chain(self.previous_secret.iter().map(|s| (s, true)))
+    }
+}
+
+/// A shop's tokens for its platform's open API.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ApiTokens {
+    /// The access token.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// When `access_token` expires.
+    #[serde(default)]
+    pub access_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token that refreshes `access_token`.
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+}
+
+/// What a shop's secret gives its platform's open API: the app's key and secret, and the
+/// shop's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiAccess {
+    /// The app key (douyin app_key, pdd client_id, taobao app_key).
+    pub app_key: String,
+    /// The app secret that signs requests.
+    pub app_secret: Secret,
+    /// The shop's tokens.
+    pub tokens: ApiTokens,
+}

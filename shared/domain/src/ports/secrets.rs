@@ -1,57 +1,40 @@
 //! Per-source, per-shop secrets: where they live, what they hold, and a cache in front of the
 //! parameter store so a rotation takes effect within the TTL without a read per callback.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::model::ids::{ShopId, Source};
+use crate::model::secret::ApiTokens;
 pub use crate::model::secret::Secret;
 use crate::ports::clock::Clock;
 use crate::ports::{Secrets, SecretsError};
+use crate::sources::{self, ShopSecret};
 
 /// The parameter name of a shop's secret: `/orderhub/<stage>/sources/<source>/<shop>`.
 pub fn parameter_name(stage: &str, source: Source, shop: &ShopId) -> String {
     format!("/orderhub/{stage}/sources/{source}/{shop}")
 }
 
-/// What a shop's parameter holds (JSON). Fields a scheme does not use are absent.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SourceSecret {
-    /// The app key / client id the sender identifies itself with (douyin `app-id`, youzan
-    /// `Client-Id`, kuaishou `appKey`).
-    #[serde(default)]
-    pub app_key: Option<String>,
-    /// The current signing secret (douyin app_secret, youzan client_secret, kuaidi100 salt,
-    /// app `whsec_…`).
-    pub secret: Secret,
-    /// The secret before the last rotation, still accepted.
-    #[serde(default)]
-    pub previous_secret: Option<Secret>,
-    /// kuaishou: base64 AES-128 message key.
-    #[serde(default)]
-    pub message_key: Option<Secret>,
-    /// kuaishou: the message key before the last rotation, still accepted.
-    #[serde(default)]
-    pub previous_message_key: Option<Secret>,
-    /// wechatpay: the APIv3 key (32 bytes) for resource decryption.
-    #[serde(default)]
-    pub api_v3_key: Option<Secret>,
-    /// wechatpay: platform public keys (PEM) by serial number.
-    #[serde(default)]
-    pub platform_keys: BTreeMap<String, String>,
-    /// Query API access token (refund dual-check, pulls).
-    #[serde(default)]
-    pub access_token: Option<Secret>,
-    /// When `access_token` expires.
-    #[serde(default)]
-    pub access_token_expires_at: Option<DateTime<Utc>>,
-    /// Token used to refresh `access_token`.
-    #[serde(default)]
-    pub refresh_token: Option<Secret>,
+/// A shop's secret parameter (JSON) with its API tokens replaced: every other field, whatever
+/// its source's type, is kept as stored.
+pub fn with_tokens(json: &str, tokens: &ApiTokens) -> Result<String, String> {
+    let mut value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| format!("stored secret is malformed: line {} column {}", e.line(), e.column()))?;
+    let serde_json::Value::Object(map) = &mut value else { return Err("stored secret is not a JSON object".into()) };
+    let serde_json::Value::Object(fresh) = serde_json::to_value(tokens).map_err(|e| e.to_string())? else {
+        return Err("tokens are not an object".into());
+    };
+    for (name, field) in fresh {
+        if field.is_null() {
+            map.remove(&name);
+        } else {
+            map.insert(name, field);
+        }
+    }
+    Ok(value.to_string())
 }
 
 /// Why a shop's secret could not be had.
@@ -70,7 +53,7 @@ pub enum SecretLookupError {
 
 #[derive(Clone)]
 struct Cached {
-    value: Option<Arc<SourceSecret>>,
+    value: Option<ShopSecret>,
     fetched_at: DateTime<Utc>,
 }
 
@@ -90,8 +73,9 @@ impl<'a> SecretCache<'a> {
         Self { store, clock, stage: stage.into(), ttl, entries: RwLock::new(HashMap::new()) }
     }
 
-    /// The shop's secret, from the cache while fresh.
-    pub async fn get(&self, source: Source, shop: &ShopId) -> Result<Arc<SourceSecret>, SecretLookupError> {
+    /// The shop's secret, parsed by its source's module into its own type, from the cache while
+    /// fresh.
+    pub async fn get(&self, source: Source, shop: &ShopId) -> Result<ShopSecret, SecretLookupError> {
         let now = self.clock.now();
         let key = (source, shop.clone());
         if let Some(cached) = self.entries.read().await.get(&key)
@@ -101,10 +85,7 @@ impl<'a> SecretCache<'a> {
         }
         let raw = self.store.get(&parameter_name(&self.stage, source, shop)).await?;
         let value = match raw {
-            Some(raw) => Some(Arc::new(
-                serde_json::from_str::<SourceSecret>(&raw)
-                    .map_err(|e| SecretLookupError::Malformed(format!("line {} column {}", e.line(), e.column())))?,
-            )),
+            Some(raw) => Some(sources::module(source).load_secret(&raw).map_err(SecretLookupError::Malformed)?),
             None => None,
         };
         self.entries.write().await.insert(key, Cached { value: value.clone(), fetched_at: now });
@@ -120,13 +101,23 @@ impl<'a> SecretCache<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::secret::RotatedSecret;
+    use crate::sources::youzan::YouzanSecret;
     use crate::testing::clock::FixedClock;
+
+    fn current(secret: ShopSecret) -> String {
+        secret.typed::<YouzanSecret>().map(|s| s.keys.secret.expose().to_owned()).unwrap_or_default()
+    }
     use crate::testing::memory::MemorySecrets;
 
     #[test]
     fn secrets_never_print() {
-        let secret = SourceSecret { secret: Secret::new("s3cr3t"), ..Default::default() };
+        let secret = YouzanSecret {
+            app_key: None,
+            keys: RotatedSecret { secret: Secret::new("s3cr3t"), previous_secret: None },
+        };
         assert!(!format!("{secret:?}").contains("s3cr3t"));
+        assert!(!format!("{:?}", ShopSecret::new(secret)).contains("s3cr3t"));
     }
 
     #[tokio::test]
@@ -137,16 +128,16 @@ mod tests {
         let name = parameter_name("test", Source::Youzan, &shop);
         store.put(&name, r#"{"app_key":"k","secret":"old"}"#).await.unwrap_or_else(|e| panic!("{e}"));
         let cache = SecretCache::new(&store, &clock, "test", Duration::minutes(2));
-        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("old".into()));
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(current), Ok("old".into()));
         store
             .put(&name, r#"{"app_key":"k","secret":"new","previous_secret":"old"}"#)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         clock.advance(Duration::seconds(60));
-        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("old".into()));
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(current), Ok("old".into()));
         assert_eq!(store.reads(), 1, "a warm read costs no parameter request");
         clock.advance(Duration::seconds(61));
-        assert_eq!(cache.get(Source::Youzan, &shop).await.map(|s| s.secret.expose().to_owned()), Ok("new".into()));
+        assert_eq!(cache.get(Source::Youzan, &shop).await.map(current), Ok("new".into()));
     }
 
     #[tokio::test]
@@ -155,7 +146,7 @@ mod tests {
         let clock = FixedClock::new(Utc::now());
         let shop = ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}"));
         let cache = SecretCache::new(&store, &clock, "test", Duration::minutes(2));
-        assert_eq!(cache.get(Source::Douyin, &shop).await, Err(SecretLookupError::UnknownShop));
+        assert_eq!(cache.get(Source::Douyin, &shop).await.err(), Some(SecretLookupError::UnknownShop));
         store.put(&parameter_name("test", Source::Pdd, &shop), "{not json").await.unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(cache.get(Source::Pdd, &shop).await, Err(SecretLookupError::Malformed(_))));
     }

@@ -1,7 +1,10 @@
 //! One module per source, each of the same shape: `open` (verify the callback as the sender
-//! signs it, decrypt where it encrypts), `parse` (payload → platform-neutral events),
-//! `map_status` (raw code → unified lifecycle) and `ack` (the body the sender expects).
-//! Adding a platform is adding one module and one row in each dispatch below.
+//! signs it, decrypt where it encrypts), `parse` (payload → platform-neutral events), its status
+//! table and `map_status` (raw code → unified lifecycle), `ack` (the body the sender expects), its
+//! secret's own type, and `sign` (its signing scheme, inbound and outbound). Each module
+//! registers one [`SourceModule`] in [`REGISTRY`]; everything else finds it with [`module`].
+//! Adding a platform is one module here and one row in [`REGISTRY`] (see
+//! `docs/adding-a-platform.md`).
 
 pub mod app;
 pub mod douyin;
@@ -10,18 +13,22 @@ pub mod json;
 pub mod kuaidi100;
 pub mod kuaishou;
 pub mod pdd;
-pub mod signature;
+pub mod signing;
 pub mod taobao;
 pub mod wechatpay;
 pub mod youzan;
 
-use chrono::{DateTime, Utc};
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 
 use crate::model::callback::RawCallback;
 use crate::model::ids::{MessageId, ShopId, Source, body_hash_id};
+use crate::model::secret::ApiAccess;
 use crate::model::source_event::{ParseError, SourceEvent};
-use crate::model::status::StatusMapping;
-use crate::ports::secrets::{Secret, SourceSecret};
+use crate::model::status::{MappingRow, StatusMapping, lookup};
 
 /// A callback that passed its source's verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,11 +77,6 @@ pub(crate) fn slot(previous: bool) -> String {
     if previous { "previous".to_owned() } else { "current".to_owned() }
 }
 
-/// The shop's current secret, then its previous one (rotation).
-pub(crate) fn secrets_in_order(secret: &SourceSecret) -> impl Iterator<Item = (&Secret, bool)> {
-    std::iter::once((&secret.secret, false)).chain(secret.previous_secret.iter().map(|s| (s, true)))
-}
-
 /// The sender's id when acceptable as a key, else a hash of `fallback`.
 pub(crate) fn message_id_or_hash(id: Option<&str>, fallback: &[u8]) -> MessageId {
     id.and_then(|id| MessageId::parse(id).ok()).unwrap_or_else(|| body_hash_id(fallback))
@@ -85,38 +87,116 @@ pub(crate) fn header<'a>(cb: &'a RawCallback, name: &str) -> Option<&'a str> {
     cb.header(name).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Verifies and opens a callback with the shop's secret. The replay window is measured from
-/// the callback's receipt time, so a quarantined callback replayed later is judged as it
-/// arrived.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
-    match cb.source {
-        Source::Douyin => douyin::open(cb, secret),
-        Source::Youzan => youzan::open(cb, secret),
-        Source::Kuaishou => kuaishou::open(cb, secret),
-        Source::Kuaidi100 => kuaidi100::open(cb, secret),
-        Source::Wechatpay => wechatpay::open(cb, secret),
-        Source::App => app::open(cb, secret),
-        // These deliver over long connections or are pulled: no callbacks to verify.
-        Source::Pdd | Source::Taobao | Source::Jd => {
-            Err(Refusal::Malformed(format!("{} does not deliver callbacks over HTTP", cb.source)))
-        }
+/// How a source reaches orderhub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Signed callbacks to `POST /webhooks/{source}/{shop}`.
+    Callbacks,
+    /// No HTTP callbacks (a long connection a Lambda cannot hold): its changes are pulled.
+    Pulled,
+}
+
+/// A shop's secret as its source's module reads it: its own type, parsed once when the secret
+/// cache loads it, then shared. Never printed.
+#[derive(Clone)]
+pub struct ShopSecret(Arc<dyn Any + Send + Sync>);
+
+impl ShopSecret {
+    /// Parses a secret parameter (JSON) as `T`. The error names the line and column, never a
+    /// value.
+    pub fn parse<T: DeserializeOwned + Send + Sync + 'static>(json: &str) -> Result<Self, String> {
+        serde_json::from_str::<T>(json)
+            .map(|value| Self(Arc::new(value)))
+            .map_err(|e| format!("line {} column {}", e.line(), e.column()))
+    }
+
+    /// A secret of type `T` (tests, fixtures).
+    pub fn new<T: Send + Sync + 'static>(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+
+    /// The secret as `T`, or a refusal when it is another source's type (a wiring error).
+    pub fn typed<T: 'static>(&self) -> Result<&T, Refusal> {
+        self.0.downcast_ref::<T>().ok_or_else(|| Refusal::Signature("shop secret is of another source".into()))
     }
 }
 
-/// Whether a source delivers callbacks over HTTP (has an `open`).
+impl fmt::Debug for ShopSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShopSecret(***)")
+    }
+}
+
+/// Everything orderhub knows about one source, behind one trait: the registry's row type.
+pub trait SourceModule: Sync {
+    /// Which source.
+    fn source(&self) -> Source;
+
+    /// How it reaches orderhub.
+    fn delivery(&self) -> Delivery;
+
+    /// Parses a shop's secret parameter (JSON) into this source's own secret type.
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String>;
+
+    /// Verifies and opens a callback with the shop's secret. The replay window is measured from
+    /// the callback's receipt time, so a quarantined callback replayed later is judged as it
+    /// arrived.
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal>;
+
+    /// Parses an opened payload into platform-neutral events (`query`: the callback URL's).
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError>;
+
+    /// Every raw code this source's table knows, with what it means.
+    fn status_table(&self) -> &'static [MappingRow];
+
+    /// Maps a raw code; unknown codes are [`StatusMapping::Unmapped`].
+    fn map_status(&self, field: &str, code: &str) -> StatusMapping {
+        lookup(self.status_table(), field, code)
+    }
+
+    /// The body the sender expects when its callback was taken.
+    fn ack(&self) -> Ack;
+
+    /// The shop's open-API access, where the source has an API orderhub queries.
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        let _ = secret;
+        None
+    }
+}
+
+/// The registry: one row per source.
+pub const REGISTRY: [&dyn SourceModule; 9] = [
+    &douyin::Douyin,
+    &pdd::Pdd,
+    &taobao::Taobao,
+    &jd::Jd,
+    &kuaishou::Kuaishou,
+    &youzan::Youzan,
+    &app::App,
+    &kuaidi100::Kuaidi100,
+    &wechatpay::Wechatpay,
+];
+
+/// The module of a source.
+pub fn module(source: Source) -> &'static dyn SourceModule {
+    // `REGISTRY` is in `Source::ALL` order (a test checks it), so the position is the index.
+    let index = Source::ALL.iter().position(|s| *s == source).unwrap_or(0);
+    REGISTRY[index]
+}
+
+/// Verifies and opens a callback with the shop's secret (see [`SourceModule::open`]).
+pub fn open(cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+    module(cb.source).open(cb, secret)
+}
+
+/// Whether a source delivers callbacks over HTTP.
 pub fn accepts_callbacks(source: Source) -> bool {
-    !matches!(source, Source::Pdd | Source::Taobao | Source::Jd)
+    module(source).delivery() == Delivery::Callbacks
 }
 
 /// The body the sender expects when its callback was taken.
 pub fn ack(source: Source) -> Ack {
-    match source {
-        Source::Douyin | Source::Youzan => Ack { status: 200, body: r#"{"code":0,"msg":"success"}"# },
-        Source::Kuaishou => Ack { status: 200, body: r#"{"result":1}"# },
-        Source::Kuaidi100 => Ack { status: 200, body: r#"{"result":true,"returnCode":"200","message":"成功"}"# },
-        Source::Wechatpay | Source::App => Ack { status: 204, body: "" },
-        Source::Pdd | Source::Taobao | Source::Jd => Ack { status: 200, body: r#"{"code":0}"# },
-    }
+    module(source).ack()
 }
 
 /// Parses an opened payload into platform-neutral events.
@@ -125,35 +205,23 @@ pub fn parse(
     shop: &ShopId,
     payload: &[u8],
     query: &[(String, String)],
-    received_at: DateTime<Utc>,
 ) -> Result<Vec<SourceEvent>, ParseError> {
-    let _ = received_at;
-    match source {
-        Source::Douyin => douyin::parse(shop, payload),
-        Source::Youzan => youzan::parse(shop, payload),
-        Source::Kuaishou => kuaishou::parse(shop, payload),
-        Source::Kuaidi100 => kuaidi100::parse(payload, query),
-        Source::Wechatpay => wechatpay::parse(shop, payload),
-        Source::App => app::parse(shop, payload),
-        Source::Pdd | Source::Taobao | Source::Jd => {
-            Err(ParseError::Malformed(format!("{source} payloads arrive through polling, not callbacks")))
-        }
-    }
+    module(source).parse(shop, payload, query)
 }
 
 /// Maps a raw code of any source. Unknown codes are [`StatusMapping::Unmapped`].
 pub fn map_status(source: Source, field: &str, code: &str) -> StatusMapping {
-    match source {
-        Source::Douyin => douyin::map_status(field, code),
-        Source::Pdd => pdd::map_status(field, code),
-        Source::Taobao => taobao::map_status(field, code),
-        Source::Jd => jd::map_status(field, code),
-        Source::Kuaishou => kuaishou::map_status(field, code),
-        Source::Youzan => youzan::map_status(field, code),
-        Source::App => app::map_status(field, code),
-        Source::Kuaidi100 => kuaidi100::map_status(field, code),
-        Source::Wechatpay => wechatpay::map_status(field, code),
-    }
+    module(source).map_status(field, code)
+}
+
+/// The refusal of a callback to a source that delivers none.
+pub(crate) fn no_callbacks(source: Source) -> Refusal {
+    Refusal::Malformed(format!("{source} does not deliver callbacks over HTTP"))
+}
+
+/// The parse error of a payload from a source that delivers none.
+pub(crate) fn pulled_only(source: Source) -> ParseError {
+    ParseError::Malformed(format!("{source} payloads arrive through polling, not callbacks"))
 }
 
 #[cfg(test)]

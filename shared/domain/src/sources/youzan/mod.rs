@@ -1,6 +1,8 @@
 //! 有赞 (Youzan): trade status codes. Its refund codes are not in the reference, so every refund
 //! code is unmapped (kept and alerted on) until a row is added.
 
+pub mod sign;
+
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
@@ -8,21 +10,27 @@ use crate::model::ids::{OrderKey, ShopId, Source};
 use crate::model::lifecycle::Lifecycle::*;
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
 use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
-use crate::ports::secrets::SourceSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::model::secret::RotatedSecret;
 use crate::sources::json::{first_time, flag, text};
-use crate::sources::signature::{verify_hex_sign, youzan_event_sign};
-use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
+use crate::sources::signing::verify_hex_sign;
+use crate::sources::youzan::sign::youzan_event_sign;
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, slot};
 
 /// Verifies a push: `Client-Id` is the shop's client id and `Event-Sign` is the lowercase hex
 /// MD5(client_id + raw body + client_secret) with the current or the previous secret.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &YouzanSecret) -> Result<Opened, Refusal> {
     let client_id =
         secret.app_key.as_deref().ok_or_else(|| Refusal::Signature("shop secret has no app_key (client id)".into()))?;
     if header(cb, "client-id") != Some(client_id) {
         return Err(Refusal::Signature("Client-Id does not match the shop's client id".into()));
     }
     let given = header(cb, "event-sign").ok_or_else(|| Refusal::Signature("missing Event-Sign".into()))?;
-    let key_slot = secrets_in_order(secret)
+    let key_slot = secret
+        .keys
+        .in_order()
         .find(|(s, _)| verify_hex_sign(&youzan_event_sign(client_id, &cb.body, s.expose()), given).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("Event-Sign mismatch".into()))?;
@@ -95,6 +103,51 @@ pub const STATUS_TABLE: &[MappingRow] = &[
 /// Maps a Youzan code (`status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
+}
+
+/// What a Youzan shop's secret parameter holds (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct YouzanSecret {
+    /// The client id (`Client-Id`).
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// The client secret, and the one before its last rotation.
+    #[serde(flatten)]
+    pub keys: RotatedSecret,
+}
+
+/// 有赞 in the registry.
+pub struct Youzan;
+
+impl SourceModule for Youzan {
+    fn source(&self) -> Source {
+        Source::Youzan
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<YouzanSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = query;
+        parse(shop, payload)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"code":0,"msg":"success"}"# }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! 抖店 (Douyin shop): push messages, order and after-sale codes.
 
+pub mod sign;
+
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
@@ -8,17 +10,21 @@ use crate::model::ids::{OrderKey, ShopId, Source};
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
 use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
-use crate::ports::secrets::SourceSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::model::secret::{ApiAccess, ApiTokens, RotatedSecret};
+use crate::sources::douyin::sign::douyin_event_sign;
 use crate::sources::json::{first_time, text};
-use crate::sources::signature::{douyin_event_sign, verify_hex_sign};
-use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
+use crate::sources::signing::verify_hex_sign;
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, slot};
 
 /// Verifies a push: `app-id` is the shop's app key and `event-sign` is the lowercase hex
 /// MD5(app_key + raw body + app_secret) with the current or the previous secret.
 ///
 /// A `sign-method` other than MD5 is refused (and so quarantined): Douyin's HMAC variant is not
 /// documented in our sources, and guessing would accept forgeries or lose callbacks silently.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &DouyinSecret) -> Result<Opened, Refusal> {
     let app_key = secret.app_key.as_deref().ok_or_else(|| Refusal::Signature("shop secret has no app_key".into()))?;
     if header(cb, "app-id") != Some(app_key) {
         return Err(Refusal::Signature("app-id does not match the shop's app key".into()));
@@ -32,7 +38,9 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
         )));
     }
     let given = header(cb, "event-sign").ok_or_else(|| Refusal::Signature("missing event-sign".into()))?;
-    let key_slot = secrets_in_order(secret)
+    let key_slot = secret
+        .keys
+        .in_order()
         .find(|(s, _)| verify_hex_sign(&douyin_event_sign(app_key, &cb.body, s.expose()), given).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("event-sign mismatch".into()))?;
@@ -188,6 +196,69 @@ pub fn refund_kind(after_sale_type: &str) -> Option<crate::model::lifecycle::Ref
         "0" => Some(ReturnAndRefund),
         "1" | "2" => Some(RefundOnly),
         _ => None,
+    }
+}
+
+/// What a Douyin shop's secret parameter holds (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DouyinSecret {
+    /// The app key: the push's `app-id`, and the open API's app key.
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// The app secret (push MD5 and API HMAC), and the one before its last rotation.
+    #[serde(flatten)]
+    pub keys: RotatedSecret,
+    /// The shop's open-API tokens.
+    #[serde(flatten)]
+    pub tokens: ApiTokens,
+}
+
+impl DouyinSecret {
+    /// The open-API access this secret gives (the current app secret signs).
+    pub fn api_access(&self) -> Option<ApiAccess> {
+        Some(ApiAccess {
+            app_key: self.app_key.clone()?,
+            app_secret: self.keys.secret.clone(),
+            tokens: self.tokens.clone(),
+        })
+    }
+}
+
+/// 抖店 in the registry.
+pub struct Douyin;
+
+impl SourceModule for Douyin {
+    fn source(&self) -> Source {
+        Source::Douyin
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<DouyinSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = query;
+        parse(shop, payload)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"code":0,"msg":"success"}"# }
+    }
+
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        secret.typed::<DouyinSecret>().ok().and_then(DouyinSecret::api_access)
     }
 }
 

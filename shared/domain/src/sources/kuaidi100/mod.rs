@@ -4,6 +4,8 @@
 //! `/webhooks/kuaidi100/<shop>?order=<channel>/<shop>/<order_id>` and `resultv2=4` (sub-states);
 //! the `order` parameter names the order the waybill belongs to.
 
+pub mod sign;
+
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
@@ -12,13 +14,16 @@ use crate::model::callback::RawCallback;
 use crate::model::geo::GeoPoint;
 use crate::model::ids::OrderKey;
 use crate::model::ids::body_hash_id;
+use crate::model::ids::{ShopId, Source};
 use crate::model::lifecycle::Lifecycle::*;
+use crate::model::secret::RotatedSecret;
 use crate::model::source_event::{LogisticsEvent, ParseError, SourceEvent, Waybill};
 use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
-use crate::ports::secrets::SourceSecret;
 use crate::sources::json::{LooseText, parse_time, text};
-use crate::sources::signature::{kuaidi100_sign, verify_hex_sign};
-use crate::sources::{Opened, Refusal, secrets_in_order, slot};
+use crate::sources::kuaidi100::sign::kuaidi100_sign;
+use crate::sources::signing::verify_hex_sign;
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
+use crate::sources::{Opened, Refusal, slot};
 
 /// Kuaidi100's states. The sign-related ones are in `../shared/reference/platforms.md`; 0 在途,
 /// 1 揽收 and 5 派件 are Kuaidi100's documented in-transit states.
@@ -59,11 +64,12 @@ fn form(body: &[u8]) -> (Option<String>, Option<String>) {
 /// archived and queued, and a param that is not the JSON [`parse`] expects goes to the dead-letter
 /// queue with that reason (a 400 would only make Kuaidi100 retry the same bytes). Reading the
 /// trace once instead of twice is also most of this source's verify + parse budget.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &RotatedSecret) -> Result<Opened, Refusal> {
     let (param, sign) = form(&cb.body);
     let sign = sign.ok_or_else(|| Refusal::Signature("missing sign".into()))?;
     let param = param.ok_or_else(|| Refusal::Malformed("missing param".into()))?;
-    let key_slot = secrets_in_order(secret)
+    let key_slot = secret
+        .in_order()
         .find(|(salt, _)| verify_hex_sign(&kuaidi100_sign(&param, salt.expose()), &sign).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("sign mismatch".into()))?;
@@ -184,6 +190,40 @@ pub fn parse(payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEve
     })])
 }
 
+/// 快递100 in the registry: the subscription's salt, rotated, is the shop's secret.
+pub struct Kuaidi100;
+
+impl SourceModule for Kuaidi100 {
+    fn source(&self) -> Source {
+        Source::Kuaidi100
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<RotatedSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = shop;
+        parse(payload, query)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"result":true,"returnCode":"200","message":"成功"}"# }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,10 +264,10 @@ mod tests {
             headers: signed.headers,
             body: signed.body,
         };
-        let secret = SourceSecret { secret: Secret::new("salt-1"), ..SourceSecret::default() };
+        let secret = RotatedSecret { secret: Secret::new("salt-1"), previous_secret: None };
         let Ok(Opened::Message { payload, .. }) = open(&cb, &secret) else { panic!("a correct sign opens") };
         assert_eq!(parse(&payload, &cb.query).err(), Some(ParseError::Malformed("param is not JSON".into())));
-        let wrong = SourceSecret { secret: Secret::new("salt-2"), ..SourceSecret::default() };
+        let wrong = RotatedSecret { secret: Secret::new("salt-2"), previous_secret: None };
         assert!(matches!(open(&cb, &wrong), Err(Refusal::Signature(_))), "the sign is still checked");
     }
 

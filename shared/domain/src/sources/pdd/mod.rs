@@ -3,8 +3,17 @@
 //! PDD delivers messages over a long connection, so orderhub pulls changes with the query API;
 //! the codes below are the fields of `pdd.order.information.get` and `pdd.refund.information.get`.
 
+pub mod sign;
+
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use serde::{Deserialize, Serialize};
+
+use crate::model::callback::RawCallback;
+use crate::model::ids::{ShopId, Source};
+use crate::model::secret::{ApiAccess, ApiTokens, Secret};
+use crate::model::source_event::{ParseError, SourceEvent};
+use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// PDD's status tables (`../shared/reference/platforms.md`, lywzx/pdd-node-sdk).
 pub const STATUS_TABLE: &[MappingRow] = &[
@@ -48,6 +57,64 @@ pub const STATUS_TABLE: &[MappingRow] = &[
 /// `refund_status`, `after_sales_status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
+}
+
+/// What a Pinduoduo shop's secret parameter holds (JSON): the open-API app and the shop's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PddSecret {
+    /// The app key (client id).
+    pub app_key: String,
+    /// The app secret that signs API requests.
+    pub secret: Secret,
+    /// The shop's tokens.
+    #[serde(flatten)]
+    pub tokens: ApiTokens,
+}
+
+impl PddSecret {
+    /// The open-API access this secret gives.
+    pub fn api_access(&self) -> Option<ApiAccess> {
+        Some(ApiAccess { app_key: self.app_key.clone(), app_secret: self.secret.clone(), tokens: self.tokens.clone() })
+    }
+}
+
+/// Pinduoduo in the registry: its changes are pulled, it sends no callbacks.
+pub struct Pdd;
+
+impl SourceModule for Pdd {
+    fn source(&self) -> Source {
+        Source::Pdd
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Pulled
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<PddSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        let _ = (cb, secret);
+        Err(no_callbacks(Source::Pdd))
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = (shop, payload, query);
+        Err(pulled_only(Source::Pdd))
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"code":0}"# }
+    }
+
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        secret.typed::<PddSecret>().ok().and_then(PddSecret::api_access)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! 快手小店 (Kuaishou): order status codes. Its refund codes are not in the reference, so every
 //! refund code is unmapped (kept and alerted on) until a row is added.
 
+pub mod sign;
+
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
@@ -8,15 +10,18 @@ use crate::model::ids::{OrderKey, ShopId, Source};
 use crate::model::lifecycle::Lifecycle::*;
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
 use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
-use crate::ports::secrets::SourceSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::model::secret::{ApiAccess, ApiTokens, Secret};
 use crate::sources::json::{first_time, flag, text};
-use crate::sources::signature::kuaishou_decrypt;
+use crate::sources::kuaishou::sign::kuaishou_decrypt;
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
 use crate::sources::{Opened, Refusal, message_id_or_hash, slot};
 
 /// Opens a push: the body is base64 AES-128-CBC ciphertext (zero IV) under the shop's message
 /// key. Kuaishou signs nothing, so authenticity is "decrypts, with the current or the previous
 /// message key, to JSON whose `appKey` is the shop's app key".
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &KuaishouSecret) -> Result<Opened, Refusal> {
     let app_key = secret.app_key.as_deref().ok_or_else(|| Refusal::Signature("shop secret has no app_key".into()))?;
     let keys =
         secret.message_key.iter().map(|k| (k, false)).chain(secret.previous_message_key.iter().map(|k| (k, true)));
@@ -90,6 +95,75 @@ pub const STATUS_TABLE: &[MappingRow] = &[
 /// Maps a Kuaishou code (`status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
+}
+
+/// What a Kuaishou shop's secret parameter holds (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KuaishouSecret {
+    /// The app key (must equal the message's `appKey`; also the open API's app key).
+    #[serde(default)]
+    pub app_key: Option<String>,
+    /// The base64 AES-128 message key, and the one before its last rotation.
+    #[serde(default)]
+    pub message_key: Option<Secret>,
+    /// The message key before the last rotation, still accepted.
+    #[serde(default)]
+    pub previous_message_key: Option<Secret>,
+    /// The open API's sign secret.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// The shop's open-API tokens.
+    #[serde(flatten)]
+    pub tokens: ApiTokens,
+}
+
+impl KuaishouSecret {
+    /// The open-API access this secret gives.
+    pub fn api_access(&self) -> Option<ApiAccess> {
+        Some(ApiAccess {
+            app_key: self.app_key.clone()?,
+            app_secret: self.secret.clone()?,
+            tokens: self.tokens.clone(),
+        })
+    }
+}
+
+/// 快手小店 in the registry.
+pub struct Kuaishou;
+
+impl SourceModule for Kuaishou {
+    fn source(&self) -> Source {
+        Source::Kuaishou
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<KuaishouSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = query;
+        parse(shop, payload)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"result":1}"# }
+    }
+
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        secret.typed::<KuaishouSecret>().ok().and_then(KuaishouSecret::api_access)
+    }
 }
 
 #[cfg(test)]

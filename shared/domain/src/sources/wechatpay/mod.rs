@@ -1,6 +1,56 @@
 //! 微信支付 (WeChat Pay) APIv3 payment and refund notices, for orders of the seller's own
 //! mini-program (the `app` channel).
 
+pub mod sign;
+/// What a WeChat Pay merchant's secret parameter holds (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WechatpaySecret {
+    /// The APIv3 key (32 bytes) that decrypts `resource`.
+    #[serde(default)]
+    pub api_v3_key: Option<Secret>,
+    /// The platform public keys (PEM) by serial number: add the new serial before WeChat Pay
+    /// switches to it.
+    #[serde(default)]
+    pub platform_keys: BTreeMap<String, String>,
+}
+
+/// 微信支付 in the registry.
+pub struct Wechatpay;
+
+impl SourceModule for Wechatpay {
+    fn source(&self) -> Source {
+        Source::Wechatpay
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<WechatpaySecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = query;
+        parse(shop, payload)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 204, body: "" }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_keys;
+
 use chrono::DateTime;
 use serde_json::Value;
 
@@ -10,9 +60,15 @@ use crate::model::lifecycle::Lifecycle::*;
 use crate::model::lifecycle::RefundState;
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
 use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
-use crate::ports::secrets::SourceSecret;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::secret::Secret;
 use crate::sources::json::{first_time, text};
-use crate::sources::signature::{SignatureError, check_window, wechatpay_decrypt_resource, wechatpay_verify};
+use crate::sources::signing::{SignatureError, check_window};
+use crate::sources::wechatpay::sign::{wechatpay_decrypt_resource, wechatpay_verify};
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
 use crate::sources::{Opened, Refusal, header, message_id_or_hash};
 
 /// How far a notice's timestamp may be from its receipt.
@@ -42,7 +98,7 @@ pub fn map_status(field: &str, code: &str) -> StatusMapping {
 /// `Wechatpay-Serial`, timestamp within 300 s of receipt, `WECHATPAY/SIGNTEST/` probes refused)
 /// and decrypts its `resource` (AES-256-GCM with the APIv3 key). The payload enqueued is
 /// `{id, event_type, create_time, resource: <decrypted JSON>}`.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &WechatpaySecret) -> Result<Opened, Refusal> {
     let timestamp =
         header(cb, "wechatpay-timestamp").ok_or_else(|| Refusal::Signature("missing Wechatpay-Timestamp".into()))?;
     let nonce = header(cb, "wechatpay-nonce").ok_or_else(|| Refusal::Signature("missing Wechatpay-Nonce".into()))?;
@@ -169,6 +225,6 @@ mod tests {
             headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             body: b"{}".to_vec(),
         };
-        assert!(matches!(open(&cb, &SourceSecret::default()), Err(Refusal::Stale(_))));
+        assert!(matches!(open(&cb, &WechatpaySecret::default()), Err(Refusal::Stale(_))));
     }
 }

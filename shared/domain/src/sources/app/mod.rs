@@ -11,44 +11,60 @@
 //!
 //! The app speaks orderhub's own vocabulary: its status codes are the unified state names.
 
+pub mod sign;
+
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
 use crate::model::geo::GeoPoint;
 use crate::model::ids::{OrderKey, ShopId, Sku, Source};
 use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
+use crate::model::secret::RotatedSecret;
 use crate::model::signal::AppSignalKind;
 use crate::model::source_event::{AddressEvent, AppEvent, OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
-use crate::model::status::{StatusMapping, Target};
-use crate::ports::secrets::SourceSecret;
+use crate::model::status::{MappingRow, StatusMapping, Target, lookup};
+use crate::sources::app::sign::standard_webhooks_verify;
 use crate::sources::json::{first_time, flag, parse_time, text};
-use crate::sources::signature::{check_window, standard_webhooks_verify};
-use crate::sources::{Opened, Refusal, header, message_id_or_hash, secrets_in_order, slot};
+use crate::sources::signing::check_window;
+use crate::sources::{Ack, Delivery, ShopSecret, SourceModule};
+use crate::sources::{Opened, Refusal, header, message_id_or_hash, slot};
 
 /// How far `webhook-timestamp` may be from receipt (Standard Webhooks: 5 minutes).
 pub const WINDOW_S: i64 = 300;
 
-/// Maps an app code: `status` is a [`Lifecycle`] name, `refund_status` a [`RefundState`] name.
+/// The app's codes are orderhub's own names: `status` a [`Lifecycle`] name, `refund_status` a
+/// [`RefundState`] name (a test checks every state has its row).
+pub const STATUS_TABLE: &[MappingRow] = &[
+    ("status", "PendingPayment", StatusMapping::Mapped(Target::lifecycle(Lifecycle::PendingPayment))),
+    ("status", "Paid", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Paid))),
+    ("status", "RiskHold", StatusMapping::Mapped(Target::lifecycle(Lifecycle::RiskHold))),
+    ("status", "WarehouseAccepted", StatusMapping::Mapped(Target::lifecycle(Lifecycle::WarehouseAccepted))),
+    ("status", "Packing", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Packing))),
+    ("status", "Shipped", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Shipped))),
+    ("status", "InTransit", StatusMapping::Mapped(Target::lifecycle(Lifecycle::InTransit))),
+    ("status", "OutForDelivery", StatusMapping::Mapped(Target::lifecycle(Lifecycle::OutForDelivery))),
+    ("status", "Signed", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Signed))),
+    ("status", "SignPendingConfirmation", StatusMapping::Mapped(Target::lifecycle(Lifecycle::SignPendingConfirmation))),
+    ("status", "SignException", StatusMapping::Mapped(Target::lifecycle(Lifecycle::SignException))),
+    ("status", "Completed", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Completed))),
+    ("status", "Cancelled", StatusMapping::Mapped(Target::lifecycle(Lifecycle::Cancelled))),
+    ("refund_status", "Requested", StatusMapping::Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "Approved", StatusMapping::Mapped(Target::refund(RefundState::Approved))),
+    ("refund_status", "Rejected", StatusMapping::Mapped(Target::refund(RefundState::Rejected))),
+    ("refund_status", "Closed", StatusMapping::Mapped(Target::refund(RefundState::Closed))),
+    ("refund_status", "Succeeded", StatusMapping::Mapped(Target::refund(RefundState::Succeeded))),
+];
+
+/// Maps an app code.
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
-    match field {
-        "status" => Lifecycle::ALL
-            .into_iter()
-            .find(|s| s.as_str() == code)
-            .map_or(StatusMapping::Unmapped, |s| StatusMapping::Mapped(Target::lifecycle(s))),
-        "refund_status" => RefundState::ALL
-            .into_iter()
-            .filter(|s| *s != RefundState::None)
-            .find(|s| s.as_str() == code)
-            .map_or(StatusMapping::Unmapped, |s| StatusMapping::Mapped(Target::refund(s))),
-        _ => StatusMapping::Unmapped,
-    }
+    lookup(STATUS_TABLE, field, code)
 }
 
 /// Verifies a Standard Webhooks delivery: `webhook-signature` holds one or more `v1,<base64>`
 /// HMAC-SHA256 signatures of `{webhook-id}.{webhook-timestamp}.{body}` under the `whsec_`
 /// secret; any of them may match the current or the previous secret; the timestamp must be
 /// within 5 minutes of receipt.
-pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> {
+pub fn open(cb: &RawCallback, secret: &RotatedSecret) -> Result<Opened, Refusal> {
     let id = header(cb, "webhook-id").ok_or_else(|| Refusal::Signature("missing webhook-id".into()))?;
     let timestamp =
         header(cb, "webhook-timestamp").ok_or_else(|| Refusal::Signature("missing webhook-timestamp".into()))?;
@@ -58,7 +74,8 @@ pub fn open(cb: &RawCallback, secret: &SourceSecret) -> Result<Opened, Refusal> 
     check_window(ts, cb.received_at.timestamp(), WINDOW_S).map_err(|_| {
         Refusal::Stale(format!("timestamp {}s from receipt", ts.saturating_sub(cb.received_at.timestamp())))
     })?;
-    let key_slot = secrets_in_order(secret)
+    let key_slot = secret
+        .in_order()
         .find(|(s, _)| standard_webhooks_verify(s.expose(), id, ts, &cb.body, signatures).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("no signature matches".into()))?;
@@ -171,6 +188,40 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
     }
 }
 
+/// The seller's own app in the registry: a `whsec_` secret, rotated.
+pub struct App;
+
+impl SourceModule for App {
+    fn source(&self) -> Source {
+        Source::App
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Callbacks
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<RotatedSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        open(cb, secret.typed()?)
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = query;
+        parse(shop, payload)
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 204, body: "" }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,9 +255,9 @@ mod tests {
             headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             body: b"{}".to_vec(),
         };
-        let secret = SourceSecret {
+        let secret = RotatedSecret {
             secret: crate::ports::secrets::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-            ..SourceSecret::default()
+            previous_secret: None,
         };
         assert!(matches!(open(&cb, &secret), Err(Refusal::Stale(_))));
     }

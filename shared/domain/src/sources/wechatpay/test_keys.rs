@@ -3,7 +3,7 @@
 //! public halves with `openssl pkey -pubout` / `openssl rsa -RSAPublicKey_out`. They protect nothing.
 
 /// Key A, private, PKCS#8 (`BEGIN PRIVATE KEY`), 2048 bits.
-pub(super) const A_PRIVATE_PKCS8: &str = "\
+pub(crate) const A_PRIVATE_PKCS8: &str = "\
 -----BEGIN PRIVATE KEY-----
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCwZpOvvMTjtFbN
 jrqrRvUfhoM0jrCnkZVqMacredTkpzCntlcLPsMrraNyFvA0S4byrtCU+qeAMziS
@@ -35,7 +35,7 @@ KtjQ6QagE2mNszv15IOGtDG4Tp0PCNhnrnxUb3e60/FCTrW65rAkyiK2WtfpZbLO
 ";
 
 /// Key A, public, SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`): how WeChat Pay hands out its public key.
-pub(super) const A_PUBLIC_SPKI: &str = "\
+pub(crate) const A_PUBLIC_SPKI: &str = "\
 -----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsGaTr7zE47RWzY66q0b1
 H4aDNI6wp5GVajGnK3nU5Kcwp7ZXCz7DK62jchbwNEuG8q7QlPqngDM4klgL6I4P
@@ -48,7 +48,7 @@ VQIDAQAB
 ";
 
 /// Key A, public, PKCS#1 (`BEGIN RSA PUBLIC KEY`).
-pub(super) const A_PUBLIC_PKCS1: &str = "\
+pub(crate) const A_PUBLIC_PKCS1: &str = "\
 -----BEGIN RSA PUBLIC KEY-----
 MIIBCgKCAQEAsGaTr7zE47RWzY66q0b1H4aDNI6wp5GVajGnK3nU5Kcwp7ZXCz7D
 K62jchbwNEuG8q7QlPqngDM4klgL6I4PrgbhUOBVWS6Jt0xTxS04s4RPsZdCF94r
@@ -60,7 +60,7 @@ CvI1u2UftpXBGIZvraD9mfqa0dOd5Ia+VQIDAQAB
 ";
 
 /// Key B, public: a different 2048-bit key, for the wrong-key test.
-pub(super) const B_PUBLIC_SPKI: &str = "\
+pub(crate) const B_PUBLIC_SPKI: &str = "\
 -----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA3tpvy5Dlb1huzVAyL2d1
 ZMJFNOBMGaft/FXlVlNLwNjDSwbobdq92G+Wh+GPIHB7hIGA6RaKe3eM3xdJct04
@@ -73,7 +73,7 @@ KQIDAQAB
 ";
 
 /// A 1024-bit public key: too short to be accepted.
-pub(super) const SHORT_PUBLIC_SPKI: &str = "\
+pub(crate) const SHORT_PUBLIC_SPKI: &str = "\
 -----BEGIN PUBLIC KEY-----
 MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDOgpZaR1hSo64gENUv2rwF3+2g
 PjpKb93mVoZF+OGlzvMO8nbBTYaGMH1wvgEn2KkI337AFM+kov1uroJQMa9eFKWA

@@ -2,8 +2,17 @@
 //!
 //! Taobao delivers messages over TMC (a long connection), so orderhub pulls with the query API.
 
+pub mod sign;
+
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use serde::{Deserialize, Serialize};
+
+use crate::model::callback::RawCallback;
+use crate::model::ids::{ShopId, Source};
+use crate::model::secret::{ApiAccess, ApiTokens, Secret};
+use crate::model::source_event::{ParseError, SourceEvent};
+use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// Taobao's status tables (`../shared/reference/platforms.md`).
 pub const STATUS_TABLE: &[MappingRow] = &[
@@ -31,6 +40,64 @@ pub const STATUS_TABLE: &[MappingRow] = &[
 /// Maps a Taobao code (`trade_status`, `refund_status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
+}
+
+/// What a Taobao shop's secret parameter holds (JSON): the open-API app and the shop's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TaobaoSecret {
+    /// The app key (client id).
+    pub app_key: String,
+    /// The app secret that signs API requests.
+    pub secret: Secret,
+    /// The shop's tokens.
+    #[serde(flatten)]
+    pub tokens: ApiTokens,
+}
+
+impl TaobaoSecret {
+    /// The open-API access this secret gives.
+    pub fn api_access(&self) -> Option<ApiAccess> {
+        Some(ApiAccess { app_key: self.app_key.clone(), app_secret: self.secret.clone(), tokens: self.tokens.clone() })
+    }
+}
+
+/// Taobao in the registry: its changes are pulled, it sends no callbacks.
+pub struct Taobao;
+
+impl SourceModule for Taobao {
+    fn source(&self) -> Source {
+        Source::Taobao
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Pulled
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<TaobaoSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        let _ = (cb, secret);
+        Err(no_callbacks(Source::Taobao))
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = (shop, payload, query);
+        Err(pulled_only(Source::Taobao))
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"code":0}"# }
+    }
+
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        secret.typed::<TaobaoSecret>().ok().and_then(TaobaoSecret::api_access)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,17 @@
 //! 京东 (JD): order states and after-sale service codes. JD's push scheme is unknown
 //! (see `../shared/reference/platforms.md`), so only the query-side codes are here.
 
+pub mod sign;
+
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use serde::{Deserialize, Serialize};
+
+use crate::model::callback::RawCallback;
+use crate::model::ids::{ShopId, Source};
+use crate::model::secret::{ApiAccess, ApiTokens, Secret};
+use crate::model::source_event::{ParseError, SourceEvent};
+use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// JD's status tables.
 pub const STATUS_TABLE: &[MappingRow] = &[
@@ -31,6 +40,64 @@ pub fn refund_kind(customer_expect: &str) -> Option<crate::model::lifecycle::Ref
         "1" | "11" => Some(RefundOnly),
         "10" => Some(ReturnAndRefund),
         _ => None,
+    }
+}
+
+/// What a JD shop's secret parameter holds (JSON): the open-API app and the shop's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JdSecret {
+    /// The app key (client id).
+    pub app_key: String,
+    /// The app secret that signs API requests.
+    pub secret: Secret,
+    /// The shop's tokens.
+    #[serde(flatten)]
+    pub tokens: ApiTokens,
+}
+
+impl JdSecret {
+    /// The open-API access this secret gives.
+    pub fn api_access(&self) -> Option<ApiAccess> {
+        Some(ApiAccess { app_key: self.app_key.clone(), app_secret: self.secret.clone(), tokens: self.tokens.clone() })
+    }
+}
+
+/// JD in the registry: its changes are pulled, it sends no callbacks.
+pub struct Jd;
+
+impl SourceModule for Jd {
+    fn source(&self) -> Source {
+        Source::Jd
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Pulled
+    }
+
+    fn load_secret(&self, json: &str) -> Result<ShopSecret, String> {
+        ShopSecret::parse::<JdSecret>(json)
+    }
+
+    fn open(&self, cb: &RawCallback, secret: &ShopSecret) -> Result<Opened, Refusal> {
+        let _ = (cb, secret);
+        Err(no_callbacks(Source::Jd))
+    }
+
+    fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = (shop, payload, query);
+        Err(pulled_only(Source::Jd))
+    }
+
+    fn status_table(&self) -> &'static [MappingRow] {
+        STATUS_TABLE
+    }
+
+    fn ack(&self) -> Ack {
+        Ack { status: 200, body: r#"{"code":0}"# }
+    }
+
+    fn api_access(&self, secret: &ShopSecret) -> Option<ApiAccess> {
+        secret.typed::<JdSecret>().ok().and_then(JdSecret::api_access)
     }
 }
 
