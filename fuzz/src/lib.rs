@@ -264,8 +264,13 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
                 let owner = if source == Source::Wechatpay { Source::App } else { source };
                 assert_eq!(status.key.source, owner, "status event of another channel");
                 assert_eq!(&status.key.shop, shop, "status event of another shop");
-                for (sku, _) in &status.facts.lines {
-                    assert!(domain::model::ids::Sku::parse(sku.as_str()).is_ok(), "invalid sku {sku:?}");
+                for line in &status.facts.lines {
+                    assert!(domain::model::ids::Sku::parse(line.sku.as_str()).is_ok(), "invalid sku {:?}", line.sku);
+                    assert!(
+                        domain::model::ids::LineId::parse(line.line.as_str()).is_ok(),
+                        "invalid line {:?}",
+                        line.line
+                    );
                 }
             }
             SourceEvent::Logistics(logistics) => {

@@ -114,6 +114,7 @@ impl Rig {
             raw: RawStatus::new("refund_status", "3"),
             mapping: StatusMapping::Mapped(Target::refund(RefundState::Succeeded)),
             provenance: Provenance::Ops,
+            refund_scope: domain::model::order::RefundScope::default(),
         };
         // The write without its side effects: the release that never happened.
         self.normalizer()

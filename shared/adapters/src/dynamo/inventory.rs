@@ -6,11 +6,12 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use domain::model::ids::LineId;
 use domain::model::stock::{ReleaseOutcome, Reservation};
 use domain::ports::{InventoryStore, StoreError};
 use domain::{OrderKey, Sku};
 
-use super::keys::order_pk;
+use super::keys::{order_pk, reservation_sort_key};
 use super::{Item, decode, encode, is_condition_failed, s, sdk_error};
 use crate::schema::{PK, SK};
 
@@ -19,12 +20,17 @@ struct ReservationItem {
     pk: String,
     sk: String,
     key: OrderKey,
+    // Absent on items written before reservations were per line: their line is their SKU.
+    #[serde(default)]
+    line: Option<LineId>,
     sku: Sku,
     qty: u32,
     reserved_at: DateTime<Utc>,
     // Absent (not NULL) until released: the release condition is `attribute_not_exists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     released_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    released_by: Option<String>,
 }
 
 /// Per-order stock reservations (orders table).
@@ -47,12 +53,14 @@ impl InventoryStore for DynamoInventory {
         let puts = reservations.iter().map(|r| async move {
             let item = encode(&ReservationItem {
                 pk: order_pk(&r.key),
-                sk: format!("R#{}", r.sku),
+                sk: reservation_sort_key(&r.line),
                 key: r.key.clone(),
+                line: Some(r.line.clone()),
                 sku: r.sku.clone(),
                 qty: r.qty,
                 reserved_at: r.reserved_at,
                 released_at: r.released_at,
+                released_by: r.released_by.clone(),
             })?;
             match self
                 .client
@@ -71,16 +79,23 @@ impl InventoryStore for DynamoInventory {
         futures::future::try_join_all(puts).await.map(|_| ())
     }
 
-    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError> {
+    async fn release(
+        &self,
+        key: &OrderKey,
+        line: &LineId,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<ReleaseOutcome, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.orders_table)
             .key(PK, s(order_pk(key)))
-            .key(SK, s(format!("R#{sku}")))
-            .update_expression("SET released_at = :at")
+            .key(SK, s(reservation_sort_key(line)))
+            .update_expression("SET released_at = :at, released_by = :by")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(released_at)")
             .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(":by", s(reason))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -102,7 +117,7 @@ impl InventoryStore for DynamoInventory {
                             .get_item()
                             .table_name(&self.orders_table)
                             .key(PK, s(order_pk(key)))
-                            .key(SK, s(format!("R#{sku}")))
+                            .key(SK, s(reservation_sort_key(line)))
                             .consistent_read(true)
                             .send()
                             .await
@@ -139,10 +154,12 @@ impl InventoryStore for DynamoInventory {
                 let r: ReservationItem = decode(item)?;
                 out.push(Reservation {
                     key: r.key,
+                    line: r.line.unwrap_or_else(|| LineId::of_sku(&r.sku)),
                     sku: r.sku,
                     qty: r.qty,
                     reserved_at: r.reserved_at,
                     released_at: r.released_at,
+                    released_by: r.released_by,
                 });
             }
             match page.last_evaluated_key {

@@ -9,6 +9,11 @@ pub fn order_pk(key: &OrderKey) -> String {
     format!("O#{}#{}#{}", key.source, key.shop, key.order_id)
 }
 
+/// The sort key of one order line's reservation (`R#{line}`; before lines, the line was the SKU).
+pub fn reservation_sort_key(line: &domain::model::ids::LineId) -> String {
+    format!("R#{line}")
+}
+
 /// The sort key of a history entry: oldest first, then by message id.
 pub fn history_sort_key(event_time: DateTime<Utc>, message_id: &MessageId) -> String {
     format!("H#{}#{}", event_time.format("%Y-%m-%dT%H:%M:%S%.3fZ"), message_id)

@@ -13,12 +13,13 @@ use chrono_tz::Asia::Shanghai;
 use crate::app::release_stock::release_order;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
+use crate::model::ids::RefundId;
 use crate::model::lifecycle::{Lifecycle, RefundState};
 use crate::model::order::{Order, Provenance, StatusChange, Verdict, apply};
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
 use crate::model::source_event::OrderFacts;
 use crate::model::status::{StatusMapping, Target};
-use crate::model::stock::Reservation;
+use crate::model::stock::{OrderLine, Reservation};
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
 use crate::ports::{Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
@@ -120,6 +121,7 @@ impl<'a> ApplyChange<'a> {
                 verdict: outcome.verdict,
                 lifecycle,
                 refund,
+                refund_id: refund.and(change.refund_scope.id.clone()),
             };
             let write = OrderWrite {
                 key: change.key.clone(),
@@ -255,28 +257,43 @@ impl<'a> ApplyChange<'a> {
     pub(crate) async fn effects(&self, applied: &Applied, facts: &OrderFacts) -> Result<Vec<DomainEvent>, Failure> {
         let mut events = events_of(&applied.entry);
         let key = &applied.order.key;
+        // A Paid that arrives after a refund already succeeded reserves nothing the refund covers
+        // (nothing at all after a whole-order refund): that stock would never be released.
+        let refunded = applied.order.refunded_lines();
+        let to_reserve: Vec<&OrderLine> = facts
+            .lines
+            .iter()
+            .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
+            .collect();
         if let Some((_, Lifecycle::Paid)) = applied.entry.lifecycle
-            && !facts.lines.is_empty()
+            && !to_reserve.is_empty()
         {
-            let lines: Vec<Reservation> = facts
-                .lines
+            let lines: Vec<Reservation> = to_reserve
                 .iter()
-                .map(|(sku, qty)| Reservation {
+                .map(|l| Reservation {
                     key: key.clone(),
-                    sku: sku.clone(),
-                    qty: *qty,
+                    line: l.line.clone(),
+                    sku: l.sku.clone(),
+                    qty: l.qty,
                     reserved_at: applied.entry.event_time,
                     released_at: None,
+                    released_by: None,
                 })
                 .collect();
             self.ports.inventory.reserve(&lines).await?;
-            events.push(DomainEvent::StockReserved { key: key.clone(), lines: facts.lines.clone() });
+            events.push(DomainEvent::StockReserved {
+                key: key.clone(),
+                lines: to_reserve.into_iter().cloned().collect(),
+            });
         }
         let before_shipment =
             applied.order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
         if let Some((_, RefundState::Succeeded)) = applied.entry.refund
             && before_shipment
         {
+            // Only the lines this refund case covers (every line for a whole-order refund).
+            let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
+            let covered = applied.order.refunds.get(&case).map(|c| c.lines.clone()).unwrap_or_default();
             let refunded_at =
                 applied.order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(applied.entry.event_time);
             events.extend(
@@ -284,6 +301,7 @@ impl<'a> ApplyChange<'a> {
                     self.ports.inventory,
                     self.ports.stats,
                     key,
+                    &covered,
                     refunded_at,
                     self.ports.clock.now(),
                     "refund",
@@ -313,6 +331,7 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
     if let Some((from, to)) = entry.refund {
         events.push(DomainEvent::RefundStatusChanged {
             key: entry.key.clone(),
+            refund_id: entry.refund_id.clone(),
             from,
             to,
             event_time: entry.event_time,

@@ -7,7 +7,7 @@ use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::Source;
 use crate::model::lifecycle::Lifecycle;
-use crate::model::order::{DeliveryAddress, Order, Provenance, SignInfo, StatusChange};
+use crate::model::order::{DeliveryAddress, Order, Provenance, RefundScope, SignInfo, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::signal::{AppSignalKind, SignalRecord, customer_key};
 use crate::model::source_event::{AddressEvent, AppEvent, LogisticsEvent, OrderFacts, SourceEvent, StatusEvent};
@@ -68,6 +68,7 @@ impl<'a> ApplyMessage<'a> {
             raw: event.raw.clone(),
             mapping,
             provenance: Provenance::Callback,
+            refund_scope: event.facts.refund.clone(),
         };
         let mut facts = event.facts.clone();
         // A platform's own shipped code is its scan-out; the seller's app must say so itself.
@@ -128,6 +129,7 @@ impl<'a> ApplyMessage<'a> {
             raw: RawStatus::new("address", event.addr_key.clone()),
             mapping: StatusMapping::Informational("delivery address"),
             provenance: Provenance::Callback,
+            refund_scope: RefundScope::default(),
         };
         let address = DeliveryAddress {
             addr_key: event.addr_key.clone(),
@@ -156,6 +158,7 @@ impl<'a> ApplyMessage<'a> {
             raw: RawStatus::new("state", event.state.clone()),
             mapping,
             provenance: Provenance::Callback,
+            refund_scope: RefundScope::default(),
         };
         // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.
         let facts = OrderFacts { waybill: Some(event.waybill.clone()), scanned_out: true, ..OrderFacts::default() };
@@ -364,12 +367,85 @@ mod tests {
         let kinds: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
         assert_eq!(kinds, ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased"]);
         let again = n.handle(&refund).await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(!again.iter().any(|e| e.detail_type() == "InventoryReleased"), "nothing left to release");
+        // A redelivery (the first publish may have failed) derives the very same release event —
+        // the same id, for consumers to dedupe — and releases and counts nothing twice.
+        let released = |events: &[DomainEvent]| {
+            events.iter().filter(|e| e.detail_type() == "InventoryReleased").map(DomainEvent::id).collect::<Vec<_>>()
+        };
+        assert_eq!(released(&again), released(&events), "the same InventoryReleased, derived again");
         let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
         assert_eq!(month[0].get("stock_released"), 1);
         assert_eq!(month[0].get("stock_released_on_time"), 1);
         let order = world.order(Source::Douyin, "6921").await.unwrap_or_else(|| panic!("stored"));
         assert_eq!(order.refund, RefundState::Succeeded);
+    }
+
+    fn app(kind: &str, id: &str, minute: i64, data: serde_json::Value) -> InboundMessage {
+        let at = at() + chrono::Duration::minutes(minute);
+        message(Source::App, fixtures::app_event(kind, at, data), vec![], id)
+    }
+
+    #[tokio::test]
+    async fn a_partial_refund_releases_only_its_lines_and_a_later_refund_of_another_line_applies() {
+        let world = World::new();
+        let n = world.messages();
+        let lines = json!([{"line": "L1", "sku": "SKU-A", "qty": 2}, {"line": "L2", "sku": "SKU-B", "qty": 1}]);
+        n.handle(&app("order.status", "p1", 0, json!({"order_id": "mp-7", "status": "Paid", "lines": lines})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refund_a =
+            json!({"order_id": "mp-7", "refund_status": "Succeeded", "refund_id": "R1", "refund_lines": ["L1"]});
+        let events = n.handle(&app("order.refund", "r1", 1, refund_a)).await.unwrap_or_else(|e| panic!("{e}"));
+        let released: Vec<DomainEvent> =
+            events.into_iter().filter(|e| e.detail_type() == "InventoryReleased").collect();
+        assert!(
+            matches!(&released[..], [DomainEvent::InventoryReleased { lines, .. }]
+                if lines.iter().map(|l| (l.line.as_str(), l.sku.as_str(), l.qty)).collect::<Vec<_>>() == [("L1", "SKU-A", 2)]),
+            "only the refunded line: {released:?}"
+        );
+        let key = OrderKey::parse(Source::App, "shop-1001", "mp-7").unwrap_or_else(|e| panic!("{e}"));
+        let held: Vec<String> = world
+            .store
+            .reservations(&key)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.released_at.is_none())
+            .map(|r| r.line.to_string())
+            .collect();
+        assert_eq!(held, ["L2"], "the other line still ships: its stock stays reserved");
+
+        // A later after-sale on the other line is its own case: applied, and releases that line.
+        let refund_b =
+            json!({"order_id": "mp-7", "refund_status": "Requested", "refund_id": "R2", "refund_lines": ["L2"]});
+        n.handle(&app("order.refund", "r2", 2, refund_b)).await.unwrap_or_else(|e| panic!("{e}"));
+        let done_b =
+            json!({"order_id": "mp-7", "refund_status": "Succeeded", "refund_id": "R2", "refund_lines": ["L2"]});
+        let events = n.handle(&app("order.refund", "r3", 3, done_b)).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            events.iter().any(|e| matches!(e, DomainEvent::InventoryReleased { lines, .. }
+            if lines.len() == 1 && lines[0].line.as_str() == "L2")),
+            "{events:?}"
+        );
+        let order = world.order(Source::App, "mp-7").await.unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.refunds.len(), 2);
+        assert!(order.refunds.values().all(|c| c.state == RefundState::Succeeded));
+    }
+
+    #[tokio::test]
+    async fn a_late_paid_after_a_refund_reserves_nothing_the_refund_covers() {
+        let world = World::new();
+        let n = world.messages();
+        let refund = json!({"order_id": "mp-8", "refund_status": "Succeeded", "kind": "refund_only"});
+        n.handle(&app("order.refund", "r1", 5, refund)).await.unwrap_or_else(|e| panic!("{e}"));
+        let lines = json!([{"sku": "SKU-A", "qty": 1}]);
+        let events = n
+            .handle(&app("order.status", "p1", 0, json!({"order_id": "mp-8", "status": "Paid", "lines": lines})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!events.iter().any(|e| e.detail_type() == "StockReserved"), "{events:?}");
+        let key = OrderKey::parse(Source::App, "shop-1001", "mp-8").unwrap_or_else(|e| panic!("{e}"));
+        assert!(world.store.reservations(&key).await.unwrap_or_default().is_empty(), "nothing left locked");
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState};
-use crate::model::order::{Provenance, StatusChange};
+use crate::model::order::{Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::secret::{ApiAccess, ApiTokens};
 use crate::model::source_event::OrderFacts;
@@ -259,6 +259,7 @@ impl RefundCheck<'_> {
                 raw: raw.clone(),
                 mapping: sources::map_status(key.source, &raw.field, &raw.code),
                 provenance: Provenance::Poll,
+                refund_scope: RefundScope::default(),
             };
             let (applied, produced) = n.apply_status(&change, &facts).await?;
             if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
@@ -323,13 +324,11 @@ impl RefundCheck<'_> {
         let n = self.write;
         let Some(order) = n.ports.orders.get(key).await? else { return Ok(0) };
         let before_shipment = order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
-        if order.refund != RefundState::Succeeded || !before_shipment {
-            return Ok(0);
-        }
+        let Some(refunded) = order.refunded_lines().filter(|_| before_shipment) else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
+        let now = n.ports.clock.now();
         let produced =
-            release_order(n.ports.inventory, n.ports.stats, key, refunded_at, n.ports.clock.now(), "poll", n.rules)
-                .await?;
+            release_order(n.ports.inventory, n.ports.stats, key, &refunded, refunded_at, now, "poll", n.rules).await?;
         let lines = produced
             .iter()
             .map(|e| match e {
@@ -484,17 +483,26 @@ impl RefundCheck<'_> {
                         let Some(order) = n.ports.orders.get(&key).await? else {
                             return Ok((ReleaseAnswer::NotFound, None, Vec::new()));
                         };
-                        if order.refund != RefundState::Succeeded {
+                        let Some(refunded) = order.refunded_lines() else {
                             return Ok((ReleaseAnswer::NotRefunded, None, Vec::new()));
-                        }
+                        };
                         let refunded_at =
                             order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
                         let reserved = n.ports.inventory.reservations(&key).await?;
                         if reserved.is_empty() {
                             return Ok((ReleaseAnswer::NothingReserved, None, Vec::new()));
                         }
-                        let released =
-                            release_lines(n.ports.inventory, &key, reserved, refunded_at, now, "ops", n.rules).await?;
+                        let released = release_lines(
+                            n.ports.inventory,
+                            &key,
+                            reserved,
+                            &refunded,
+                            refunded_at,
+                            now,
+                            "ops",
+                            n.rules,
+                        )
+                        .await?;
                         let answer = if released.lines.is_empty() {
                             ReleaseAnswer::AlreadyReleased
                         } else {
@@ -857,7 +865,12 @@ mod tests {
         let line = refunded.order_id.to_string() + "1";
         let _ = world
             .store
-            .release(&refunded, &crate::model::ids::Sku::parse(&line).unwrap_or_else(|e| panic!("{e}")), at())
+            .release(
+                &refunded,
+                &crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}")),
+                at(),
+                "refund",
+            )
             .await;
         let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));
         let keys = [refunded.clone(), not_refunded.clone(), missing.clone()];
@@ -883,6 +896,7 @@ mod tests {
                 RefundState::Succeeded,
             )),
             provenance: Provenance::Ops,
+            refund_scope: RefundScope::default(),
         };
         world
             .write()

@@ -1,12 +1,14 @@
 //! Releasing an order's reserved stock after its refund: exactly once per line.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 
 use crate::app::apply::Failure;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{OrderKey, Sku};
-use crate::model::stock::{ReleaseOutcome, Reservation};
+use crate::model::ids::{LineId, OrderKey};
+use crate::model::stock::{OrderLine, ReleaseOutcome, Reservation};
 use crate::model::time::business_day;
 use crate::ports::{InventoryStore, Stats};
 use crate::rules::timing::Rules;
@@ -14,40 +16,54 @@ use crate::rules::timing::Rules;
 /// What releasing an order's reserved stock did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Released {
-    /// Lines released by this call (lines released before are not repeated).
-    pub lines: Vec<(Sku, u32)>,
-    /// The counters to add (not yet written: a batch writes them once).
+    /// Lines released by this call.
+    pub lines: Vec<OrderLine>,
+    /// Lines released before for the same reason (a redelivery, a retry, a concurrent run).
+    pub before: Vec<OrderLine>,
+    /// The counters to add for the lines released by this call (not yet written: a batch
+    /// writes them once).
     pub counters: Vec<CounterAdd>,
 }
 
 impl Released {
-    /// The `InventoryReleased` event, when anything was released.
+    /// The `InventoryReleased` event of every line released for this reason — by this call or
+    /// an earlier one — so a retry after a failed publish derives the same event (same id).
     pub fn event(&self, key: &OrderKey, reason: &str) -> Option<DomainEvent> {
-        (!self.lines.is_empty()).then(|| DomainEvent::InventoryReleased {
+        let mut lines: Vec<OrderLine> = self.lines.iter().chain(&self.before).cloned().collect();
+        lines.sort();
+        (!lines.is_empty()).then(|| DomainEvent::InventoryReleased {
             key: key.clone(),
-            lines: self.lines.clone(),
+            lines,
             reason: reason.to_owned(),
         })
     }
 }
 
-/// Releases every still-reserved line of `reserved` (exactly once each: a conditional write per
-/// line, the lines of an order at the same time) and computes the counters.
+/// Releases the still-reserved lines of `reserved` that `only` names (every line when `only` is
+/// empty): exactly once each, a conditional write per line, the lines of an order at the same
+/// time. Lines released before for the same `reason` are reported in [`Released::before`].
+#[allow(clippy::too_many_arguments)]
 pub async fn release_lines(
     inventory: &dyn InventoryStore,
     key: &OrderKey,
     reserved: Vec<Reservation>,
+    only: &BTreeSet<LineId>,
     refunded_at: DateTime<Utc>,
     now: DateTime<Utc>,
     reason: &str,
     rules: &Rules,
 ) -> Result<Released, Failure> {
-    let open: Vec<Reservation> = reserved.into_iter().filter(|line| line.released_at.is_none()).collect();
-    let outcomes = futures::future::join_all(open.iter().map(|line| inventory.release(key, &line.sku, now))).await;
     let mut released = Released::default();
+    let covered: Vec<Reservation> =
+        reserved.into_iter().filter(|r| only.is_empty() || only.contains(&r.line)).collect();
+    let (open, done): (Vec<Reservation>, Vec<Reservation>) = covered.into_iter().partition(|r| r.released_at.is_none());
+    released.before =
+        done.iter().filter(|r| r.released_by.as_deref() == Some(reason)).map(Reservation::order_line).collect();
+    let outcomes =
+        futures::future::join_all(open.iter().map(|line| inventory.release(key, &line.line, now, reason))).await;
     for (line, outcome) in open.iter().zip(outcomes) {
         if outcome? == ReleaseOutcome::Released {
-            released.lines.push((line.sku.clone(), line.qty));
+            released.lines.push(line.order_line());
         }
     }
     if released.lines.is_empty() {
@@ -73,19 +89,21 @@ pub async fn release_lines(
     Ok(released)
 }
 
-/// Releases one order's reserved stock, counts it, and returns the `InventoryReleased` event
-/// (none when nothing was left to release).
+/// Releases the reserved stock of an order's lines `only` (every line when empty), counts it,
+/// and returns the `InventoryReleased` event (none when nothing was released for `reason`).
+#[allow(clippy::too_many_arguments)]
 pub async fn release_order(
     inventory: &dyn InventoryStore,
     stats: &dyn Stats,
     key: &OrderKey,
+    only: &BTreeSet<LineId>,
     refunded_at: DateTime<Utc>,
     now: DateTime<Utc>,
     reason: &str,
     rules: &Rules,
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
-    let released = release_lines(inventory, key, reserved, refunded_at, now, reason, rules).await?;
+    let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
     if !released.counters.is_empty()
         && let Err(err) = stats.add(&released.counters).await
     {

@@ -16,7 +16,7 @@ use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{MessageId, OrderKey};
 use crate::model::lifecycle::Lifecycle;
-use crate::model::order::{Order, Provenance, StatusChange, TrustSummary};
+use crate::model::order::{Order, Provenance, RefundScope, StatusChange, TrustSummary};
 use crate::model::record::DueKind;
 use crate::model::sign::SignKind;
 use crate::model::signal::AddressSign;
@@ -211,6 +211,7 @@ impl SignCheck<'_> {
                 StatusMapping::Informational("sign-in trust assessed")
             },
             provenance: Provenance::Rule,
+            refund_scope: RefundScope::default(),
         };
         let summary = TrustSummary {
             score: assessment.score,
@@ -319,6 +320,7 @@ impl SignCheck<'_> {
             raw: RawStatus::new("trust_recheck", assessment.score.to_string()),
             mapping: StatusMapping::Mapped(Target::lifecycle(to)),
             provenance: Provenance::Rule,
+            refund_scope: RefundScope::default(),
         };
         let summary = TrustSummary {
             score: assessment.score,

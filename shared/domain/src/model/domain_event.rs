@@ -7,10 +7,11 @@ use sha2::{Digest, Sha256};
 
 use crate::model::callback::Rejection;
 use crate::model::health::{Indicator, ReportKind, Scope};
-use crate::model::ids::{OrderKey, Sku, Source};
+use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
 use crate::model::status::RawStatus;
+use crate::model::stock::OrderLine;
 
 /// Something other systems (and the health report) want to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,10 +34,13 @@ pub enum DomainEvent {
         /// Callback, poll, ops or rule.
         provenance: Provenance,
     },
-    /// An order's refund state moved.
+    /// An order's refund state moved (one refund case of it).
     RefundStatusChanged {
         /// The order.
         key: OrderKey,
+        /// The platform's refund case, when it names one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_id: Option<RefundId>,
         /// Previous state.
         from: Option<RefundState>,
         /// New state.
@@ -62,19 +66,19 @@ pub enum DomainEvent {
         /// The source's event time.
         event_time: DateTime<Utc>,
     },
-    /// Stock reserved for an order on payment.
+    /// Stock reserved for an order on payment, per order line.
     StockReserved {
         /// The order.
         key: OrderKey,
-        /// SKU (or order line) and quantity.
-        lines: Vec<(Sku, u32)>,
+        /// The lines: the platform's line id, the SKU and the quantity.
+        lines: Vec<OrderLine>,
     },
     /// Reserved stock released (exactly once per line).
     InventoryReleased {
         /// The order.
         key: OrderKey,
-        /// Lines released by this call (lines released before are not repeated).
-        lines: Vec<(Sku, u32)>,
+        /// The lines released for this reason (the same set when derived again).
+        lines: Vec<OrderLine>,
         /// Why: `refund`, `ops`, `poll`.
         reason: String,
     },

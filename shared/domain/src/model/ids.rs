@@ -205,6 +205,29 @@ id_type!(
     /// A stock-keeping unit as the seller's ERP names it (`[A-Za-z0-9_.-]{1,64}`).
     Sku, "sku", 64, plain_char
 );
+id_type!(
+    /// One line of an order as its platform numbers it — a sub-order (Douyin `sku_order_id`,
+    /// Taobao `oid`), or the SKU where the platform has no line ids (`[A-Za-z0-9_.-]{1,64}`).
+    LineId, "line id", 64, plain_char
+);
+id_type!(
+    /// A platform's refund or after-sale id: one refund case of an order (`[A-Za-z0-9_.-]{1,64}`).
+    RefundId, "refund id", 64, plain_char
+);
+
+impl LineId {
+    /// The line of a platform without line ids: the SKU itself.
+    pub fn of_sku(sku: &Sku) -> Self {
+        Self(sku.as_str().to_owned())
+    }
+}
+
+impl RefundId {
+    /// The one refund case of an order whose platform gives no refund ids.
+    pub fn whole_order() -> Self {
+        Self("order".to_owned())
+    }
+}
 
 /// The identity of one order: the channel it was sold on, the shop, and the channel's order id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

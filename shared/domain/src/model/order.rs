@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::geo::GeoPoint;
-use crate::model::ids::{MessageId, OrderKey};
+use crate::model::ids::{LineId, MessageId, OrderKey, RefundId};
 use crate::model::lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState};
 use crate::model::source_event::Waybill;
 use crate::model::status::{RawStatus, StatusMapping, Target};
@@ -67,6 +67,46 @@ pub struct StatusChange {
     pub mapping: StatusMapping,
     /// Callback, poll, ops or rule.
     pub provenance: Provenance,
+    /// Which refund case a refund code is about, and the lines it covers.
+    pub refund_scope: RefundScope,
+}
+
+/// Which refund case a change is about, and the order lines that case covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefundScope {
+    /// The platform's refund / after-sale id; `None`: the order's one refund case.
+    #[serde(default)]
+    pub id: Option<RefundId>,
+    /// The order lines it covers; empty: the whole order.
+    #[serde(default)]
+    pub lines: Vec<LineId>,
+}
+
+impl RefundScope {
+    /// The case's key in [`Order::refunds`].
+    pub fn case(&self) -> RefundId {
+        self.id.clone().unwrap_or_else(RefundId::whole_order)
+    }
+}
+
+/// One refund case — a platform's after-sale — with its own state beside the order's other
+/// cases: a refund of one line neither closes nor blocks a later refund of another.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RefundCase {
+    /// Its state.
+    pub state: RefundState,
+    /// Stamp of the event that set `state`.
+    pub stamp: Option<EventStamp>,
+    /// Refund only or return and refund, from the newest event that said.
+    pub kind: Option<RefundKind>,
+    /// Stamp of the event that set `kind`.
+    pub kind_stamp: Option<EventStamp>,
+    /// First source event time of each state.
+    #[serde(default)]
+    pub entered: BTreeMap<RefundState, DateTime<Utc>>,
+    /// The order lines it covers; empty: the whole order.
+    #[serde(default)]
+    pub lines: BTreeSet<LineId>,
 }
 
 /// The newest raw code seen for one field.
@@ -89,7 +129,7 @@ pub struct Order {
     pub lifecycle: Option<Lifecycle>,
     /// Stamp of the event that set `lifecycle`.
     pub lifecycle_stamp: Option<EventStamp>,
-    /// Refund state.
+    /// Refund state: the state of the most recently changed refund case (see `refunds`).
     #[serde(default)]
     pub refund: RefundState,
     /// Stamp of the event that set `refund`.
@@ -101,9 +141,12 @@ pub struct Order {
     /// First source event time of each fulfilment state.
     #[serde(default)]
     pub entered: BTreeMap<Lifecycle, DateTime<Utc>>,
-    /// First source event time of each refund state.
+    /// First source event time of each refund state, over all cases.
     #[serde(default)]
     pub refund_entered: BTreeMap<RefundState, DateTime<Utc>>,
+    /// Every refund case of the order by its platform id (`order` for a platform without ids).
+    #[serde(default)]
+    pub refunds: BTreeMap<RefundId, RefundCase>,
     /// Newest raw code per field.
     #[serde(default)]
     pub raw: BTreeMap<String, RawSeen>,
@@ -156,6 +199,7 @@ impl Order {
             refund_kind_stamp: None,
             entered: BTreeMap::new(),
             refund_entered: BTreeMap::new(),
+            refunds: BTreeMap::new(),
             raw: BTreeMap::new(),
             unmapped: None,
             unmapped_at: None,
@@ -170,6 +214,22 @@ impl Order {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// The lines of its succeeded refund cases: `None` when no refund succeeded, an empty set
+    /// when a whole-order refund did (every line), else the lines those cases cover.
+    pub fn refunded_lines(&self) -> Option<BTreeSet<LineId>> {
+        let mut lines = BTreeSet::new();
+        let mut any = false;
+        for case in self.refunds.values().filter(|c| c.state == RefundState::Succeeded) {
+            if case.lines.is_empty() {
+                return Some(BTreeSet::new());
+            }
+            any = true;
+            lines.extend(case.lines.iter().cloned());
+        }
+        // An order stored before refund cases existed: its summary is its one case.
+        (any || (self.refunds.is_empty() && self.refund == RefundState::Succeeded)).then_some(lines)
     }
 
     fn newest_applied_at(&self) -> Option<DateTime<Utc>> {
@@ -363,10 +423,13 @@ pub fn apply(stored: Option<&Order>, change: &StatusChange, now: DateTime<Utc>) 
     };
     let refund = match refund_to {
         Some(to) => {
+            seed_whole_order_case(&mut order);
             let stamp = stamp(change, rank_of(&RefundState::ALL, to));
-            let current = (order.refund_stamp.is_some() || order.refund != RefundState::None).then_some(order.refund);
-            let decision = decide(current, order.refund_stamp.as_ref(), to, &stamp, RefundState::move_to);
-            fold_refund(&mut order, decision, to, refund_kind, stamp, change.event_time);
+            let case = order.refunds.entry(change.refund_scope.case()).or_default();
+            let current = (case.stamp.is_some() || case.state != RefundState::None).then_some(case.state);
+            let decision = decide(current, case.stamp.as_ref(), to, &stamp, RefundState::move_to);
+            fold_refund(case, decision, to, refund_kind, stamp, change.event_time, &change.refund_scope.lines);
+            summarize_refunds(&mut order);
             decision
         }
         None => Decision::Untouched,
@@ -442,27 +505,69 @@ fn fold_lifecycle(
 }
 
 fn fold_refund(
-    order: &mut Order,
+    case: &mut RefundCase,
     decision: Decision<RefundState>,
     to: RefundState,
     kind: Option<RefundKind>,
     stamp: EventStamp,
     at: DateTime<Utc>,
+    lines: &[LineId],
 ) {
     if matches!(decision, Decision::Refused { .. } | Decision::Untouched) {
         return;
     }
-    keep_first(&mut order.refund_entered, to, at);
+    keep_first(&mut case.entered, to, at);
+    // The lines a case covers only grow, whatever order its events arrive in.
+    case.lines.extend(lines.iter().cloned());
     if let Some(kind) = kind
-        && order.refund_kind_stamp.as_ref().is_none_or(|applied| stamp > *applied)
+        && case.kind_stamp.as_ref().is_none_or(|applied| stamp > *applied)
     {
-        order.refund_kind = Some(kind);
-        order.refund_kind_stamp = Some(stamp.clone());
+        case.kind = Some(kind);
+        case.kind_stamp = Some(stamp.clone());
     }
     if matches!(decision, Decision::Moved { .. } | Decision::Refreshed) {
-        order.refund = to;
-        order.refund_stamp = Some(stamp);
+        case.state = to;
+        case.stamp = Some(stamp);
     }
+}
+
+/// An order stored before refund cases existed keeps its refund as the whole-order case.
+fn seed_whole_order_case(order: &mut Order) {
+    if order.refunds.is_empty() && (order.refund_stamp.is_some() || order.refund != RefundState::None) {
+        order.refunds.insert(
+            RefundId::whole_order(),
+            RefundCase {
+                state: order.refund,
+                stamp: order.refund_stamp.clone(),
+                kind: order.refund_kind,
+                kind_stamp: order.refund_kind_stamp.clone(),
+                entered: order.refund_entered.clone(),
+                lines: BTreeSet::new(),
+            },
+        );
+    }
+}
+
+/// The order's refund summary from its cases: the state and kind of the newest, the first time
+/// each state was entered by any. Derived, so it does not depend on arrival order.
+fn summarize_refunds(order: &mut Order) {
+    if let Some(newest) = order.refunds.values().filter(|c| c.stamp.is_some()).max_by(|a, b| a.stamp.cmp(&b.stamp)) {
+        order.refund = newest.state;
+        order.refund_stamp = newest.stamp.clone();
+    }
+    if let Some(kinded) =
+        order.refunds.values().filter(|c| c.kind_stamp.is_some()).max_by(|a, b| a.kind_stamp.cmp(&b.kind_stamp))
+    {
+        order.refund_kind = kinded.kind;
+        order.refund_kind_stamp = kinded.kind_stamp.clone();
+    }
+    let mut entered: BTreeMap<RefundState, DateTime<Utc>> = BTreeMap::new();
+    for case in order.refunds.values() {
+        for (state, at) in &case.entered {
+            keep_first(&mut entered, *state, *at);
+        }
+    }
+    order.refund_entered = entered;
 }
 
 #[cfg(test)]
@@ -490,6 +595,16 @@ mod tests {
             raw: RawStatus::new("test", id),
             mapping: StatusMapping::Mapped(target),
             provenance: Provenance::Callback,
+            refund_scope: RefundScope::default(),
+        }
+    }
+
+    impl StatusChange {
+        fn mapping_refund(&self) -> Option<RefundState> {
+            match self.mapping {
+                StatusMapping::Mapped(target) => target.refund,
+                _ => None,
+            }
         }
     }
 
@@ -656,8 +771,79 @@ mod tests {
         })
     }
 
+    /// A valid sequence over several refund cases: each case's steps are allowed moves of that
+    /// case, in strictly increasing time; lifecycle steps interleave.
+    fn multi_case_sequence() -> impl Strategy<Value = Vec<StatusChange>> {
+        let steps = proptest::collection::vec((0usize..64, 0usize..3, 1u32..30), 1..18);
+        steps.prop_map(|steps| {
+            let mut cases = [RefundState::None; 2];
+            let mut lifecycle: Option<Lifecycle> = None;
+            let mut minute = 0;
+            let mut out = Vec::new();
+            for (n, (pick, which, gap)) in steps.into_iter().enumerate() {
+                minute += gap;
+                let id = format!("c{n}");
+                if which < 2 {
+                    let from = cases[which];
+                    let options: Vec<RefundState> = RefundState::ALL
+                        .into_iter()
+                        .filter(|to| *to != RefundState::None && (from == *to || from.move_to(*to).is_some()))
+                        .collect();
+                    if let Some(to) = options.get(pick % options.len().max(1)) {
+                        cases[which] = *to;
+                        let mut c = change(&id, minute, Target::refund(*to));
+                        c.refund_scope = RefundScope {
+                            id: Some(RefundId::parse(["R1", "R2"][which]).unwrap_or_else(|e| panic!("{e}"))),
+                            lines: vec![LineId::parse(["L1", "L2"][which]).unwrap_or_else(|e| panic!("{e}"))],
+                        };
+                        out.push(c);
+                    }
+                } else {
+                    let options: Vec<Lifecycle> = Lifecycle::ALL
+                        .into_iter()
+                        .filter(|to| lifecycle.is_none_or(|from| from == *to || from.move_to(*to).is_some()))
+                        .collect();
+                    if let Some(to) = options.get(pick % options.len().max(1)) {
+                        lifecycle = Some(*to);
+                        out.push(change(&id, minute, Target::lifecycle(*to)));
+                    }
+                }
+            }
+            out
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn refund_cases_are_independent_and_arrival_order_free(
+            sequence in multi_case_sequence(),
+            shuffle_seed in any::<u64>(),
+        ) {
+            let expected = semantic(&run(&sequence));
+            let mut delivered: Vec<StatusChange> = sequence.iter().chain(sequence.iter().step_by(2)).cloned().collect();
+            let mut state = shuffle_seed | 1;
+            for i in (1..delivered.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
+                delivered.swap(i, j);
+            }
+            prop_assert_eq!(semantic(&run(&delivered)), expected.clone());
+            // No case blocks another: each ends where its own sequence ends.
+            if let Some(order) = expected {
+                for (case, id) in [("R1", "L1"), ("R2", "L2")] {
+                    let last = sequence.iter().rev().find(|c| c.refund_scope.id.as_ref().is_some_and(|r| r.as_str() == case));
+                    if let Some(last) = last {
+                        let stored = order.refunds.get(&RefundId::parse(case).unwrap_or_else(|e| panic!("{e}")));
+                        prop_assert_eq!(stored.map(|c| c.state), last.mapping_refund());
+                        prop_assert!(stored.is_some_and(|c| c.lines.iter().any(|l| l.as_str() == id)));
+                    }
+                }
+            }
+        }
 
         #[test]
         fn any_duplication_and_permutation_ends_as_in_order_delivery(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::counters::CounterAdd;
-use crate::model::ids::{MessageId, OrderKey};
+use crate::model::ids::{MessageId, OrderKey, RefundId};
 use crate::model::lifecycle::{Lifecycle, RefundState};
 use crate::model::order::{Decision, Order, Provenance, Verdict};
 use crate::model::status::RawStatus;
@@ -39,6 +39,9 @@ pub struct HistoryEntry {
     pub lifecycle: Option<LifecycleMove>,
     /// The refund move, if any.
     pub refund: Option<RefundMove>,
+    /// The refund case the move is of (`None`: the order's one case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<RefundId>,
 }
 
 impl HistoryEntry {

@@ -6,10 +6,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::geo::GeoPoint;
-use crate::model::ids::{MessageId, OrderKey, Sku};
+use crate::model::ids::{MessageId, OrderKey};
 use crate::model::lifecycle::RefundKind;
+use crate::model::order::RefundScope;
 use crate::model::signal::AppSignalKind;
 use crate::model::status::RawStatus;
+use crate::model::stock::OrderLine;
 
 /// A waybill: the carrier and its tracking number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +31,10 @@ pub struct OrderFacts {
     pub scanned_out: bool,
     /// Promised ship time (platform SLA).
     pub promised_ship_at: Option<DateTime<Utc>>,
-    /// SKU lines, for stock reservation on payment.
-    pub lines: Vec<(Sku, u32)>,
+    /// The order's lines, for stock reservation on payment.
+    pub lines: Vec<OrderLine>,
+    /// Which refund case the event is about and the lines it covers.
+    pub refund: RefundScope,
     /// Refund kind, when the event says.
     pub refund_kind: Option<RefundKind>,
 }

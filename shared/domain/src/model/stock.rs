@@ -4,13 +4,26 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::{OrderKey, Sku};
+use crate::model::ids::{LineId, OrderKey, Sku};
 
-/// One SKU line an order reserved.
+/// One line of an order: the platform's line id, the SKU an ERP acts on, and the quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// The platform's line (sub-order) id.
+    pub line: LineId,
+    /// The SKU.
+    pub sku: Sku,
+    /// Units.
+    pub qty: u32,
+}
+
+/// One order line's reserved stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     /// The order.
     pub key: OrderKey,
+    /// The order line.
+    pub line: LineId,
     /// The SKU.
     pub sku: Sku,
     /// Units reserved.
@@ -19,6 +32,16 @@ pub struct Reservation {
     pub reserved_at: DateTime<Utc>,
     /// When released (`None`: still held).
     pub released_at: Option<DateTime<Utc>>,
+    /// Why it was released (`refund`, `ops`), set with `released_at`.
+    #[serde(default)]
+    pub released_by: Option<String>,
+}
+
+impl Reservation {
+    /// The order line it holds.
+    pub fn order_line(&self) -> OrderLine {
+        OrderLine { line: self.line.clone(), sku: self.sku.clone(), qty: self.qty }
+    }
 }
 
 /// What a release did.

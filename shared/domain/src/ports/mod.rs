@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Sku, Source};
+use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
 use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite};
 use crate::model::signal::{AddressSign, SignalRecord};
@@ -135,12 +135,18 @@ pub trait SignalStore: Send + Sync {
 /// Per-order stock reservations.
 #[async_trait]
 pub trait InventoryStore: Send + Sync {
-    /// Records reservations; an existing reservation of the same order and SKU is kept as is
+    /// Records reservations; an existing reservation of the same order line is kept as is
     /// (reserving twice is a no-op).
     async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError>;
 
-    /// Releases one line, exactly once.
-    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError>;
+    /// Releases one order line, exactly once, recording when and why (`refund`, `ops`).
+    async fn release(
+        &self,
+        key: &OrderKey,
+        line: &LineId,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<ReleaseOutcome, StoreError>;
 
     /// All lines of an order.
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError>;

@@ -15,7 +15,7 @@ use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarant
 use crate::model::counters::{CounterAdd, StoredReport};
 use crate::model::domain_event::DomainEvent;
 use crate::model::geo::GeoPoint;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Sku, Source};
+use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Sku, Source};
 use crate::model::lifecycle::Lifecycle;
 use crate::model::order::{Order, Provenance, Verdict};
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
@@ -48,6 +48,7 @@ fn history(key: &OrderKey, minute: i64, id: &str) -> HistoryEntry {
         verdict: Verdict::Applied,
         lifecycle: Some((None, Lifecycle::Paid)),
         refund: None,
+        refund_id: None,
     }
 }
 
@@ -322,8 +323,15 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     let k = key(ns, "4001");
     let sku = Sku::parse("SKU-RED-M").unwrap();
     let other = Sku::parse("SKU-BLUE-L").unwrap();
-    let line =
-        |sku: &Sku, qty| Reservation { key: k.clone(), sku: sku.clone(), qty, reserved_at: t(1), released_at: None };
+    let line = |sku: &Sku, qty| Reservation {
+        key: k.clone(),
+        line: LineId::of_sku(sku),
+        sku: sku.clone(),
+        qty,
+        reserved_at: t(1),
+        released_at: None,
+        released_by: None,
+    };
     store.reserve(&[line(&sku, 2), line(&other, 1)]).await.unwrap();
     store.reserve(&[line(&sku, 5)]).await.unwrap();
     let mut lines = store.reservations(&k).await.unwrap();
@@ -333,15 +341,23 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
         [("SKU-BLUE-L", 1), ("SKU-RED-M", 2)]
     );
 
-    assert_eq!(store.release(&k, &sku, t(5)).await.unwrap(), ReleaseOutcome::Released);
-    assert_eq!(store.release(&k, &sku, t(6)).await.unwrap(), ReleaseOutcome::AlreadyReleased);
-    let missing = Sku::parse("SKU-NONE").unwrap();
-    assert_eq!(store.release(&k, &missing, t(6)).await.unwrap(), ReleaseOutcome::NotReserved);
+    let (red, blue) = (LineId::of_sku(&sku), LineId::of_sku(&other));
+    assert_eq!(store.release(&k, &red, t(5), "refund").await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(store.release(&k, &red, t(6), "ops").await.unwrap(), ReleaseOutcome::AlreadyReleased);
+    let missing = LineId::parse("SKU-NONE").unwrap();
+    assert_eq!(store.release(&k, &missing, t(6), "ops").await.unwrap(), ReleaseOutcome::NotReserved);
     let released = store.reservations(&k).await.unwrap().into_iter().find(|r| r.sku == sku).unwrap();
     assert_eq!(released.released_at, Some(t(5)), "the first release's time is kept");
+    assert_eq!(released.released_by.as_deref(), Some("refund"), "and its reason");
+
+    // Two lines of the same SKU are two reservations, released one by one.
+    let twin = Reservation { line: LineId::parse("4001-2").unwrap(), ..line(&sku, 3) };
+    store.reserve(std::slice::from_ref(&twin)).await.unwrap();
+    assert_eq!(store.reservations(&k).await.unwrap().len(), 3);
+    assert_eq!(store.release(&k, &twin.line, t(7), "refund").await.unwrap(), ReleaseOutcome::Released);
 
     // Concurrent releases of the same line: exactly one wins.
-    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &other, t(10 + n)))).await;
+    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &blue, t(10 + n), "refund"))).await;
     let released = results.iter().filter(|r| **r == Ok(ReleaseOutcome::Released)).count();
     assert_eq!(released, 1, "{results:?}");
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport, valid_counter_name};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Sku, Source};
+use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
 use crate::model::signal::{AddressSign, SignalRecord};
@@ -42,7 +42,7 @@ struct StoreState {
     orders: HashMap<OrderKey, Order>,
     history: BTreeMap<(OrderKey, String), HistoryEntry>,
     due: BTreeMap<(OrderKey, DueKind), DueMarker>,
-    reservations: BTreeMap<(OrderKey, Sku), Reservation>,
+    reservations: BTreeMap<(OrderKey, LineId), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
     reports: BTreeMap<(String, String), StoredReport>,
     signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
@@ -190,19 +190,26 @@ impl InventoryStore for MemoryStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         for r in reservations {
-            state.reservations.entry((r.key.clone(), r.sku.clone())).or_insert_with(|| r.clone());
+            state.reservations.entry((r.key.clone(), r.line.clone())).or_insert_with(|| r.clone());
         }
         Ok(())
     }
 
-    async fn release(&self, key: &OrderKey, sku: &Sku, at: DateTime<Utc>) -> Result<ReleaseOutcome, StoreError> {
+    async fn release(
+        &self,
+        key: &OrderKey,
+        line: &LineId,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<ReleaseOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
-        Ok(match state.reservations.get_mut(&(key.clone(), sku.clone())) {
+        Ok(match state.reservations.get_mut(&(key.clone(), line.clone())) {
             None => ReleaseOutcome::NotReserved,
             Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
             Some(r) => {
                 r.released_at = Some(at);
+                r.released_by = Some(reason.to_owned());
                 ReleaseOutcome::Released
             }
         })

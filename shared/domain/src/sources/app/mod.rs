@@ -17,12 +17,14 @@ use serde_json::Value;
 
 use crate::model::callback::RawCallback;
 use crate::model::geo::GeoPoint;
+use crate::model::ids::{LineId, RefundId};
 use crate::model::ids::{OrderKey, ShopId, Sku, Source};
 use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
 use crate::model::secret::RotatedSecret;
 use crate::model::signal::AppSignalKind;
 use crate::model::source_event::{AddressEvent, AppEvent, OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
 use crate::model::status::{MappingRow, StatusMapping, Target, lookup};
+use crate::model::stock::OrderLine;
 use crate::sources::app::sign::standard_webhooks_verify;
 use crate::sources::json::{first_time, flag, parse_time, text};
 use crate::sources::signing::check_window;
@@ -154,7 +156,22 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
                 for line in lines {
                     let sku = Sku::parse(&text(line, "sku").ok_or(ParseError::Field("lines.sku"))?)?;
                     let qty = line.get("qty").and_then(Value::as_u64).and_then(|q| u32::try_from(q).ok()).unwrap_or(1);
-                    facts.lines.push((sku, qty));
+                    let id = match text(line, "line") {
+                        Some(id) => LineId::parse(&id)?,
+                        None => LineId::of_sku(&sku),
+                    };
+                    facts.lines.push(OrderLine { line: id, sku, qty });
+                }
+            }
+            // A refund names its case (`refund_id`) and the lines it covers (`refund_lines`);
+            // without them it is the order's one refund, of every line.
+            if let Some(id) = text(&data, "refund_id") {
+                facts.refund.id = Some(RefundId::parse(&id)?);
+            }
+            if let Some(lines) = data.get("refund_lines").and_then(Value::as_array) {
+                for line in lines {
+                    let id = line.as_str().ok_or(ParseError::Field("refund_lines"))?;
+                    facts.refund.lines.push(LineId::parse(id)?);
                 }
             }
             facts.refund_kind = match text(&data, "kind").as_deref() {

@@ -5,11 +5,13 @@ pub mod sign;
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
+use crate::model::ids::LineId;
 use crate::model::ids::body_hash_id;
 use crate::model::ids::{OrderKey, ShopId, Source};
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
 use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::stock::OrderLine;
 use serde::{Deserialize, Serialize};
 
 use crate::model::secret::{ApiAccess, ApiTokens, RotatedSecret};
@@ -113,7 +115,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
                     ids.iter()
                         .filter_map(|id| id.as_i64().map(|i| i.to_string()).or_else(|| id.as_str().map(str::to_owned)))
                         .filter_map(|id| crate::model::ids::Sku::parse(&id).ok())
-                        .map(|sku| (sku, 1))
+                        .map(|sku| OrderLine { line: LineId::of_sku(&sku), sku, qty: 1 })
                         .collect()
                 })
                 .unwrap_or_default();
