@@ -12,6 +12,7 @@ mod health;
 mod normalize;
 mod platform;
 mod refund;
+mod samples;
 mod schema;
 mod trust;
 mod webhook;

@@ -102,7 +102,7 @@ async fn one_bad_message_never_redelivers_its_neighbours_and_dead_letters_with_i
         record("r2", &serde_json::to_string(&malformed.inbound()).unwrap()),
         record("r3", "this is not an inbound message"),
     ];
-    let response = rig.app().batch(records).await;
+    let response = rig.app().batch(records, None).await;
     assert!(response.batch_item_failures.is_empty(), "permanent failures are dead-lettered, not retried: {response:?}");
     let dead = rig
         .clients
@@ -153,7 +153,7 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
     let app = rig.app();
     let batches = batches_of_ten(&deliveries);
     for group in batches.chunks(3) {
-        let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone()))).await;
+        let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone(), None))).await;
         for response in responses {
             assert!(response.batch_item_failures.is_empty(), "{response:?}");
         }
@@ -226,7 +226,7 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
     let app = rig.app();
     rig.clients.requests.take();
     for batch in &batches {
-        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+        assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let applied = rig.clients.requests.take();
     let get = applied.get("DynamoDB.GetItem").copied().unwrap_or(0);
@@ -242,7 +242,7 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
     assert_eq!(get, 40, "one read per applied event (the version the write is conditional on)");
     assert_eq!(put_events, 4, "events of a batch of ten go out in one PutEvents");
     for batch in &batches {
-        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+        assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let duplicate = rig.clients.requests.take();
     eprintln!("per duplicate: {duplicate:?} for 40");
@@ -277,7 +277,7 @@ async fn throughput_of_one_instance_and_where_the_time_goes() {
     rig.clients.requests.take_waited();
     let started = std::time::Instant::now();
     for batch in messages.chunks(10) {
-        let response = app.batch(batch.to_vec()).await;
+        let response = app.batch(batch.to_vec(), None).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
     }
     let elapsed = started.elapsed();

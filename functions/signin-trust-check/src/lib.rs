@@ -4,6 +4,7 @@
 //! `{"recheck": {"orders": ["channel/shop/order_id", …]}}`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
@@ -143,10 +144,18 @@ pub fn signed_order(body: &str) -> Result<Option<domain::OrderKey>, String> {
 }
 
 impl Handler<'_> {
-    /// Handles one invocation.
+    /// Handles one invocation with no deadline (tests); an unreadable SQS event is answered
+    /// with an error.
     pub async fn handle(&self, event: Value) -> Answer {
-        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
-            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+        self.handle_within(event, None).await.unwrap_or_else(|err| Answer::Error(ErrorAnswer::new(err)))
+    }
+
+    /// Handles one invocation that may work for `time_left`. An SQS event that does not decode
+    /// is an `Err`: the invocation fails and Lambda returns every message of the batch to the
+    /// queue.
+    pub async fn handle_within(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, DecodeError> {
+        Ok(match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records, time_left).await),
             Ok(Invocation::Ops(Ops::Sweep(Sweep::Rechecks))) => {
                 let (events, report) = self.checker.sweep().await;
                 adapters::lambda::publish(self.events, &events).await;
@@ -171,21 +180,26 @@ impl Handler<'_> {
                 }
                 Answer::Recheck(answers)
             }
-            // An SQS event that does not decode has no message ids to fail one by one.
             Err(err @ DecodeError::Trigger { .. }) => {
-                tracing::error!(error = %err, "unreadable SQS event");
-                Answer::Batch(SqsBatchResponse::default())
+                tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");
+                return Err(err);
             }
             Err(err) => Answer::Error(ErrorAnswer::new(err)),
-        }
+        })
     }
 
-    async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
-        adapters::lambda::batch(&records, self.events, |record| async move {
+    async fn batch(&self, records: Vec<SqsMessage>, time_left: Option<Duration>) -> SqsBatchResponse {
+        adapters::lambda::batch(&records, self.events, time_left, |record| async move {
             match signed_order(record.body.as_deref().unwrap_or_default()) {
-                Ok(Some(key)) => self.checker.on_signed(&key).await.map_err(|err| {
-                    tracing::warn!(order_id = %key.order_id, error = %err, "trust check failed; will retry");
-                }),
+                Ok(Some(key)) => {
+                    tracing::Span::current()
+                        .record("source", key.source.as_str())
+                        .record("shop", key.shop.as_str())
+                        .record("order_id", key.order_id.as_str());
+                    self.checker.on_signed(&key).await.map_err(|err| {
+                        tracing::warn!(order_id = %key.order_id, error = %err, "trust check failed; will retry");
+                    })
+                }
                 Ok(None) => Ok(Vec::new()),
                 Err(reason) => {
                     // Not ours to judge and retrying will not help: the queue's DLQ keeps it.

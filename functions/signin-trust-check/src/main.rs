@@ -8,6 +8,9 @@ use domain::rules::timing::Rules;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use signin_trust_check::{Config, Handler};
 
+/// Time kept back from Lambda's deadline to publish the batch's events and answer.
+const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
@@ -29,9 +32,10 @@ async fn main() -> Result<(), Error> {
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let answer = handler.handle(event.payload).await;
+        let time_left = adapters::lambda::time_left(event.context.deadline, MARGIN);
+        let answer = handler.handle_within(event.payload, time_left).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
-        Ok::<_, Error>(answer)
+        answer.map_err(Error::from)
     }))
     .await
 }

@@ -2,6 +2,8 @@
 //! every event through the domain's state machine, publishes domain events in batches of 10;
 //! and, on its schedule, sweeps SLA due markers.
 
+use std::time::Duration;
+
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -109,10 +111,18 @@ pub struct Handler<'a> {
 }
 
 impl Handler<'_> {
-    /// Handles one invocation.
+    /// Handles one invocation with no deadline (tests); an unreadable SQS event is answered
+    /// with an error.
     pub async fn handle(&self, event: Value) -> Answer {
-        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
-            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+        self.handle_within(event, None).await.unwrap_or_else(|err| Answer::Error(ErrorAnswer::new(err)))
+    }
+
+    /// Handles one invocation that may work for `time_left`. An SQS event that does not decode
+    /// is an `Err`: the invocation fails and Lambda returns every message of the batch to the
+    /// queue (an empty failure list would delete them all unread).
+    pub async fn handle_within(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, DecodeError> {
+        Ok(match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records, time_left).await),
             Ok(Invocation::Ops(Ops::Sweep(Sweep::Sla))) => {
                 let write = &self.messages.write;
                 let (events, report) = sla_sweep(write.ports.orders, self.stats, write.ports.clock, write.rules).await;
@@ -125,18 +135,17 @@ impl Handler<'_> {
                 );
                 Answer::Sweep(report)
             }
-            // An SQS event that does not decode has no message ids to fail one by one.
             Err(err @ DecodeError::Trigger { .. }) => {
-                tracing::error!(error = %err, "unreadable SQS event");
-                Answer::Batch(SqsBatchResponse::default())
+                tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");
+                return Err(err);
             }
             Err(err) => Answer::Error(ErrorAnswer::new(err)),
-        }
+        })
     }
 
-    /// Processes a batch; returns only the failed message ids.
-    pub async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
-        adapters::lambda::batch(&records, self.events, |record| self.record(record)).await
+    /// Processes a batch within `time_left`; returns only the failed message ids.
+    pub async fn batch(&self, records: Vec<SqsMessage>, time_left: Option<Duration>) -> SqsBatchResponse {
+        adapters::lambda::batch(&records, self.events, time_left, |record| self.record(record)).await
     }
 
     async fn record(&self, record: &SqsMessage) -> Result<Vec<DomainEvent>, ()> {
@@ -145,6 +154,10 @@ impl Handler<'_> {
             Some(Ok(message)) => message,
             _ => return self.dead_letter(record, "body is not an inbound message").await,
         };
+        tracing::Span::current()
+            .record("source", message.source.as_str())
+            .record("shop", message.shop.as_str())
+            .record("message_id", message.message_id.as_str());
         match self.messages.handle(&message).await {
             Ok(events) => Ok(events),
             Err(Failure::Permanent(reason)) => {

@@ -7,6 +7,9 @@ use domain::ports::clock::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use status_normalize::{Config, Handler};
 
+/// Time kept back from Lambda's deadline to publish the batch's events and answer.
+const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
@@ -24,9 +27,10 @@ async fn main() -> Result<(), Error> {
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let answer = handler.handle(event.payload).await;
+        let time_left = adapters::lambda::time_left(event.context.deadline, MARGIN);
+        let answer = handler.handle_within(event.payload, time_left).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
-        Ok::<_, Error>(answer)
+        answer.map_err(Error::from)
     }))
     .await
 }

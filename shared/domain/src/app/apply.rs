@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
+pub use crate::app::failure::Failure;
 use crate::app::release_stock::release_order;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -42,23 +43,6 @@ pub struct WritePorts<'a> {
     pub clock: &'a dyn Clock,
 }
 
-/// Why a message was not processed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// Try again later (store unavailable, too many concurrent writers).
-    #[error("retryable: {0}")]
-    Retry(String),
-    /// Will never succeed as is (malformed payload): dead-letter it with this reason.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
-        if err.is_retryable() { Failure::Retry(err.to_string()) } else { Failure::Permanent(err.to_string()) }
-    }
-}
-
 /// One event applied (now, or by an earlier delivery).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
@@ -88,6 +72,7 @@ impl<'a> ApplyChange<'a> {
     /// Applies one change through the state machine with a conditional, versioned write;
     /// `patch` sets other order fields in the same write, `extra` counters go with it too.
     /// Retries lost races; returns what is now recorded.
+    #[tracing::instrument(name = "apply_change", skip_all, fields(source = %change.key.source, shop = %change.key.shop, order_id = %change.key.order_id, message_id = %change.message_id, provenance = ?change.provenance))]
     pub async fn apply_change(
         &self,
         change: &StatusChange,

@@ -29,6 +29,7 @@ impl<'a> ApplyMessage<'a> {
     }
 
     /// Parses and applies one message; returns the domain events to publish.
+    #[tracing::instrument(name = "apply_message", skip_all, fields(source = %message.source, shop = %message.shop, message_id = %message.message_id, origin = %message.origin))]
     pub async fn handle(&self, message: &InboundMessage) -> Result<Vec<DomainEvent>, Failure> {
         let payload = match &message.payload {
             Some(payload) => payload.clone().into_bytes(),

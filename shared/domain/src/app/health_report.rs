@@ -151,6 +151,7 @@ pub struct HealthReporting<'a> {
 impl HealthReporting<'_> {
     /// Reads the counters of the request's channels for every month its period touches, builds
     /// the report, stores it, and publishes one `HealthThresholdBreached` per breach.
+    #[tracing::instrument(name = "health_report", skip_all, fields(kind = request.kind.as_str()))]
     pub async fn report(&self, request: &ReportRequest) -> Result<ReportSummary, ReportFailure> {
         let started = Instant::now();
         let (channels, queries) = self.counters(&request.channels, request.period).await.map_err(|err| {
@@ -207,6 +208,7 @@ impl HealthReporting<'_> {
     /// publishing `ChannelSilent` once per quiet spell and `ChannelRecovered` when a callback
     /// arrives. A state is stored only after its events went out, so a bus failure repeats the
     /// alert on the next run rather than losing it.
+    #[tracing::instrument(name = "silence_watch", skip_all)]
     pub async fn silence_watch(&self) -> Result<SilenceSummary, ReportFailure> {
         let now = self.clock.now();
         let today = business_day(now);

@@ -88,6 +88,7 @@ pub enum Handled {
 
 impl Intake<'_> {
     /// Takes one callback and says what became of it.
+    #[tracing::instrument(name = "intake", skip_all, fields(source = tracing::field::Empty, shop = tracing::field::Empty, message_id = tracing::field::Empty))]
     pub async fn receive(&self, incoming: Incoming) -> Handled {
         if !incoming.method.eq_ignore_ascii_case("POST") {
             return self.refuse(&incoming, None, Rejection::MethodNotAllowed, "method not allowed", None).await;
@@ -103,6 +104,7 @@ impl Intake<'_> {
         let Ok(shop) = ShopId::parse(&incoming.shop) else {
             return self.refuse(&incoming, Some(source), Rejection::UnknownShop, "unknown shop", None).await;
         };
+        tracing::Span::current().record("source", source.as_str()).record("shop", shop.as_str());
         if incoming.body.len() > MAX_BODY_BYTES {
             return self.refuse(&incoming, Some(source), Rejection::TooLarge, "body too large", None).await;
         }
@@ -134,6 +136,7 @@ impl Intake<'_> {
                 Handled::Probe
             }
             Ok(Opened::Message { message_id, payload, key_slot }) => {
+                tracing::Span::current().record("message_id", message_id.as_str());
                 self.take(callback, &incoming.query, message_id, payload, key_slot, "callback").await
             }
             Err(refusal) => {
@@ -284,6 +287,7 @@ impl Intake<'_> {
     /// Replays quarantined callbacks of one source and shop received in `[from, to)`: each is
     /// verified again with the shop's current secrets and, if it passes now, goes the normal
     /// way (dedupe, archive, enqueue) and leaves the quarantine.
+    #[tracing::instrument(name = "replay", skip_all, fields(source = tracing::field::Empty, shop = tracing::field::Empty))]
     pub async fn replay(&self, request: &ReplayRequest) -> ReplayReport {
         let mut report = ReplayReport::default();
         let Ok(source) = request.source.parse::<Source>() else {
@@ -294,6 +298,7 @@ impl Intake<'_> {
             report.error = Some("invalid shop".into());
             return report;
         };
+        tracing::Span::current().record("source", source.as_str()).record("shop", shop.as_str());
         // The key was just fixed: read it now, not from the cache.
         self.secrets.invalidate(source, &shop).await;
         let secret = match self.secrets.get(source, &shop).await {

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod apply_message;
+pub mod failure;
 pub mod health_report;
 pub mod intake;
 pub mod refund_check;

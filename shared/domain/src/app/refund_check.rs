@@ -341,6 +341,7 @@ impl RefundCheck<'_> {
     }
 
     /// The scheduled sweep: every due refund check, grouped by shop, shops in parallel.
+    #[tracing::instrument(name = "refund_sweep", skip_all)]
     pub async fn sweep(&self) -> (Vec<DomainEvent>, RefundSweepReport) {
         let n = self.write;
         let now = n.ports.clock.now();
@@ -382,6 +383,7 @@ impl RefundCheck<'_> {
         (events, report)
     }
 
+    #[tracing::instrument(name = "refund_shop", skip_all, fields(source = %source, shop = %shop))]
     async fn shop(
         &self,
         source: Source,
@@ -469,6 +471,7 @@ impl RefundCheck<'_> {
 
     /// Ops: release reserved stock of these orders (the emergency tool). Each order: released,
     /// already released, nothing reserved, not refunded, not found.
+    #[tracing::instrument(name = "ops_release", skip_all, fields(orders = orders.len()))]
     pub async fn release(
         &self,
         orders: &[OrderKey],

@@ -163,6 +163,7 @@ impl SignCheck<'_> {
     }
 
     /// Scores an order the carrier says is signed; downgrades it when the evidence is weak.
+    #[tracing::instrument(name = "sign_check", skip_all, fields(source = %key.source, shop = %key.shop, order_id = %key.order_id))]
     pub async fn on_signed(&self, key: &OrderKey) -> Result<Vec<DomainEvent>, Failure> {
         let n = self.write;
         let Some(order) = n.ports.orders.get(key).await? else {
@@ -288,6 +289,7 @@ impl SignCheck<'_> {
     }
 
     /// Looks at a pending sign again: the customer's word or a GPS fix at the address decides.
+    #[tracing::instrument(name = "sign_recheck", skip_all, fields(source = %key.source, shop = %key.shop, order_id = %key.order_id))]
     pub async fn recheck(&self, key: &OrderKey) -> Result<(Vec<DomainEvent>, Option<Lifecycle>), Failure> {
         let n = self.write;
         let Some(order) = n.ports.orders.get(key).await? else { return Ok((Vec::new(), None)) };

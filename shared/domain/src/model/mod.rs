@@ -9,6 +9,8 @@ pub mod health;
 pub mod ids;
 pub mod lifecycle;
 pub mod order;
+pub mod parcel;
+pub mod privacy;
 pub mod record;
 pub mod secret;
 pub mod sign;

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::geo::GeoPoint;
 use crate::model::ids::{LineId, MessageId, OrderKey, RefundId};
 use crate::model::lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState};
-use crate::model::source_event::Waybill;
+use crate::model::parcel::Waybill;
 use crate::model::status::{RawStatus, StatusMapping, Target};
 
 /// Who told us about a change.

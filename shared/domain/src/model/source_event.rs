@@ -9,18 +9,10 @@ use crate::model::geo::GeoPoint;
 use crate::model::ids::{MessageId, OrderKey};
 use crate::model::lifecycle::RefundKind;
 use crate::model::order::RefundScope;
+pub use crate::model::parcel::Waybill;
 use crate::model::signal::AppSignalKind;
 use crate::model::status::RawStatus;
 use crate::model::stock::OrderLine;
-
-/// A waybill: the carrier and its tracking number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waybill {
-    /// Carrier code (kuaidi100 `com`, or the platform's express company id).
-    pub carrier: String,
-    /// Tracking number.
-    pub number: String,
-}
 
 /// Facts about an order that a status event may carry beside its code.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
