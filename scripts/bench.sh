@@ -18,7 +18,7 @@ for part in "${parts[@]}"; do
   case "$part" in
     criterion)
       echo "== criterion"
-      cargo bench --locked -p domain --features contract --bench verify -- --noplot 2>&1 | grep -E "^[a-z0-9_/ -]+time:|^\S.*\s+time:" || true
+      cargo bench --locked -p domain --features testing --bench verify -- --noplot 2>&1 | grep -E "^[a-z0-9_/ -]+time:|^\S.*\s+time:" || true
       cargo bench --locked -p domain --bench trust -- --noplot 2>&1 | grep -E "time:" || true
       ;;
     coldstart)

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
+use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::ports::clock::SystemClock;
@@ -28,6 +29,8 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    // Publishes, then clears the outbox entries of what went out.
+    let announce = Announce { bus: &bus, orders: &tables.orders };
     let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
@@ -47,7 +50,7 @@ async fn main() -> Result<(), Error> {
             stage: &config.resources.stage,
             rules: &refund_rules,
         },
-        events: &bus,
+        events: &announce,
         release_concurrency: config.release_concurrency,
     };
     let (handler, requests) = (&handler, &clients.requests);

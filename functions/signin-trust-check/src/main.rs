@@ -1,6 +1,7 @@
 //! signin-trust-check's Lambda entry point: read config, build clients and ports once, serve.
 
 use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::sign_check::SignCheck;
 use domain::ports::clock::SystemClock;
@@ -18,6 +19,8 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    // Publishes, then clears the outbox entries of what went out.
+    let announce = Announce { bus: &bus, orders: &tables.orders };
     let notify = SqsQueue::new(clients.sqs.clone(), &config.notify_queue_url);
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
@@ -28,7 +31,7 @@ async fn main() -> Result<(), Error> {
             notify: &notify,
             rules: &config.trust,
         },
-        events: &bus,
+        events: &announce,
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use adapters::config::{self, ConfigError, Env, Resources};
 use adapters::lambda::receive_count;
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::app::announce::{OutboxReport, sweep};
 use domain::app::apply::Failure;
 use domain::app::apply_message::ApplyMessage;
 use domain::app::sla_sweep::{SlaSweepReport, sla_sweep};
@@ -18,6 +19,10 @@ use domain::model::callback::InboundMessage;
 use domain::model::domain_event::DomainEvent;
 use domain::ports::{EventPublisher, OutboundMessage, Queue, Stats};
 use domain::rules::timing::{Rules, SlaRules};
+
+/// How long an event may sit in the outbox before the sweep publishes it (the normal path does
+/// within seconds of the write; this keeps the sweep from racing it).
+pub const OUTBOX_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
 /// Deliveries after which a retryable failure goes to the dead-letter queue with its reason
 /// (the template's `maxReceiveCount` is the safety net behind this).
@@ -70,7 +75,8 @@ pub type Trigger = Invocation<SqsEvent, Ops>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Ops {
-    /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit.
+    /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit;
+    /// `{"sweep": "outbox"}`: publish the events a failed publish or a dead function left behind.
     Sweep(Sweep),
 }
 
@@ -80,6 +86,8 @@ pub enum Ops {
 pub enum Sweep {
     /// The SLA due markers.
     Sla,
+    /// The outbox of events written with their changes and not yet published.
+    Outbox,
 }
 
 /// How status-normalize tells its trigger from its ops events.
@@ -94,6 +102,8 @@ pub enum Answer {
     Batch(SqsBatchResponse),
     /// What an SLA sweep did.
     Sweep(SlaSweepReport),
+    /// What an outbox sweep did.
+    Outbox(OutboxReport),
     /// An event that could not be decoded.
     Error(ErrorAnswer),
 }
@@ -134,6 +144,11 @@ impl Handler<'_> {
                     "SLA sweep done"
                 );
                 Answer::Sweep(report)
+            }
+            Ok(Invocation::Ops(Ops::Sweep(Sweep::Outbox))) => {
+                let write = &self.messages.write;
+                let ports = &write.ports;
+                Answer::Outbox(sweep(self.events, ports.orders, ports.clock, write.rules.shards, OUTBOX_GRACE).await)
             }
             Err(err @ DecodeError::Trigger { .. }) => {
                 tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");

@@ -1,6 +1,7 @@
 //! status-normalize's Lambda entry point: read config, build clients and ports once, serve.
 
 use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
 use domain::ports::clock::SystemClock;
@@ -17,11 +18,13 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    // Publishes, then clears the outbox entries of what went out.
+    let announce = Announce { bus: &bus, orders: &tables.orders };
     let dead_letter = SqsQueue::new(clients.sqs.clone(), &config.dead_letter_url);
     let clock = SystemClock;
     let handler = Handler {
         messages: ApplyMessage::new(ApplyChange::new(tables.write_ports(&clock), &config.rules)),
-        events: &bus,
+        events: &announce,
         dead_letter: &dead_letter,
         stats: &tables.stats,
     };

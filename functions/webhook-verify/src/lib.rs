@@ -38,6 +38,12 @@ pub struct Config {
     pub quarantine_quota_per_hour: u32,
     /// `COUNTER_SHARDS` (default 8).
     pub shards: u16,
+    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 30 s timeout): how long a delivery
+    /// holds its callback's dedupe record while it enqueues.
+    pub lease_s: i64,
+    /// `DOOR_BUDGET_MS` (default 4000: platforms wait about 5 s for the ack): the time one
+    /// callback may take before the sender is asked to retry.
+    pub budget_ms: u64,
 }
 
 impl Config {
@@ -52,6 +58,8 @@ impl Config {
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
             quarantine_quota_per_hour: config::parsed(env, "QUARANTINE_QUOTA_PER_HOUR", 1000)?,
             shards: config::parsed(env, "COUNTER_SHARDS", 8)?,
+            lease_s: config::parsed(env, "INBOX_LEASE_SECONDS", 60)?,
+            budget_ms: config::parsed(env, "DOOR_BUDGET_MS", 4000)?,
         })
     }
 }

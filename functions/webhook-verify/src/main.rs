@@ -25,6 +25,9 @@ async fn main() -> Result<(), Error> {
         stats: &stats,
         secrets: &secrets,
         quarantine_quota_per_hour: config.quarantine_quota_per_hour,
+        clock: &clock,
+        lease: chrono::Duration::seconds(config.lease_s),
+        budget: std::time::Duration::from_millis(config.budget_ms),
         shards: config.shards,
     };
     let (intake, clock, requests) = (&intake, &clock, &clients.requests);

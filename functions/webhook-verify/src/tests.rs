@@ -70,6 +70,9 @@ impl World {
             stats: &self.store,
             secrets: cache,
             quarantine_quota_per_hour: 3,
+            clock: &self.clock,
+            lease: chrono::Duration::seconds(60),
+            budget: std::time::Duration::from_secs(10),
             shards: 8,
         }
     }
@@ -214,6 +217,7 @@ async fn the_previous_secret_still_verifies_during_a_rotation() {
             .inbox
             .archived(
                 source,
+                &ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}")),
                 &serde_json::from_str::<InboundMessage>(&world.queue.drain()[0].body)
                     .map(|m| m.message_id)
                     .unwrap_or_else(|e| panic!("{e}")),
@@ -335,4 +339,51 @@ async fn wechatpay_probes_and_stale_timestamps_are_refused() {
         "wx-3",
     );
     assert_eq!(receive(&front, incoming(Source::Wechatpay, &fresh)).await.0.status, 204);
+}
+
+/// A queue whose sends hang (the call never answers: the Lambda would be killed) while `hang` is
+/// set, and otherwise go to the memory queue.
+struct HangingQueue<'a> {
+    inner: &'a MemoryQueue,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl domain::ports::Queue for HangingQueue<'_> {
+    async fn send(
+        &self,
+        messages: &[domain::ports::OutboundMessage],
+    ) -> Result<Vec<String>, domain::ports::QueueError> {
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.send(messages).await
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_is_not_a_duplicate_and_a_dead_one_is_retried_after_its_lease() {
+    // Before: the dedupe record was written before the enqueue with no state, so a second
+    // delivery during the first (or any retry after the first hung and was killed) was acked
+    // as a duplicate — and nothing was ever enqueued.
+    let world = World::new().await;
+    let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+    let hanging = HangingQueue { inner: &world.queue, hang: std::sync::atomic::AtomicBool::new(true) };
+    let front = Intake { queue: &hanging, budget: std::time::Duration::from_millis(50), ..world.front(&cache) };
+    let signed = fixtures::sign(Source::Youzan, &payload(Source::Youzan), "s3cret", at(), "m-hang");
+    // The first delivery hangs in the enqueue past the door's budget: the sender must retry.
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, &handled), (503, &Handled::Unavailable("timed out".into())));
+    // Its retry (or an overlapping second delivery) while the first may still be acting: 503.
+    hanging.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!(reply.status, 503, "{handled:?}");
+    assert!(world.queue.drain().is_empty());
+    // Once the lease has run out, the retry is taken: enqueued once, acked.
+    world.clock.advance(Duration::seconds(61));
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, handled), (200, Handled::Enqueued));
+    assert_eq!(world.queue.drain().len(), 1);
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, handled), (200, Handled::Duplicate), "now it is on its way: a duplicate");
 }

@@ -9,9 +9,19 @@ pub fn order_pk(key: &OrderKey) -> String {
     format!("O#{}#{}#{}", key.source, key.shop, key.order_id)
 }
 
+/// The dedupe record of a callback: its source, shop and message id (`M#{source}#{shop}#{id}`).
+pub fn message_key(source: Source, shop: &domain::ShopId, message_id: &MessageId) -> String {
+    format!("M#{source}#{shop}#{message_id}")
+}
+
 /// The sort key of one order line's reservation (`R#{line}`; before lines, the line was the SKU).
 pub fn reservation_sort_key(line: &domain::model::ids::LineId) -> String {
     format!("R#{line}")
+}
+
+/// The sort key of an event kept in an order's outbox.
+pub fn outbox_sort_key(event_id: &str) -> String {
+    format!("X#{event_id}")
 }
 
 /// The sort key of a history entry: oldest first, then by message id.

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
 pub use crate::app::failure::Failure;
+use crate::app::failure::backoff;
 use crate::app::release_stock::release_order;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -80,7 +81,11 @@ impl<'a> ApplyChange<'a> {
         patch: &(dyn Fn(&mut Order) + Sync),
         extra: &[CounterAdd],
     ) -> Result<Applied, Failure> {
-        for _ in 0..self.rules.max_attempts.max(1) {
+        for attempt in 0..self.rules.max_attempts.max(1) {
+            if attempt > 0 {
+                // A concurrent writer won the race: reload after a jittered pause.
+                backoff(attempt - 1).await;
+            }
             let stored = self.ports.orders.get(&change.key).await?;
             let now = self.ports.clock.now();
             let (change, hold) = hold_unshipped(stored.as_ref(), change, facts);
@@ -119,6 +124,8 @@ impl<'a> ApplyChange<'a> {
                     .into_iter()
                     .chain(extra.iter().cloned())
                     .collect(),
+                outbox: events_of(&entry),
+                shard: change.key.shard(self.rules.shards),
             };
             match self.ports.orders.commit(&write).await {
                 Ok(()) => return Ok(Applied { entry, order, fresh: true }),
@@ -285,6 +292,7 @@ impl<'a> ApplyChange<'a> {
                 release_order(
                     self.ports.inventory,
                     self.ports.stats,
+                    self.ports.orders,
                     key,
                     &covered,
                     refunded_at,

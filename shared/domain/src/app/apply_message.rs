@@ -37,7 +37,7 @@ impl<'a> ApplyMessage<'a> {
                 .write
                 .ports
                 .inbox
-                .archived(message.source, &message.message_id)
+                .archived(message.source, &message.shop, &message.message_id)
                 .await?
                 .map(|accepted| accepted.payload().to_vec())
                 .ok_or_else(|| Failure::Permanent("payload neither inline nor archived".into()))?,
@@ -447,6 +447,35 @@ mod tests {
         assert!(!events.iter().any(|e| e.detail_type() == "StockReserved"), "{events:?}");
         let key = OrderKey::parse(Source::App, "shop-1001", "mp-8").unwrap_or_else(|e| panic!("{e}"));
         assert!(world.store.reservations(&key).await.unwrap_or_default().is_empty(), "nothing left locked");
+    }
+
+    #[tokio::test]
+    async fn events_of_a_change_whose_publish_never_happened_are_published_by_the_outbox_sweep() {
+        // Before: the events of a committed change lived only in memory until published; a
+        // function killed between the commit and the publish (and no redelivery: the message
+        // was deleted) lost them.
+        use crate::app::announce::{Announce, sweep};
+        use crate::testing::memory::MemoryPublisher;
+        let world = World::new();
+        let events = world
+            .messages()
+            .handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bus = MemoryPublisher::default();
+        let announce = Announce { bus: &bus, orders: &world.store };
+        let grace = chrono::Duration::minutes(2);
+        let early = sweep(&announce, &world.store, &world.clock, world.rules.shards, grace).await;
+        assert_eq!(early.found, 0, "within the grace the normal path has the events");
+        world.clock.advance(chrono::Duration::minutes(3));
+        let report = sweep(&announce, &world.store, &world.clock, world.rules.shards, grace).await;
+        let state_changes: Vec<String> =
+            events.iter().filter(|e| e.detail_type() == "OrderStatusChanged").map(DomainEvent::id).collect();
+        let published: Vec<String> = bus.published().iter().map(DomainEvent::id).collect();
+        assert!(!state_changes.is_empty() && state_changes.iter().all(|id| published.contains(id)), "{published:?}");
+        assert_eq!(report.published, report.found);
+        let again = sweep(&announce, &world.store, &world.clock, world.rules.shards, grace).await;
+        assert_eq!(again.found, 0, "published entries leave the outbox");
     }
 
     #[tokio::test]

@@ -14,12 +14,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback, Rejection};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback, Rejection};
 use crate::model::callback::{INLINE_PAYLOAD_LIMIT, InboundMessage};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{ShopId, Source};
 use crate::model::time::business_day;
+use crate::ports::clock::Clock;
 use crate::ports::secrets::{SecretCache, SecretLookupError};
 use crate::ports::{EventPublisher, Inbox, OutboundMessage, Queue, Stats};
 use crate::sources::{self, Opened, Refusal};
@@ -58,8 +59,17 @@ pub struct Intake<'a> {
     pub stats: &'a dyn Stats,
     /// Shop secrets, cached.
     pub secrets: &'a SecretCache<'a>,
+    /// Now.
+    pub clock: &'a dyn Clock,
     /// Quarantined callbacks kept per source and shop per hour.
     pub quarantine_quota_per_hour: u32,
+    /// How long a delivery holds its dedupe record while it enqueues: longer than any attempt
+    /// can still act (the function's timeout), so two deliveries never enqueue at once and a
+    /// delivery killed mid-way is retried by the sender once it ends.
+    pub lease: chrono::Duration,
+    /// The time one callback may take at the door (the SDK's own timeouts are shorter); past
+    /// it the sender is asked to retry, which the lease makes safe.
+    pub budget: std::time::Duration,
     /// Counter shards.
     pub shards: u16,
 }
@@ -137,7 +147,14 @@ impl Intake<'_> {
             }
             Ok(Opened::Message { message_id, payload, key_slot }) => {
                 tracing::Span::current().record("message_id", message_id.as_str());
-                self.take(callback, &incoming.query, message_id, payload, key_slot, "callback").await
+                let take = self.take(callback, &incoming.query, message_id, payload, key_slot, "callback");
+                match tokio::time::timeout(self.budget, take).await {
+                    Ok(handled) => handled,
+                    Err(_) => {
+                        tracing::warn!(%source, %shop, "callback not on its way within the door's budget; sender will retry");
+                        Handled::Unavailable("timed out".into())
+                    }
+                }
             }
             Err(refusal) => {
                 let rejection =
@@ -164,12 +181,18 @@ impl Intake<'_> {
         let inline = (payload.len() <= INLINE_PAYLOAD_LIMIT).then(|| String::from_utf8(payload.clone()).ok()).flatten();
         let opened = (inline.is_none() && payload != callback.body).then_some(payload);
         let accepted = Accepted { message_id: message_id.clone(), callback, key_slot: Some(key_slot.clone()), opened };
-        match self.inbox.accept(&accepted).await {
-            Ok(AcceptOutcome::Duplicate) => {
+        let attempt = attempt_id(received_at);
+        let now = self.clock.now();
+        match self.inbox.claim(&accepted, &attempt, now + self.lease, now).await {
+            Ok(Claim::Done) => {
                 tracing::info!(%source, %shop, %message_id, "duplicate callback acknowledged");
                 return Handled::Duplicate;
             }
-            Ok(AcceptOutcome::New) => {}
+            Ok(Claim::InFlight { until }) => {
+                tracing::info!(%source, %shop, %message_id, %until, "another delivery is in flight; sender will retry");
+                return Handled::Unavailable("another delivery of this callback is in flight".into());
+            }
+            Ok(Claim::Claimed) => {}
             Err(err) => {
                 tracing::warn!(%source, %shop, %message_id, error = %err, "inbox unavailable");
                 return Handled::Unavailable(err.to_string());
@@ -195,6 +218,12 @@ impl Intake<'_> {
         };
         match self.queue.send(std::slice::from_ref(&outbound)).await {
             Ok(failed) if failed.is_empty() => {
+                // On its way. Should marking it done fail, the record stays claimed until its
+                // lease ends; a sender's retry after that enqueues it again, and the write path
+                // applies it once.
+                if let Err(err) = self.inbox.complete(&accepted, &attempt).await {
+                    tracing::warn!(%source, %shop, %message_id, error = %err, "enqueued; could not mark the dedupe record done");
+                }
                 tracing::info!(%source, %shop, %message_id, %key_slot, origin, "callback accepted");
                 Handled::Enqueued
             }
@@ -203,9 +232,9 @@ impl Intake<'_> {
                     Err(err) => err.to_string(),
                     Ok(_) => "queue refused the message".to_owned(),
                 };
-                // Without this the sender's retry would be taken for a duplicate and lost.
-                if let Err(err) = self.inbox.forget(source, &message_id).await {
-                    tracing::error!(%source, %shop, %message_id, error = %err, "could not undo dedupe record");
+                // The sender's retry is taken at once; should this fail, once the lease ends.
+                if let Err(err) = self.inbox.abandon(&accepted, &attempt).await {
+                    tracing::warn!(%source, %shop, %message_id, error = %err, "could not end the lease; it runs out");
                 }
                 tracing::warn!(%source, %shop, %message_id, %reason, "enqueue failed; sender will retry");
                 Handled::Unavailable(reason)
@@ -353,6 +382,19 @@ impl Intake<'_> {
         tracing::info!(%source, %shop, replayed = report.replayed, still_failing = report.still_failing, duplicates = report.duplicates, "replay finished");
         report
     }
+}
+
+/// A unique id for one attempt at the door: the callback's arrival, this process's random seed
+/// and a counter, so two Lambda instances (whose process ids may be equal) never share one.
+fn attempt_id(received_at: DateTime<Utc>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
+    let nanos = received_at.timestamp_nanos_opt().unwrap_or_default();
+    format!("{nanos:x}-{seed:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Ops: replay quarantined callbacks of a source and shop over a time window.

@@ -8,6 +8,7 @@
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
 
+pub mod announce;
 pub mod apply;
 pub mod apply_message;
 pub mod failure;

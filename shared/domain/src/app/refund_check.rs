@@ -15,6 +15,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::apply::{ApplyChange, Failure};
+use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -285,9 +286,7 @@ impl RefundCheck<'_> {
                 name: names::CALLBACK_MISSING.into(),
                 by: 1,
             };
-            if let Err(err) = n.ports.stats.add(&[add]).await {
-                tracing::warn!(error = %err, "could not count the missing callback");
-            }
+            add_counters(n.ports.stats, &[add], "missing callback").await;
             return Ok(CheckOutcome::Confirmed);
         }
         Ok(match refund {
@@ -327,8 +326,18 @@ impl RefundCheck<'_> {
         let Some(refunded) = order.refunded_lines().filter(|_| before_shipment) else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
         let now = n.ports.clock.now();
-        let produced =
-            release_order(n.ports.inventory, n.ports.stats, key, &refunded, refunded_at, now, "poll", n.rules).await?;
+        let produced = release_order(
+            n.ports.inventory,
+            n.ports.stats,
+            n.ports.orders,
+            key,
+            &refunded,
+            refunded_at,
+            now,
+            "poll",
+            n.rules,
+        )
+        .await?;
         let lines = produced
             .iter()
             .map(|e| match e {
@@ -511,7 +520,9 @@ impl RefundCheck<'_> {
                         } else {
                             ReleaseAnswer::Released
                         };
-                        Ok::<_, Failure>((answer, released.event(&key, "ops"), released.counters))
+                        let event = released.event(&key, "ops");
+                        n.ports.orders.keep(&key, key.shard(n.rules.shards), event.as_slice(), now).await?;
+                        Ok::<_, Failure>((answer, event, released.counters))
                     }
                     .await;
                     match answer {
@@ -542,9 +553,7 @@ impl RefundCheck<'_> {
             events.extend(produced);
             counters.extend(adds);
         }
-        if let Err(err) = n.ports.stats.add(&merge(counters)).await {
-            tracing::warn!(error = %err, "could not count the ops release");
-        }
+        add_counters(n.ports.stats, &merge(counters), "ops release").await;
         (events, answers)
     }
 }

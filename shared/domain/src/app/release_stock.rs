@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::failure::Failure;
+use crate::app::failure::{Failure, add_counters};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, OrderKey};
 use crate::model::stock::{OrderLine, ReleaseOutcome, Reservation};
 use crate::model::time::business_day;
-use crate::ports::{InventoryStore, Stats};
+use crate::ports::{InventoryStore, OrderStore, Stats};
 use crate::rules::timing::Rules;
 
 /// What releasing an order's reserved stock did.
@@ -90,11 +90,13 @@ pub async fn release_lines(
 }
 
 /// Releases the reserved stock of an order's lines `only` (every line when empty), counts it,
-/// and returns the `InventoryReleased` event (none when nothing was released for `reason`).
+/// keeps the `InventoryReleased` event in the order's outbox (so it is published even if this
+/// function dies before it does) and returns it (none when nothing was released for `reason`).
 #[allow(clippy::too_many_arguments)]
 pub async fn release_order(
     inventory: &dyn InventoryStore,
     stats: &dyn Stats,
+    orders: &dyn OrderStore,
     key: &OrderKey,
     only: &BTreeSet<LineId>,
     refunded_at: DateTime<Utc>,
@@ -104,11 +106,9 @@ pub async fn release_order(
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
     let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
-    if !released.counters.is_empty()
-        && let Err(err) = stats.add(&released.counters).await
-    {
-        // The release itself happened exactly once; a lost counter only dims the report.
-        tracing::warn!(order_id = %key.order_id, error = %err, "could not count the release");
-    }
-    Ok(released.event(key, reason).into_iter().collect())
+    // The release itself happened exactly once; the counters are retried, then logged.
+    add_counters(stats, &released.counters, "stock release").await;
+    let events: Vec<DomainEvent> = released.event(key, reason).into_iter().collect();
+    orders.keep(key, key.shard(rules.shards), &events, now).await?;
+    Ok(events)
 }

@@ -1,5 +1,6 @@
 //! The SLA sweep: orders stuck in a state past its limit.
 
+use crate::app::failure::add_counters;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::record::DueKind;
@@ -56,7 +57,30 @@ pub async fn sla_sweep(
                     let state = o.lifecycle?;
                     (marker.note.as_deref() == Some(state.as_str())).then_some((state, o.entered.get(&state).copied()))
                 });
-                // Clearing first makes the breach once-only even if two sweeps overlap.
+                let Some((state, since)) = stuck else {
+                    // Moved on: the marker is done.
+                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                        Ok(_) => report.resolved += 1,
+                        Err(_) => report.errors += 1,
+                    }
+                    continue;
+                };
+                let since = since.unwrap_or(marker.due_at);
+                let limit = rules.sla.limit(marker.key.source, state).unwrap_or_else(|| marker.due_at - since);
+                let breach = DomainEvent::SlaBreached {
+                    key: marker.key.clone(),
+                    state,
+                    since,
+                    limit_minutes: limit.num_minutes(),
+                };
+                // Kept in the order's outbox before the marker, its only other trace, is cleared:
+                // a publish that fails, or a sweep that dies, loses no breach. Two overlapping
+                // sweeps keep and publish the same event (the same id); one clears the marker
+                // and counts it.
+                if orders.keep(&marker.key, marker.shard, std::slice::from_ref(&breach), now).await.is_err() {
+                    report.errors += 1;
+                    continue;
+                }
                 match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -65,12 +89,6 @@ pub async fn sla_sweep(
                         continue;
                     }
                 }
-                let Some((state, since)) = stuck else {
-                    report.resolved += 1;
-                    continue;
-                };
-                let since = since.unwrap_or(marker.due_at);
-                let limit = rules.sla.limit(marker.key.source, state).unwrap_or_else(|| marker.due_at - since);
                 report.breached += 1;
                 tracing::warn!(source = %marker.key.source, shop = %marker.key.shop, order_id = %marker.key.order_id, state = %state, "SLA breached");
                 let add = CounterAdd {
@@ -80,15 +98,8 @@ pub async fn sla_sweep(
                     name: names::SLA_BREACHED.into(),
                     by: 1,
                 };
-                if let Err(err) = stats.add(&[add]).await {
-                    tracing::warn!(error = %err, "could not count the SLA breach");
-                }
-                events.push(DomainEvent::SlaBreached {
-                    key: marker.key,
-                    state,
-                    since,
-                    limit_minutes: limit.num_minutes(),
-                });
+                add_counters(stats, &[add], "SLA breach").await;
+                events.push(breach);
             }
             match page.next {
                 Some(next) => cursor = Some(next),

@@ -53,13 +53,20 @@ impl Accepted {
     }
 }
 
-/// What recording a verified callback did.
+/// What claiming a verified callback's dedupe record found. The record is written before the
+/// callback is enqueued and marked done after: a delivery still in flight is not a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AcceptOutcome {
-    /// First time: archived.
-    New,
-    /// Seen before: ack, do not enqueue again.
-    Duplicate,
+pub enum Claim {
+    /// Ours to enqueue: the first delivery, our own write whose answer was lost, or a retry
+    /// after an earlier attempt's lease ran out. Enqueue, then mark it done.
+    Claimed,
+    /// An earlier delivery is on its way: ack, do not enqueue again.
+    Done,
+    /// Another delivery is in flight until its lease ends: ask the sender to retry.
+    InFlight {
+        /// When its lease ends.
+        until: DateTime<Utc>,
+    },
 }
 
 /// Why the door refused a callback. The HTTP status each one is answered with is webhook-verify's

@@ -202,6 +202,24 @@ impl DomainEvent {
         }
     }
 
+    /// The order the event is about, when it is about one.
+    pub fn order(&self) -> Option<&OrderKey> {
+        match self {
+            DomainEvent::OrderStatusChanged { key, .. }
+            | DomainEvent::RefundStatusChanged { key, .. }
+            | DomainEvent::UnmappedStatus { key, .. }
+            | DomainEvent::RefundConfirmed { key, .. }
+            | DomainEvent::StockReserved { key, .. }
+            | DomainEvent::InventoryReleased { key, .. }
+            | DomainEvent::SlaBreached { key, .. }
+            | DomainEvent::SignInTrustAssessed { key, .. }
+            | DomainEvent::DedicatedCourierSuggested { key, .. }
+            | DomainEvent::CallbackMissing { key, .. } => Some(key),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
     /// The variant's fields as JSON, without the id.
     fn fields(&self) -> serde_json::Value {
         match serde_json::to_value(self) {

@@ -9,12 +9,12 @@ pub mod secrets;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
-use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
 
@@ -82,6 +82,30 @@ pub trait OrderStore: Send + Sync {
     /// The order's history, oldest first, a page at a time.
     async fn history(&self, key: &OrderKey, cursor: Option<&str>, limit: u32)
     -> Result<Page<HistoryEntry>, StoreError>;
+
+    /// Keeps events about an order in its outbox (shard `shard`) until they are published: for
+    /// events made outside an order's write (a release, a breach), written before whatever
+    /// would otherwise be their only trace is cleared. Keeping the same event again is a no-op.
+    async fn keep(
+        &self,
+        key: &OrderKey,
+        shard: u16,
+        events: &[DomainEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Drops the outbox entries of events that went out: (order, [`DomainEvent::id`]) pairs.
+    async fn published(&self, entries: &[(OrderKey, String)]) -> Result<(), StoreError>;
+
+    /// Outbox entries of `shard` written at or before `until`, oldest first: events whose
+    /// publish failed, or whose function died before it.
+    async fn unpublished(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Unpublished>, StoreError>;
 
     /// Markers of `kind` in `shard` due at or before `until`, earliest first.
     async fn due(
@@ -155,14 +179,32 @@ pub trait InventoryStore: Send + Sync {
 /// Dedupe, raw archive and quarantine of callbacks.
 #[async_trait]
 pub trait Inbox: Send + Sync {
-    /// Archives a verified callback unless its message id was seen before.
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError>;
+    /// Claims a verified callback's dedupe record (source, shop, message id) for the attempt
+    /// `attempt` until `lease_until`, archiving it: [`Claim::Claimed`] when no record exists,
+    /// when the record is `attempt`'s own (a retried write whose answer was lost), or when an
+    /// earlier attempt's lease ended before `now`; [`Claim::Done`] when it is on its way;
+    /// [`Claim::InFlight`] otherwise.
+    async fn claim(
+        &self,
+        accepted: &Accepted,
+        attempt: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks a claimed callback done: it is on the queue.
+    async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;
+
+    /// Ends `attempt`'s lease now (the enqueue failed), so the sender's retry is taken at once.
+    async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;
 
     /// The archived copy of an accepted callback.
-    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError>;
-
-    /// Removes a dedupe record (the enqueue after it failed, so the sender's retry must pass).
-    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError>;
+    async fn archived(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        message_id: &MessageId,
+    ) -> Result<Option<Accepted>, StoreError>;
 
     /// Keeps a rejected callback for replay, within the shop's hourly quota.
     async fn quarantine(&self, quarantined: &Quarantined, quota_per_hour: u32)

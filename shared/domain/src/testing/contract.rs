@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback};
 use crate::model::counters::{CounterAdd, StoredReport};
 use crate::model::domain_event::DomainEvent;
 use crate::model::geo::GeoPoint;
@@ -112,6 +112,8 @@ pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
         history: history(&k, 1, "m1"),
         due: vec![],
         counters: counters.clone(),
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&first).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap(), Some(order(&k, 1, Lifecycle::Paid)), "round trip");
@@ -182,6 +184,8 @@ pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
         history: history(&k, 1, "c0"),
         due: vec![],
         counters: vec![],
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&base).await.unwrap();
     let writers: Vec<OrderWrite> = (0..6)
@@ -197,6 +201,55 @@ pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
     assert_eq!(wins, 1, "exactly one of concurrent writers wins: {results:?}");
     assert!(results.iter().all(|r| r.is_ok() || *r == Err(StoreError::Conflict)));
     assert_eq!(store.history(&k, None, 100).await.unwrap().items.len(), 2, "losers leave no history");
+}
+
+/// The outbox: events written with a change are listed until published, per shard, oldest
+/// first; a refused duplicate write adds none.
+pub async fn outbox(store: &dyn OrderStore, ns: &str) {
+    let k = key(ns, "5001");
+    let shard = 5;
+    let event = |minute: i64| DomainEvent::SlaBreached {
+        key: k.clone(),
+        state: Lifecycle::Paid,
+        since: t(minute),
+        limit_minutes: 30,
+    };
+    let write = |id: &str, version: u64, events: Vec<DomainEvent>| {
+        let mut order = Order::new(k.clone(), t(1));
+        order.version = version + 1;
+        OrderWrite {
+            key: k.clone(),
+            order: Some(order),
+            expected_version: version,
+            history: history(&k, 1, id),
+            due: vec![],
+            counters: vec![],
+            outbox: events,
+            shard,
+        }
+    };
+    store.commit(&write(&format!("{ns}-o1"), 0, vec![event(1), event(2)])).await.unwrap();
+    assert_eq!(store.commit(&write(&format!("{ns}-o1"), 1, vec![event(3)])).await, Err(StoreError::Duplicate));
+    let listed = store.unpublished(shard, t(100), None, 100).await.unwrap().items;
+    let mine: Vec<DomainEvent> = listed.into_iter().filter(|u| u.key == k).map(|u| u.event).collect();
+    assert_eq!(mine, vec![event(1), event(2)], "both, oldest first; the duplicate wrote none");
+    assert!(
+        store.unpublished(shard, t(0), None, 100).await.unwrap().items.iter().all(|u| u.key != k),
+        "not before written"
+    );
+    store.published(&[(k.clone(), event(1).id())]).await.unwrap();
+    let left: Vec<DomainEvent> = store
+        .unpublished(shard, t(100), None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|u| u.key == k)
+        .map(|u| u.event)
+        .collect();
+    assert_eq!(left, vec![event(2)]);
+    store.published(&[(k.clone(), event(2).id()), (k.clone(), "ev-never-written".into())]).await.unwrap();
+    assert!(store.unpublished(shard, t(100), None, 100).await.unwrap().items.iter().all(|u| u.key != k));
 }
 
 /// Due markers: only what is due, earliest first, per kind and shard, paged; cleared when resolved.
@@ -216,6 +269,8 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
             history: history(&k, 1, "d1"),
             due: vec![DueChange::Set(marker)],
             counters: vec![],
+            outbox: vec![],
+            shard: 0,
         };
         store.commit(&write).await.unwrap();
         if due_at <= t(70) {
@@ -253,6 +308,8 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
         history: history(&first, 2, "d2"),
         due: vec![DueChange::Clear(DueKind::RefundCheck)],
         counters: vec![],
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&clear).await.unwrap();
     let after = store.due(DueKind::RefundCheck, shard, t(70), None, 100).await.unwrap();
@@ -405,22 +462,51 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
     }
 }
 
-/// Inbox: dedupe by message id, forget on failed enqueue, quarantine with quota, window paging.
+/// Inbox: claims with leases (a delivery in flight is not a duplicate; a retried write whose
+/// answer was lost is still ours; a lease that ran out is taken over; done is a duplicate),
+/// quarantine with quota, window paging.
 pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
-    let id = MessageId::parse(&format!("{ns}-msg-1")).unwrap();
-    let accepted = Accepted {
-        message_id: id.clone(),
+    let message = |n: u32| Accepted {
+        message_id: MessageId::parse(&format!("{ns}-msg-{n}")).unwrap(),
         callback: callback(ns, 1, b"{\"a\":1}"),
         key_slot: Some("current".into()),
         opened: None,
     };
-    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::New);
-    assert_eq!(inbox.archived(Source::Youzan, &id).await.unwrap(), Some(accepted.clone()), "archived whole");
-    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::Duplicate);
-    let concurrent = futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
-    assert!(concurrent.iter().all(Result::is_ok));
-    let retries = futures::future::join_all((0..4).map(|_| inbox.accept(&accepted))).await;
-    assert_eq!(retries.iter().filter(|r| **r == Ok(AcceptOutcome::New)).count(), 1, "{retries:?}");
+    let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
+    let (now, lease) = (t(10), t(11));
+    let accepted = message(1);
+    assert_eq!(inbox.claim(&accepted, "a", lease, now).await.unwrap(), Claim::Claimed);
+    let archived = inbox.archived(Source::Youzan, &shop, &accepted.message_id).await.unwrap();
+    assert_eq!(archived, Some(accepted.clone()), "archived whole");
+    assert_eq!(inbox.claim(&accepted, "a", lease, now).await.unwrap(), Claim::Claimed, "our own write, answer lost");
+    assert_eq!(inbox.claim(&accepted, "b", t(12), now).await.unwrap(), Claim::InFlight { until: lease });
+    inbox.complete(&accepted, "a").await.unwrap();
+    assert_eq!(inbox.claim(&accepted, "c", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&accepted, "a", t(12), t(20)).await.unwrap(), Claim::Done, "done never expires");
+
+    // A failed enqueue ends the lease: the sender's retry is taken at once.
+    let failed = message(2);
+    assert_eq!(inbox.claim(&failed, "a", lease, now).await.unwrap(), Claim::Claimed);
+    inbox.abandon(&failed, "a").await.unwrap();
+    assert_eq!(inbox.claim(&failed, "b", lease, now).await.unwrap(), Claim::Claimed);
+    inbox.abandon(&failed, "a").await.unwrap();
+    assert_eq!(inbox.claim(&failed, "c", lease, now).await.unwrap(), Claim::InFlight { until: lease }, "not b's");
+
+    // A delivery that died mid-way: its lease runs out, the next one takes over; the dead one's
+    // late mark counts for nothing.
+    let died = message(3);
+    assert_eq!(inbox.claim(&died, "a", lease, now).await.unwrap(), Claim::Claimed);
+    assert_eq!(inbox.claim(&died, "b", t(13), t(12)).await.unwrap(), Claim::Claimed);
+    inbox.complete(&died, "a").await.unwrap();
+    assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::InFlight { until: t(13) });
+    inbox.complete(&died, "b").await.unwrap();
+    assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::Done);
+
+    // Concurrent first deliveries: exactly one holds it.
+    let raced = message(4);
+    let attempts = ["p", "q", "r", "s"];
+    let claims = futures::future::join_all(attempts.iter().map(|a| inbox.claim(&raced, a, lease, now))).await;
+    assert_eq!(claims.iter().filter(|c| **c == Ok(Claim::Claimed)).count(), 1, "{claims:?}");
 
     // Large raw bodies are kept whole (binary, not UTF-8).
     let big: Vec<u8> = (0..300_000u32).map(|n| u8::try_from(n % 251).unwrap()).collect();
@@ -430,9 +516,9 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
         key_slot: None,
         opened: Some(big.iter().rev().copied().collect()),
     };
-    assert_eq!(inbox.accept(&large).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(inbox.claim(&large, "a", lease, now).await.unwrap(), Claim::Claimed);
     assert_eq!(
-        inbox.archived(Source::Youzan, &large.message_id).await.unwrap(),
+        inbox.archived(Source::Youzan, &shop, &large.message_id).await.unwrap(),
         Some(large.clone()),
         "a 300 KB body and its opened payload come back byte for byte"
     );
@@ -553,6 +639,7 @@ mod tests {
         order_store(&store, &store, "mem").await;
         order_store_concurrency(&store, "mem").await;
         due_markers(&store, "mem").await;
+        outbox(&store, "mem").await;
     }
 
     #[tokio::test]

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport, valid_counter_name};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
-use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
 use crate::ports::Page;
@@ -41,6 +41,7 @@ pub fn due_sort_key(due_at: DateTime<Utc>) -> String {
 struct StoreState {
     orders: HashMap<OrderKey, Order>,
     history: BTreeMap<(OrderKey, String), HistoryEntry>,
+    outbox: BTreeMap<(OrderKey, String), (u16, Unpublished)>,
     due: BTreeMap<(OrderKey, DueKind), DueMarker>,
     reservations: BTreeMap<(OrderKey, LineId), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
@@ -121,7 +122,57 @@ impl OrderStore for MemoryStore {
             }
         }
         apply_counters(&mut state, &write.counters);
+        for event in &write.outbox {
+            let entry =
+                Unpublished { key: write.key.clone(), written_at: write.history.applied_at, event: event.clone() };
+            state.outbox.insert((write.key.clone(), event.id()), (write.shard, entry));
+        }
         Ok(())
+    }
+
+    async fn keep(
+        &self,
+        key: &OrderKey,
+        shard: u16,
+        events: &[DomainEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for event in events {
+            let entry = Unpublished { key: key.clone(), written_at: at, event: event.clone() };
+            state.outbox.entry((key.clone(), event.id())).or_insert((shard, entry));
+        }
+        Ok(())
+    }
+
+    async fn published(&self, entries: &[(OrderKey, String)]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for entry in entries {
+            state.outbox.remove(entry);
+        }
+        Ok(())
+    }
+
+    async fn unpublished(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Unpublished>, StoreError> {
+        let state = lock(&self.state);
+        let mut items: Vec<(String, Unpublished)> = state
+            .outbox
+            .iter()
+            .filter(|(_, (s, e))| *s == shard && e.written_at <= until)
+            .map(|((key, id), (_, e))| {
+                (format!("{}#{key}#{id}", e.written_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")), e.clone())
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page(items, cursor, limit))
     }
 
     async fn history_entry(
@@ -324,9 +375,16 @@ impl SignalStore for MemoryStore {
     }
 }
 
+/// A dedupe record: the archived callback, and who holds it until when (`None`: done).
+struct Record {
+    accepted: Accepted,
+    attempt: String,
+    lease_until: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 struct InboxState {
-    accepted: HashMap<(Source, MessageId), Accepted>,
+    accepted: HashMap<(Source, ShopId, MessageId), Record>,
     quarantine: BTreeMap<String, Quarantined>,
     quota: HashMap<(Source, ShopId, String), u32>,
 }
@@ -347,25 +405,62 @@ fn quarantine_sort_key(q: &Quarantined) -> String {
     )
 }
 
+fn record_key(accepted: &Accepted) -> (Source, ShopId, MessageId) {
+    (accepted.callback.source, accepted.callback.shop.clone(), accepted.message_id.clone())
+}
+
 #[async_trait]
 impl Inbox for MemoryInbox {
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
+    async fn claim(
+        &self,
+        accepted: &Accepted,
+        attempt: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let mut state = lock(&self.state);
-        let key = (accepted.callback.source, accepted.message_id.clone());
-        if state.accepted.contains_key(&key) {
-            return Ok(AcceptOutcome::Duplicate);
+        let key = record_key(accepted);
+        match state.accepted.get(&key) {
+            None => {}
+            Some(Record { lease_until: None, .. }) => return Ok(Claim::Done),
+            Some(Record { attempt: holder, .. }) if holder == attempt => return Ok(Claim::Claimed),
+            Some(Record { lease_until: Some(until), .. }) if *until >= now => {
+                return Ok(Claim::InFlight { until: *until });
+            }
+            Some(_) => {}
         }
-        state.accepted.insert(key, accepted.clone());
-        Ok(AcceptOutcome::New)
+        state.accepted.insert(
+            key,
+            Record { accepted: accepted.clone(), attempt: attempt.to_owned(), lease_until: Some(lease_until) },
+        );
+        Ok(Claim::Claimed)
     }
 
-    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
-        Ok(lock(&self.state).accepted.get(&(source, message_id.clone())).cloned())
-    }
-
-    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {
-        lock(&self.state).accepted.remove(&(source, message_id.clone()));
+    async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        if let Some(record) = lock(&self.state).accepted.get_mut(&record_key(accepted))
+            && record.attempt == attempt
+        {
+            record.lease_until = None;
+        }
         Ok(())
+    }
+
+    async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = record_key(accepted);
+        if state.accepted.get(&key).is_some_and(|r| r.attempt == attempt && r.lease_until.is_some()) {
+            state.accepted.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn archived(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        message_id: &MessageId,
+    ) -> Result<Option<Accepted>, StoreError> {
+        Ok(lock(&self.state).accepted.get(&(source, shop.clone(), message_id.clone())).map(|r| r.accepted.clone()))
     }
 
     async fn quarantine(
