@@ -107,6 +107,37 @@ fn sign_kind_name(kind: Option<SignKind>) -> String {
     .to_owned()
 }
 
+/// The message id of a sign's assessment, and the root of its notice id: the sign's own time.
+fn sign_message_id(signed_at: DateTime<Utc>) -> Result<MessageId, Failure> {
+    MessageId::parse(&format!("trust-{}", signed_at.timestamp_millis())).map_err(|e| Failure::Permanent(e.to_string()))
+}
+
+/// What the last assessment recorded (the order always has one after an assessment).
+fn summary_of(order: &Order) -> TrustSummary {
+    order.trust.clone().unwrap_or(TrustSummary {
+        score: 0,
+        assessed_at: order.updated_at,
+        reasons: Vec::new(),
+        distance_m: None,
+        sign_at: None,
+        trusted: false,
+        sign_kind: None,
+    })
+}
+
+/// The `SignInTrustAssessed` event of a recorded assessment: the same fields, so the same id,
+/// whenever it is derived.
+fn assessed_event(key: &OrderKey, trust: &TrustSummary) -> DomainEvent {
+    DomainEvent::SignInTrustAssessed {
+        key: key.clone(),
+        score: trust.score,
+        trusted: trust.trusted,
+        sign_kind: trust.sign_kind.clone().unwrap_or_else(|| "unknown".to_owned()),
+        distance_m: trust.distance_m,
+        reasons: trust.reasons.clone(),
+    }
+}
+
 fn classification(order: &Order) -> Classification {
     let sign = order.sign.as_ref();
     classify(&SignRecord {
@@ -170,11 +201,17 @@ impl SignCheck<'_> {
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "signed order not found");
             return Ok(Vec::new());
         };
+        let signed_at = Self::signed_at(&order);
+        if let Some(trust) = order.trust.as_ref().filter(|t| t.sign_at == Some(signed_at)) {
+            // This sign was judged: a redelivery (the first publish or notice may have failed),
+            // or a Signed made by a rule (a re-check on the customer's word). One assessment and
+            // one notice per sign: its events and notice again, with the same ids.
+            return self.judged(&order, trust).await;
+        }
         if order.lifecycle != Some(Lifecycle::Signed) {
             // Already downgraded, confirmed or moved on: nothing to judge.
             return Ok(Vec::new());
         }
-        let signed_at = Self::signed_at(&order);
         let month = business_month(signed_at);
         let classified = classification(&order);
         let kind = classified.sign_kind().unwrap_or(SignKind::Unknown);
@@ -195,9 +232,7 @@ impl SignCheck<'_> {
             };
             self.signals.record_sign(&address.addr_key, &month, &sign, kind.is_proxy()).await?;
         }
-        let stamp = order.lifecycle_stamp.as_ref().map_or(signed_at, |s| s.at);
-        let message_id = MessageId::parse(&format!("trust-{}", stamp.timestamp_millis()))
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let message_id = sign_message_id(signed_at)?;
         let now = n.ports.clock.now();
         let downgrade = !assessment.trusted;
         let change = StatusChange {
@@ -219,6 +254,9 @@ impl SignCheck<'_> {
             assessed_at: now,
             reasons: assessment.reasons.iter().map(|r| r.detail.clone()).collect(),
             distance_m: assessment.distance_m,
+            sign_at: Some(signed_at),
+            trusted: assessment.trusted,
+            sign_kind: Some(sign_kind_name(Some(kind))),
         };
         let dedicated = proxy_receipts >= self.rules.dedicated_courier_after;
         let patch = move |o: &mut Order| {
@@ -242,14 +280,7 @@ impl SignCheck<'_> {
             fresh = applied.fresh, "sign-in trust assessed"
         );
         let mut events = events_of(&applied.entry);
-        events.push(DomainEvent::SignInTrustAssessed {
-            key: key.clone(),
-            score: assessment.score,
-            trusted: assessment.trusted,
-            sign_kind: sign_kind_name(Some(kind)),
-            distance_m: assessment.distance_m,
-            reasons: assessment.reasons.iter().map(|r| r.detail.clone()).collect(),
-        });
+        events.push(assessed_event(key, &summary_of(&applied.order)));
         if dedicated && let Some(address) = &order.address {
             events.push(DomainEvent::DedicatedCourierSuggested {
                 key: key.clone(),
@@ -258,18 +289,49 @@ impl SignCheck<'_> {
             });
         }
         if applied.entry.lifecycle.is_some_and(|(_, to)| to == Lifecycle::SignPendingConfirmation) {
-            self.notify(&order, &classified, &message_id).await?;
+            self.notify(&order, &classified, signed_at).await?;
         }
         Ok(events)
     }
 
-    async fn notify(&self, order: &Order, classified: &Classification, id: &MessageId) -> Result<(), Failure> {
+    /// The events and notice of a sign judged before, derived again from what was recorded.
+    async fn judged(&self, order: &Order, trust: &TrustSummary) -> Result<Vec<DomainEvent>, Failure> {
+        let mut events = vec![assessed_event(&order.key, trust)];
+        if let Some(address) = &order.address
+            && order.flags.contains("dedicated_courier_suggested")
+            && let Some(signed_at) = trust.sign_at
+        {
+            let receipts = self.signals.proxy_receipts(&address.addr_key, &business_month(signed_at)).await?;
+            events.push(DomainEvent::DedicatedCourierSuggested {
+                key: order.key.clone(),
+                addr_key: address.addr_key.clone(),
+                proxy_receipts: receipts,
+            });
+        }
+        // Still waiting for the customer: the notice again (the notify consumer sends a notice
+        // id once).
+        if !trust.trusted
+            && order.lifecycle == Some(Lifecycle::SignPendingConfirmation)
+            && let Some(signed_at) = trust.sign_at
+        {
+            self.notify(order, &classification(order), signed_at).await?;
+        }
+        Ok(events)
+    }
+
+    async fn notify(
+        &self,
+        order: &Order,
+        classified: &Classification,
+        signed_at: DateTime<Utc>,
+    ) -> Result<(), Failure> {
         let (template, text) = match &classified.station_name {
             Some(station) => ("parcel_at_station", format!("您的包裹已在{station}，请及时领取")),
             None => ("confirm_receipt", "您的包裹显示已签收，如未收到请在小程序中点击“未收到”告诉我们".to_owned()),
         };
         let notice = Notice {
-            notice_id: format!("{}-{}", order.key, id),
+            // One notice per sign: its id is the order and the sign, whoever sends it again.
+            notice_id: format!("{}-{}", order.key, sign_message_id(signed_at)?),
             order: order.key.clone(),
             customer: order.customer.clone(),
             template: template.to_owned(),
@@ -329,6 +391,9 @@ impl SignCheck<'_> {
             assessed_at: now,
             reasons: assessment.reasons.iter().map(|r| r.detail.clone()).collect(),
             distance_m: assessment.distance_m,
+            sign_at: Some(signed_at),
+            trusted: assessment.trusted,
+            sign_kind: order.trust.as_ref().and_then(|t| t.sign_kind.clone()),
         };
         let patch = move |o: &mut Order| o.trust = Some(summary.clone());
         let applied = n.apply_change(&change, &OrderFacts::default(), &patch, &[]).await?;
@@ -568,9 +633,56 @@ mod tests {
         let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
         let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
         assert_eq!((total("trust_assessed"), total("sign_downgraded")), (1, 1));
-        // The same Signed event delivered again changes nothing and tells nobody twice.
-        assert!(checker(&world, &n).on_signed(&key).await.unwrap_or_default().is_empty());
-        assert!(world.notify.drain().is_empty());
+        // The same Signed event delivered again (the first publish or notice may have failed)
+        // judges nothing again: the same assessment event and the same notice id come again —
+        // consumers dedupe on them, the notify consumer sends a notice id once — and nothing is
+        // counted twice.
+        let assessed = |events: &[DomainEvent]| {
+            events.iter().filter(|e| e.detail_type() == "SignInTrustAssessed").map(DomainEvent::id).collect::<Vec<_>>()
+        };
+        let again = checker(&world, &n).on_signed(&key).await.unwrap_or_default();
+        assert_eq!(assessed(&again), assessed(&events));
+        let resent = world.notify.drain();
+        assert_eq!(resent.len(), 1);
+        let resent: Notice = serde_json::from_str(&resent[0].body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resent.notice_id, notice.notice_id);
+        let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("trust_assessed"), total("sign_downgraded")), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_sign_confirmed_late_is_promoted_once_and_never_judged_or_told_again() {
+        // Before: the re-check promoted the sign to Signed, the bus rule sent that Signed back to
+        // the trust check, which no longer saw the confirmation in its two-hour window,
+        // downgraded it again and told the customer again — every two hours.
+        let world = World::new();
+        let key = world
+            .signed_order("o9", "addr-9", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .await;
+        let n = world.write();
+        checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(world.notify.drain().len(), 1);
+        // Three hours later the customer confirms; the re-check promotes the sign.
+        world.clock.advance(Duration::hours(3));
+        world.signal("o9", "sign.confirmed", 180, json!({})).await;
+        let (events, state) = checker(&world, &n).recheck(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(state, Some(Lifecycle::Signed));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            DomainEvent::OrderStatusChanged { to: Lifecycle::Signed, provenance: Provenance::Rule, .. }
+        )));
+        // That Signed reaches the trust check anyway (the bus rule filters rule-made changes;
+        // suppose it did not): nothing is judged again, nobody is told again.
+        for _ in 0..3 {
+            world.clock.advance(Duration::hours(2));
+            checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.lifecycle, Some(Lifecycle::Signed));
+        assert!(world.notify.drain().is_empty(), "one notice per sign");
+        let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("sign_downgraded")).sum::<i64>(), 1);
     }
 
     #[tokio::test]

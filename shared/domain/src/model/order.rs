@@ -276,6 +276,15 @@ pub struct TrustSummary {
     pub reasons: Vec<String>,
     /// Distance between the sign location and the address, metres.
     pub distance_m: Option<f64>,
+    /// The carrier's sign it judged (its time): one assessment per sign.
+    #[serde(default)]
+    pub sign_at: Option<DateTime<Utc>>,
+    /// Whether it reached the threshold.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Who signed (recipient, proxy_person, parcel_station, locker, unknown).
+    #[serde(default)]
+    pub sign_kind: Option<String>,
 }
 
 /// What happened in one dimension.
