@@ -243,6 +243,7 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let answer = health_report::handle(&app, json!({"report":"monthly"})).await.unwrap();
     let elapsed = started.elapsed();
     let counts = clients.requests.take();
+    tests::policy::assert_granted("HealthReportFunction", &counts);
     let months = 1;
     eprintln!(
         "monthly report of {ORDERS} orders ({} channels read, {months} month): {:?} end to end, build {} ms \
@@ -287,6 +288,7 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let answer =
         health_report::handle(&app, json!({"report":"range","from":from,"to":to,"channels":channels})).await.unwrap();
     let counts = clients.requests.take();
+    tests::policy::assert_granted("HealthReportFunction", &counts);
     eprintln!(
         "range {from}..{to} over 6 channels: {:?}, build {} ms, {} DynamoDB reads",
         started.elapsed(),

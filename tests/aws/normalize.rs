@@ -229,6 +229,7 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
         assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let applied = rig.clients.requests.take();
+    tests::policy::assert_granted("StatusNormalizeFunction", &applied);
     let get = applied.get("DynamoDB.GetItem").copied().unwrap_or(0);
     let write = applied.get("DynamoDB.TransactWriteItems").copied().unwrap_or(0);
     let put_events = applied.get("EventBridge.PutEvents").copied().unwrap_or(0);
@@ -245,6 +246,7 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
         assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let duplicate = rig.clients.requests.take();
+    tests::policy::assert_granted("StatusNormalizeFunction", &duplicate);
     eprintln!("per duplicate: {duplicate:?} for 40");
     assert_eq!(duplicate.get("DynamoDB.TransactWriteItems").copied(), Some(40), "one refused conditional write each");
 }

@@ -225,6 +225,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
     let elapsed = started.elapsed();
     let requests = rig.clients.requests.take();
+    tests::policy::assert_granted("RefundDualCheckFunction", &requests);
     let reads: u64 =
         ["DynamoDB.GetItem", "DynamoDB.Query"].iter().map(|op| requests.get(*op).copied().unwrap_or(0)).sum();
     let scans = requests.get("DynamoDB.Scan").copied().unwrap_or(0);
@@ -266,6 +267,7 @@ async fn the_emergency_release_of_327_orders() {
     let answers = serde_json::to_value(app.handle(json!({"release": {"orders": list}})).await).unwrap();
     let elapsed = started.elapsed();
     let requests = rig.clients.requests.take();
+    tests::policy::assert_granted("RefundDualCheckFunction", &requests);
     let total: u64 = requests.values().sum();
     eprintln!(
         "ops release of {count} orders: {elapsed:?}, {:.1} AWS requests per order ({requests:?})",

@@ -157,13 +157,14 @@ const SOURCES: [Source; 6] =
     [Source::Douyin, Source::Youzan, Source::Kuaishou, Source::Kuaidi100, Source::Wechatpay, Source::App];
 
 #[tokio::test]
-async fn every_source_end_to_end_valid_duplicate_and_two_aws_requests_per_callback() {
+async fn every_source_end_to_end_valid_duplicate_and_three_aws_requests_per_callback() {
     let rig = Rig::new("wh-valid").await;
     for source in SOURCES {
         rig.set_secret(source, "s3cret", None).await;
     }
     let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
     for source in SOURCES {
+        rig.clients.requests.take();
         let first = signed(source, "s3cret", rig.now(), 1);
         // Warm the secret cache, as any invocation after the first would be.
         let (status, body) = rig.post(&cache, source.as_str(), &first).await;
@@ -181,6 +182,7 @@ async fn every_source_end_to_end_valid_duplicate_and_two_aws_requests_per_callba
         let (status, _) = rig.post(&cache, source.as_str(), &first).await;
         assert_eq!(status, ack.status, "{source}: a duplicate is acked");
         assert_eq!(rig.clients.requests.total() - before, 1, "{source}: one refused conditional write");
+        tests::policy::assert_granted("WebhookVerifyFunction", &rig.clients.requests.take());
         let enqueued = rig.enqueued().await;
         assert_eq!(enqueued.len(), 2, "{source}: the duplicate was not enqueued again");
         assert!(enqueued.iter().all(|m| m.source == source && m.payload.is_some()));

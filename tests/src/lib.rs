@@ -7,5 +7,6 @@
 pub mod fake_gateway;
 pub mod fake_notify;
 pub mod fake_platform;
+pub mod policy;
 pub mod runtime_api;
 pub mod stack;

@@ -38,7 +38,7 @@ pub struct Config {
     pub quarantine_quota_per_hour: u32,
     /// `COUNTER_SHARDS` (default 8).
     pub shards: u16,
-    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 30 s timeout): how long a delivery
+    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 10 s timeout): how long a delivery
     /// holds its callback's dedupe record while it enqueues.
     pub lease_s: i64,
     /// `DOOR_BUDGET_MS` (default 4000: platforms wait about 5 s for the ack): the time one
