@@ -228,6 +228,8 @@ impl<'a> ApplyChange<'a> {
             add(names::REFUND_SUCCEEDED.into(), 1);
             if change.provenance == Provenance::Poll {
                 add(names::REFUND_FOUND_BY_POLL.into(), 1);
+                // Counted in the same commit as the change, so a crash after it loses nothing.
+                add(names::CALLBACK_MISSING.into(), 1);
             }
         }
         adds
@@ -336,6 +338,17 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
                 provenance: entry.provenance,
                 event_time: entry.event_time,
             });
+            if entry.provenance == Provenance::Poll {
+                // Our own query found a refund the platform never called back about: derived
+                // from the committed entry (so it is in the order's outbox, at least once).
+                events.push(DomainEvent::CallbackMissing {
+                    key: entry.key.clone(),
+                    hint: format!(
+                        "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+                        entry.key.source, entry.key.shop
+                    ),
+                });
+            }
         }
     }
     if entry.verdict == Verdict::Unmapped {

@@ -271,22 +271,8 @@ impl RefundCheck<'_> {
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
         if found_by_poll {
+            // Its CallbackMissing event and counter were committed with the change (events_of).
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
-            events.push(DomainEvent::CallbackMissing {
-                key: key.clone(),
-                hint: format!(
-                    "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
-                    key.source, key.shop
-                ),
-            });
-            let add = CounterAdd {
-                channel: key.source,
-                day: business_day(now),
-                shard: key.shard(n.rules.shards),
-                name: names::CALLBACK_MISSING.into(),
-                by: 1,
-            };
-            add_counters(n.ports.stats, &[add], "missing callback").await;
             return Ok(CheckOutcome::Confirmed);
         }
         Ok(match refund {
@@ -764,11 +750,15 @@ mod tests {
         platform.answer("6921001", vec![succeeded(at() - Duration::minutes(20))]);
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
-        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased", "CallbackMissing"]);
+        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "CallbackMissing", "InventoryReleased"]);
         let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
         assert_eq!(order.refund, RefundState::Succeeded);
         let history = world.store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(history.last().map(|h| h.provenance), Some(Provenance::Poll));
+        // The missing callback is derived from the committed entry (so it is in the order's
+        // outbox): a sweep killed after the commit still tells ops.
+        let derived = history.last().map(crate::app::apply::events_of).unwrap_or_default();
+        assert!(kinds(&derived).contains(&"CallbackMissing"), "{derived:?}");
         // A second sweep has nothing due; a late callback releases nothing more.
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!((events.len(), report.checked), (0, 0));
