@@ -19,10 +19,22 @@ pub struct RawStatus {
     pub code: String,
 }
 
+/// Characters of a field or code kept: real codes are short (`WAIT_SELLER_SEND_GOODS`, `105`);
+/// a longer one is cut (and marked with `…`), so no sender can grow an order item, a history
+/// entry, an `UnmappedStatus` event or a counter name without bound.
+pub const MAX_CODE_CHARS: usize = 64;
+
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_CODE_CHARS) {
+        None => text,
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 impl RawStatus {
-    /// A raw status from its field and code.
+    /// A raw status from its field and code, each cut to [`MAX_CODE_CHARS`].
     pub fn new(field: impl Into<String>, code: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into() }
+        Self { field: bounded(field.into()), code: bounded(code.into()) }
     }
 }
 
@@ -83,4 +95,19 @@ pub type MappingRow = (&'static str, &'static str, StatusMapping);
 /// Looks a code up in a source's table.
 pub fn lookup(table: &[MappingRow], field: &str, code: &str) -> StatusMapping {
     table.iter().find(|(f, c, _)| *f == field && *c == code).map_or(StatusMapping::Unmapped, |(_, _, mapping)| *mapping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_code_is_cut_and_marked_never_kept_whole() {
+        let raw = RawStatus::new("order_status", "9".repeat(1 << 20));
+        assert_eq!(raw.code.chars().count(), MAX_CODE_CHARS + 1);
+        assert!(raw.code.ends_with('…'));
+        let chinese = RawStatus::new("状态", "已签收".repeat(100));
+        assert_eq!(chinese.code.chars().count(), MAX_CODE_CHARS + 1, "cut on a character boundary");
+        assert_eq!(RawStatus::new("tag", "105").code, "105", "real codes untouched");
+    }
 }

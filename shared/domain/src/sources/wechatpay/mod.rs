@@ -51,7 +51,6 @@ impl SourceModule for Wechatpay {
 #[cfg(test)]
 pub(crate) mod test_keys;
 
-use chrono::DateTime;
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
@@ -158,8 +157,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
         notice
             .get("create_time")
             .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.to_utc())
+            .and_then(crate::sources::json::parse_time_text)
     });
     let id = text(&notice, "id");
     Ok(vec![SourceEvent::Status(StatusEvent {
