@@ -109,6 +109,7 @@ pub fn incoming(request: &ApiGatewayV2httpRequest, received_at: DateTime<Utc>) -
         headers,
         body,
         received_at,
+        sender: request.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
     })
 }
 

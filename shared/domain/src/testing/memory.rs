@@ -386,7 +386,7 @@ struct Record {
 struct InboxState {
     accepted: HashMap<(Source, ShopId, MessageId), Record>,
     quarantine: BTreeMap<String, Quarantined>,
-    quota: HashMap<(Source, ShopId, String), u32>,
+    quota: HashMap<(Source, String, String), u32>,
 }
 
 /// Callback inbox in memory.
@@ -471,7 +471,7 @@ impl Inbox for MemoryInbox {
         let mut state = lock(&self.state);
         let cb = &quarantined.callback;
         let hour = cb.received_at.format("%Y-%m-%dT%H").to_string();
-        let used = state.quota.entry((cb.source, cb.shop.clone(), hour)).or_default();
+        let used = state.quota.entry((cb.source, quarantined.bucket.clone(), hour)).or_default();
         if *used >= quota_per_hour {
             return Ok(QuarantineOutcome::OverQuota);
         }

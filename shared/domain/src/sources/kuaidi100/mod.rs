@@ -73,8 +73,14 @@ pub fn open(cb: &RawCallback, secret: &RotatedSecret) -> Result<Opened, Refusal>
         .find(|(salt, _)| verify_hex_sign(&kuaidi100_sign(&param, salt.expose()), &sign).is_ok())
         .map(|(_, previous)| slot(previous))
         .ok_or_else(|| Refusal::Signature("sign mismatch".into()))?;
-    // Kuaidi100 sends no message id and retries the same param: its hash is the dedupe key.
-    Ok(Opened::Message { message_id: body_hash_id(param.as_bytes()), payload: param.into_bytes(), key_slot })
+    // Kuaidi100 sends no message id and retries the same param: its hash is the dedupe key,
+    // with the order the callback URL names — one waybill subscribed for two orders (a merged
+    // parcel) gets the same param twice, once per order, and each order must get it.
+    let order = cb.query.iter().find(|(k, _)| k == "order").map_or("", |(_, v)| v.as_str());
+    let mut identity = param.as_bytes().to_vec();
+    identity.push(b'\n');
+    identity.extend_from_slice(order.as_bytes());
+    Ok(Opened::Message { message_id: body_hash_id(&identity), payload: param.into_bytes(), key_slot })
 }
 
 fn geo(area_center: &str) -> Option<GeoPoint> {
@@ -269,6 +275,31 @@ mod tests {
         assert_eq!(parse(&payload, &cb.query).err(), Some(ParseError::Malformed("param is not JSON".into())));
         let wrong = RotatedSecret { secret: Secret::new("salt-2"), previous_secret: None };
         assert!(matches!(open(&cb, &wrong), Err(Refusal::Signature(_))), "the sign is still checked");
+    }
+
+    #[test]
+    fn one_waybill_pushed_for_two_orders_is_two_messages_and_a_retry_is_one() {
+        use crate::model::ids::{ShopId, Source};
+        use crate::ports::secrets::Secret;
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default();
+        let signed = crate::testing::fixtures::sign(Source::Kuaidi100, br#"{"status":"polling"}"#, "salt-1", at, "m");
+        let for_order = |order: &str| RawCallback {
+            source: Source::Kuaidi100,
+            shop: ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}")),
+            received_at: at,
+            query: vec![("order".into(), order.into())],
+            headers: signed.headers.clone(),
+            body: signed.body.clone(),
+        };
+        let secret = RotatedSecret { secret: Secret::new("salt-1"), previous_secret: None };
+        let id = |cb: &RawCallback| match open(cb, &secret) {
+            Ok(Opened::Message { message_id, .. }) => message_id,
+            other => panic!("{other:?}"),
+        };
+        let (a, b) = (for_order("douyin/shop-1/6921000000001"), for_order("douyin/shop-1/6921000000002"));
+        assert_ne!(id(&a), id(&b), "the same trace for a merged parcel's two orders: both applied");
+        assert_eq!(id(&a), id(&a.clone()), "Kuaidi100's retry of the same push: deduped");
     }
 
     #[test]

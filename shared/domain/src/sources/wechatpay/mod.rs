@@ -153,12 +153,8 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
     } else {
         return Ok(vec![SourceEvent::Ignored(format!("wechatpay {event_type} without a state"))]);
     };
-    let event_time = first_time(resource, &["success_time"]).or_else(|| {
-        notice
-            .get("create_time")
-            .and_then(Value::as_str)
-            .and_then(crate::sources::json::parse_time_text)
-    });
+    let event_time = first_time(resource, &["success_time"])
+        .or_else(|| notice.get("create_time").and_then(Value::as_str).and_then(crate::sources::json::parse_time_text));
     let id = text(&notice, "id");
     Ok(vec![SourceEvent::Status(StatusEvent {
         key,
