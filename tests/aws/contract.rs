@@ -19,6 +19,7 @@ async fn dynamodb_inventory_and_stats_honour_the_contract() {
     let clients = clients().await;
     let tables = tables(&clients);
     contract::inventory(&tables.inventory, &namespace("inv")).await;
+    contract::release_counts(&tables.inventory, &tables.stats, &namespace("relc")).await;
     contract::stats(&tables.stats, &namespace("stats")).await;
 }
 

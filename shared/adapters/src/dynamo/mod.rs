@@ -178,7 +178,7 @@ impl DynamoTables {
     pub fn from_names(client: Client, orders_table: &str, stats_table: &str, inbox_table: &str) -> Self {
         Self {
             orders: DynamoOrders::new(client.clone(), orders_table, stats_table),
-            inventory: DynamoInventory::new(client.clone(), orders_table),
+            inventory: DynamoInventory::new(client.clone(), orders_table, stats_table),
             signals: DynamoSignals::new(client.clone(), orders_table, stats_table),
             stats: DynamoStats::new(client.clone(), stats_table),
             inbox: DynamoInbox::new(client, inbox_table),

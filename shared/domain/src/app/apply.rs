@@ -293,7 +293,6 @@ impl<'a> ApplyChange<'a> {
             events.extend(
                 release_order(
                     self.ports.inventory,
-                    self.ports.stats,
                     self.ports.orders,
                     key,
                     &covered,

@@ -312,18 +312,8 @@ impl RefundCheck<'_> {
         let Some(refunded) = order.refunded_lines().filter(|_| before_shipment) else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
         let now = n.ports.clock.now();
-        let produced = release_order(
-            n.ports.inventory,
-            n.ports.stats,
-            n.ports.orders,
-            key,
-            &refunded,
-            refunded_at,
-            now,
-            "poll",
-            n.rules,
-        )
-        .await?;
+        let produced =
+            release_order(n.ports.inventory, n.ports.orders, key, &refunded, refunded_at, now, "poll", n.rules).await?;
         let lines = produced
             .iter()
             .map(|e| match e {
@@ -526,18 +516,18 @@ impl RefundCheck<'_> {
                 .await;
         let mut events = Vec::new();
         let mut answers = BTreeMap::new();
-        // The whole call's counters go in one write at the end, not one per order.
-        let mut counters = vec![CounterAdd {
+        // The call itself is counted once at the end.
+        let counters = vec![CounterAdd {
             channel: orders.first().map_or(Source::App, |k| k.source),
             day: business_day(now),
             shard: 0,
             name: names::OPS_CALLS.into(),
             by: 1,
         }];
-        for (key, answer, produced, adds) in results {
+        // Each release's own counters went with it (one write, exactly once).
+        for (key, answer, produced, _written) in results {
             answers.insert(key, answer);
             events.extend(produced);
-            counters.extend(adds);
         }
         add_counters(n.ports.stats, &merge(counters), "ops release").await;
         (events, answers)
@@ -869,9 +859,10 @@ mod tests {
             .store
             .release(
                 &refunded,
-                &crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}")),
+                &[crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}"))],
                 at(),
                 "refund",
+                &[],
             )
             .await;
         let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));

@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::failure::{Failure, add_counters};
+use crate::app::failure::Failure;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, OrderKey};
 use crate::model::stock::{OrderLine, ReleaseOutcome, Reservation};
 use crate::model::time::business_day;
-use crate::ports::{InventoryStore, OrderStore, Stats};
+use crate::ports::{InventoryStore, OrderStore};
 use crate::rules::timing::Rules;
 
 /// What releasing an order's reserved stock did.
@@ -20,8 +20,8 @@ pub struct Released {
     pub lines: Vec<OrderLine>,
     /// Lines released before for the same reason (a redelivery, a retry, a concurrent run).
     pub before: Vec<OrderLine>,
-    /// The counters to add for the lines released by this call (not yet written: a batch
-    /// writes them once).
+    /// The counters added (in the same write as the release) for the lines released by this
+    /// call.
     pub counters: Vec<CounterAdd>,
 }
 
@@ -40,8 +40,9 @@ impl Released {
 }
 
 /// Releases the still-reserved lines of `reserved` that `only` names (every line when `only` is
-/// empty): exactly once each, a conditional write per line, the lines of an order at the same
-/// time. Lines released before for the same `reason` are reported in [`Released::before`].
+/// empty): exactly once each, in one conditional write with their counters. When another run
+/// released some of them in between, the reservations are read again and the rest released.
+/// Lines released before for the same `reason` are reported in [`Released::before`].
 #[allow(clippy::too_many_arguments)]
 pub async fn release_lines(
     inventory: &dyn InventoryStore,
@@ -53,28 +54,54 @@ pub async fn release_lines(
     reason: &str,
     rules: &Rules,
 ) -> Result<Released, Failure> {
-    let mut released = Released::default();
-    let covered: Vec<Reservation> =
-        reserved.into_iter().filter(|r| only.is_empty() || only.contains(&r.line)).collect();
-    let (open, done): (Vec<Reservation>, Vec<Reservation>) = covered.into_iter().partition(|r| r.released_at.is_none());
-    released.before =
-        done.iter().filter(|r| r.released_by.as_deref() == Some(reason)).map(Reservation::order_line).collect();
-    let outcomes =
-        futures::future::join_all(open.iter().map(|line| inventory.release(key, &line.line, now, reason))).await;
-    for (line, outcome) in open.iter().zip(outcomes) {
-        if outcome? == ReleaseOutcome::Released {
-            released.lines.push(line.order_line());
+    let mut reserved = reserved;
+    for attempt in 0..4 {
+        let mut released = Released::default();
+        let covered: Vec<Reservation> =
+            reserved.into_iter().filter(|r| only.is_empty() || only.contains(&r.line)).collect();
+        let (open, done): (Vec<Reservation>, Vec<Reservation>) =
+            covered.into_iter().partition(|r| r.released_at.is_none());
+        released.before =
+            done.iter().filter(|r| r.released_by.as_deref() == Some(reason)).map(Reservation::order_line).collect();
+        if open.is_empty() {
+            return Ok(released);
+        }
+        let counters = release_counters(key, open.len(), refunded_at, now, reason, rules);
+        let lines: Vec<LineId> = open.iter().map(|r| r.line.clone()).collect();
+        match inventory.release(key, &lines, now, reason, &counters).await? {
+            ReleaseOutcome::Released => {
+                released.lines = open.iter().map(Reservation::order_line).collect();
+                released.counters = counters;
+                tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.lines.len(), reason, "stock released");
+                return Ok(released);
+            }
+            // Some line went in between (or our own write landed and its answer was lost):
+            // read again and release what is still open.
+            ReleaseOutcome::AlreadyReleased | ReleaseOutcome::NotReserved => {
+                crate::app::failure::backoff(attempt).await;
+                reserved = inventory.reservations(key).await?;
+            }
         }
     }
-    if released.lines.is_empty() {
-        return Ok(released);
-    }
+    Err(Failure::Retry("stock release kept conflicting".into()))
+}
+
+/// The counters of releasing `lines` lines now for a refund at `refunded_at`.
+fn release_counters(
+    key: &OrderKey,
+    lines: usize,
+    refunded_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reason: &str,
+    rules: &Rules,
+) -> Vec<CounterAdd> {
     let day = business_day(now);
     let shard = key.shard(rules.shards);
     let delay = (now - refunded_at).num_seconds().max(0);
-    let lines = i64::try_from(released.lines.len()).unwrap_or(i64::MAX);
+    let lines = i64::try_from(lines).unwrap_or(i64::MAX);
+    let mut counters = Vec::new();
     let mut add = |name: &str, by: i64| {
-        released.counters.push(CounterAdd { channel: key.source, day, shard, name: name.into(), by });
+        counters.push(CounterAdd { channel: key.source, day, shard, name: name.into(), by });
     };
     add(names::STOCK_RELEASE_DUE, lines);
     add(names::STOCK_RELEASED, lines);
@@ -85,8 +112,7 @@ pub async fn release_lines(
     if reason == "ops" {
         add(names::OPS_RELEASES, lines);
     }
-    tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.lines.len(), reason, "stock released");
-    Ok(released)
+    counters
 }
 
 /// Releases the reserved stock of an order's lines `only` (every line when empty), counts it,
@@ -95,7 +121,6 @@ pub async fn release_lines(
 #[allow(clippy::too_many_arguments)]
 pub async fn release_order(
     inventory: &dyn InventoryStore,
-    stats: &dyn Stats,
     orders: &dyn OrderStore,
     key: &OrderKey,
     only: &BTreeSet<LineId>,
@@ -106,8 +131,6 @@ pub async fn release_order(
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
     let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
-    // The release itself happened exactly once; the counters are retried, then logged.
-    add_counters(stats, &released.counters, "stock release").await;
     let events: Vec<DomainEvent> = released.event(key, reason).into_iter().collect();
     orders.keep(key, key.shard(rules.shards), &events, now).await?;
     Ok(events)

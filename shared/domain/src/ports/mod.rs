@@ -163,13 +163,18 @@ pub trait InventoryStore: Send + Sync {
     /// (reserving twice is a no-op).
     async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError>;
 
-    /// Releases one order line, exactly once, recording when and why (`refund`, `ops`).
+    /// Releases order lines, all or none, exactly once each, recording when and why (`refund`,
+    /// `ops`), and adds `counters` in the same write: [`ReleaseOutcome::Released`] when every
+    /// line was still reserved; otherwise nothing is written and the outcome says why (one line
+    /// released before, or never reserved). A retry of a write that was applied but whose answer
+    /// was lost finds the lines released: the counters are never added twice.
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError>;
 
     /// All lines of an order.

@@ -403,10 +403,19 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     );
 
     let (red, blue) = (LineId::of_sku(&sku), LineId::of_sku(&other));
-    assert_eq!(store.release(&k, &red, t(5), "refund").await.unwrap(), ReleaseOutcome::Released);
-    assert_eq!(store.release(&k, &red, t(6), "ops").await.unwrap(), ReleaseOutcome::AlreadyReleased);
+    let release = |lines: Vec<LineId>, at, reason| {
+        let store = &store;
+        let k = &k;
+        async move { store.release(k, &lines, at, reason, &[]).await.unwrap() }
+    };
+    assert_eq!(release(vec![red.clone()], t(5), "refund").await, ReleaseOutcome::Released);
+    assert_eq!(release(vec![red.clone()], t(6), "ops").await, ReleaseOutcome::AlreadyReleased);
     let missing = LineId::parse("SKU-NONE").unwrap();
-    assert_eq!(store.release(&k, &missing, t(6), "ops").await.unwrap(), ReleaseOutcome::NotReserved);
+    assert_eq!(release(vec![missing.clone()], t(6), "ops").await, ReleaseOutcome::NotReserved);
+    // All or none: one line gone means nothing of the others is released.
+    assert_eq!(release(vec![blue.clone(), red.clone()], t(6), "ops").await, ReleaseOutcome::AlreadyReleased);
+    assert_eq!(release(vec![blue.clone(), missing], t(6), "ops").await, ReleaseOutcome::NotReserved);
+    assert!(store.reservations(&k).await.unwrap().iter().any(|r| r.line == blue && r.released_at.is_none()));
     let released = store.reservations(&k).await.unwrap().into_iter().find(|r| r.sku == sku).unwrap();
     assert_eq!(released.released_at, Some(t(5)), "the first release's time is kept");
     assert_eq!(released.released_by.as_deref(), Some("refund"), "and its reason");
@@ -415,12 +424,46 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     let twin = Reservation { line: LineId::parse("4001-2").unwrap(), ..line(&sku, 3) };
     store.reserve(std::slice::from_ref(&twin)).await.unwrap();
     assert_eq!(store.reservations(&k).await.unwrap().len(), 3);
-    assert_eq!(store.release(&k, &twin.line, t(7), "refund").await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(release(vec![twin.line.clone()], t(7), "refund").await, ReleaseOutcome::Released);
 
     // Concurrent releases of the same line: exactly one wins.
-    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &blue, t(10 + n), "refund"))).await;
+    let blue_only = [blue];
+    let results =
+        futures::future::join_all((0..5).map(|n| store.release(&k, &blue_only, t(10 + n), "refund", &[]))).await;
     let released = results.iter().filter(|r| **r == Ok(ReleaseOutcome::Released)).count();
     assert_eq!(released, 1, "{results:?}");
+}
+
+/// A release writes its counters with it, once: a retry of the same release (its answer lost)
+/// and a release refused for one line add nothing.
+pub async fn release_counts(inventory: &dyn InventoryStore, stats: &dyn Stats, ns: &str) {
+    let k = key(ns, "4101");
+    let name = ns_counter(ns);
+    let lines: Vec<LineId> = (1..=3).map(|n| LineId::parse(&format!("4101-{n}")).unwrap()).collect();
+    let reservations: Vec<Reservation> = lines
+        .iter()
+        .map(|line| Reservation {
+            key: k.clone(),
+            line: line.clone(),
+            sku: Sku::parse("SKU-RED-M").unwrap(),
+            qty: 1,
+            reserved_at: t(1),
+            released_at: None,
+            released_by: None,
+        })
+        .collect();
+    inventory.reserve(&reservations).await.unwrap();
+    let counted = vec![counter(Source::Douyin, day(11), 1, &name, 2)];
+    let first = inventory.release(&k, &lines[..2], t(5), "refund", &counted).await.unwrap();
+    assert_eq!(first, ReleaseOutcome::Released);
+    let retried = inventory.release(&k, &lines[..2], t(5), "refund", &counted).await.unwrap();
+    assert_eq!(retried, ReleaseOutcome::AlreadyReleased, "the retry of an applied release");
+    let overlapping = inventory.release(&k, &lines[1..], t(6), "refund", &counted).await.unwrap();
+    assert_eq!(overlapping, ReleaseOutcome::AlreadyReleased, "one of its lines went before");
+    let total: i64 = stats.month(Source::Douyin, day(1)).await.unwrap().iter().map(|d| d.get(&name)).sum();
+    assert_eq!(total, 2, "counted with the one release that happened, once");
+    let open = inventory.reservations(&k).await.unwrap().into_iter().filter(|r| r.released_at.is_none()).count();
+    assert_eq!(open, 1, "the refused release left its other line reserved");
 }
 
 /// Counters sum over shards per day within the month; reports round-trip.
@@ -668,6 +711,7 @@ mod tests {
     async fn memory_inventory_and_stats_honour_the_contract() {
         let store = MemoryStore::default();
         inventory(&store, "mem").await;
+        release_counts(&store, &store, "mem").await;
         stats(&store, "mem").await;
     }
 

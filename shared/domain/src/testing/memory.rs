@@ -249,21 +249,29 @@ impl InventoryStore for MemoryStore {
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
-        Ok(match state.reservations.get_mut(&(key.clone(), line.clone())) {
-            None => ReleaseOutcome::NotReserved,
-            Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
-            Some(r) => {
+        for line in lines {
+            match state.reservations.get(&(key.clone(), line.clone())) {
+                None => return Ok(ReleaseOutcome::NotReserved),
+                Some(r) if r.released_at.is_some() => return Ok(ReleaseOutcome::AlreadyReleased),
+                Some(_) => {}
+            }
+        }
+        for line in lines {
+            if let Some(r) = state.reservations.get_mut(&(key.clone(), line.clone())) {
                 r.released_at = Some(at);
                 r.released_by = Some(reason.to_owned());
-                ReleaseOutcome::Released
             }
-        })
+        }
+        apply_counters(&mut state, counters);
+        Ok(ReleaseOutcome::Released)
     }
 
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {
