@@ -11,6 +11,7 @@ async fn dynamodb_order_store_honours_the_contract() {
     contract::order_store(&tables.orders, &tables.stats, &namespace("orders")).await;
     contract::order_store_concurrency(&tables.orders, &namespace("race")).await;
     contract::due_markers(&tables.orders, &namespace("due")).await;
+    contract::due_counts(&tables.orders, &tables.stats, &namespace("duec")).await;
     contract::outbox(&tables.orders, &namespace("outbox")).await;
 }
 

@@ -503,16 +503,16 @@ mod tests {
             .await
             .unwrap_or_default();
         world.clock.advance(chrono::Duration::minutes(29));
-        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        let (events, _) = sla_sweep(&world.store, &world.clock, &world.rules).await;
         assert!(events.is_empty(), "within 30 minutes");
         world.clock.advance(chrono::Duration::minutes(2));
-        let (events, report) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        let (events, report) = sla_sweep(&world.store, &world.clock, &world.rules).await;
         assert!(
             matches!(&events[..], [DomainEvent::SlaBreached { state: Lifecycle::Paid, limit_minutes: 30, .. }]),
             "{events:?}"
         );
         assert_eq!(report.breached, 1);
-        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        let (events, _) = sla_sweep(&world.store, &world.clock, &world.rules).await;
         assert!(events.is_empty(), "once per order and state");
     }
 
@@ -525,7 +525,7 @@ mod tests {
             .await
             .unwrap_or_default();
         world.clock.advance(chrono::Duration::hours(3));
-        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        let (events, _) = sla_sweep(&world.store, &world.clock, &world.rules).await;
         assert!(events.is_empty(), "{events:?}");
     }
 

@@ -386,7 +386,7 @@ impl RefundCheck<'_> {
             match self.release_if_due(&marker.key, &mut events).await {
                 Ok(_) => {
                     report.count(CheckOutcome::Released);
-                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
                 }
                 Err(_) => report.count(CheckOutcome::Failed),
             }
@@ -416,7 +416,7 @@ impl RefundCheck<'_> {
             ) {
                 // The order moved on, or its refund is settled: this marker is done (a moved
                 // marker — rescheduled meanwhile — is kept by the condition).
-                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
             }
             if report.token_failures.is_empty()
                 && events.iter().any(|e| matches!(e, DomainEvent::TokenRefreshFailed { .. }))

@@ -429,7 +429,7 @@ impl SignCheck<'_> {
                             // One re-check per marker; the customer's later word sets a new one.
                             if n.ports
                                 .orders
-                                .clear_due(&marker.key, DueKind::TrustRecheck, marker.due_at)
+                                .clear_due(&marker.key, DueKind::TrustRecheck, marker.due_at, &[])
                                 .await
                                 .is_err()
                             {

@@ -1,12 +1,11 @@
 //! The SLA sweep: orders stuck in a state past its limit.
 
-use crate::app::failure::add_counters;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::record::DueKind;
 use crate::model::time::business_day;
+use crate::ports::OrderStore;
 use crate::ports::clock::Clock;
-use crate::ports::{OrderStore, Stats};
 use crate::rules::timing::Rules;
 
 /// What an SLA sweep did.
@@ -26,7 +25,6 @@ pub struct SlaSweepReport {
 /// with what is due, not with the table) and raises `SlaBreached` once per order and state.
 pub async fn sla_sweep(
     orders: &dyn OrderStore,
-    stats: &dyn Stats,
     clock: &dyn Clock,
     rules: &Rules,
 ) -> (Vec<DomainEvent>, SlaSweepReport) {
@@ -59,7 +57,7 @@ pub async fn sla_sweep(
                 });
                 let Some((state, since)) = stuck else {
                     // Moved on: the marker is done.
-                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
                         Ok(_) => report.resolved += 1,
                         Err(_) => report.errors += 1,
                     }
@@ -81,7 +79,15 @@ pub async fn sla_sweep(
                     report.errors += 1;
                     continue;
                 }
-                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                // Counted with the marker's removal, in one write: exactly once.
+                let add = CounterAdd {
+                    channel: marker.key.source,
+                    day: business_day(now),
+                    shard: marker.shard,
+                    name: names::SLA_BREACHED.into(),
+                    by: 1,
+                };
+                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, std::slice::from_ref(&add)).await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => {
@@ -91,14 +97,6 @@ pub async fn sla_sweep(
                 }
                 report.breached += 1;
                 tracing::warn!(source = %marker.key.source, shop = %marker.key.shop, order_id = %marker.key.order_id, state = %state, "SLA breached");
-                let add = CounterAdd {
-                    channel: marker.key.source,
-                    day: business_day(now),
-                    shard: marker.shard,
-                    name: names::SLA_BREACHED.into(),
-                    by: 1,
-                };
-                add_counters(stats, &[add], "SLA breach").await;
                 events.push(breach);
             }
             match page.next {

@@ -72,9 +72,16 @@ pub trait OrderStore: Send + Sync {
         message_id: &MessageId,
     ) -> Result<Option<HistoryEntry>, StoreError>;
 
-    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept).
-    /// Returns whether it removed it.
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept), and
+    /// adds `counters` in the same write. Returns whether it removed it (a retry of a removal
+    /// whose answer was lost returns false and counts nothing twice).
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError>;
 
     /// Creates or moves one due marker outside an order write (e.g. "re-check now").
     async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError>;

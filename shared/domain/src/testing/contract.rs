@@ -258,8 +258,9 @@ pub async fn outbox(store: &dyn OrderStore, ns: &str) {
 
 /// Due markers: only what is due, earliest first, per kind and shard, paged; cleared when resolved.
 pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
-    // A shard of our own so other tests' markers do not show up.
-    let shard = 1000 + u16::try_from(ns.len() % 1000).unwrap();
+    // A shard of our own so other tests' (and earlier runs') markers do not show up.
+    let shard = 1000
+        + u16::try_from(ns.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 30_000).unwrap();
     let mut expected = Vec::new();
     for n in 0..7i64 {
         let k = key(ns, &format!("30{n}"));
@@ -298,9 +299,12 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
 
     // A sweeper clears a marker only while it is still due at the time it saw.
     let (seen_at, second) = expected[1].clone();
-    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1)).await.unwrap(), "moved");
-    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap());
-    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap(), "already gone");
+    assert!(
+        !store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1), &[]).await.unwrap(),
+        "moved"
+    );
+    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at, &[]).await.unwrap());
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at, &[]).await.unwrap(), "already gone");
     expected.remove(1);
 
     // Resolving clears the marker.
@@ -434,11 +438,24 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     assert_eq!(released, 1, "{results:?}");
 }
 
+/// Clearing a due marker adds its counters in the same write: once, never on a retry.
+pub async fn due_counts(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
+    let k = key(ns, "3901");
+    let name = ns_counter(&format!("{ns}-due"));
+    let marker = DueMarker { key: k.clone(), kind: DueKind::Sla, due_at: t(30), shard: 3, note: None };
+    store.set_due(&marker).await.unwrap();
+    let counted = [counter(Source::Douyin, day(11), 3, &name, 1)];
+    assert!(store.clear_due(&k, DueKind::Sla, t(30), &counted).await.unwrap());
+    assert!(!store.clear_due(&k, DueKind::Sla, t(30), &counted).await.unwrap(), "the retry of an applied removal");
+    let total: i64 = stats.month(Source::Douyin, day(1)).await.unwrap().iter().map(|d| d.get(&name)).sum();
+    assert_eq!(total, 1, "counted with the removal, once");
+}
+
 /// A release writes its counters with it, once: a retry of the same release (its answer lost)
 /// and a release refused for one line add nothing.
 pub async fn release_counts(inventory: &dyn InventoryStore, stats: &dyn Stats, ns: &str) {
     let k = key(ns, "4101");
-    let name = ns_counter(ns);
+    let name = ns_counter(&format!("{ns}-release"));
     let lines: Vec<LineId> = (1..=3).map(|n| LineId::parse(&format!("4101-{n}")).unwrap()).collect();
     let reservations: Vec<Reservation> = lines
         .iter()
@@ -704,6 +721,7 @@ mod tests {
         order_store(&store, &store, "mem").await;
         order_store_concurrency(&store, "mem").await;
         due_markers(&store, "mem").await;
+        due_counts(&store, &store, "mem").await;
         outbox(&store, "mem").await;
     }
 

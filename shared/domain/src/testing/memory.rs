@@ -184,12 +184,20 @@ impl OrderStore for MemoryStore {
         Ok(lock(&self.state).history.get(&(key.clone(), history_sort_key(event_time, message_id))).cloned())
     }
 
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
         let slot = (key.clone(), kind);
         if state.due.get(&slot).is_some_and(|m| m.due_at == due_at) {
             state.due.remove(&slot);
+            apply_counters(&mut state, counters);
             return Ok(true);
         }
         Ok(false)
