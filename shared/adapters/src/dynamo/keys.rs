@@ -34,7 +34,9 @@ pub fn due_sort_key(due_at: DateTime<Utc>) -> String {
     due_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The partition key of a channel's day counters of one month.
-pub fn stats_pk(channel: Source, day: NaiveDate) -> String {
-    format!("D#{channel}#{:04}-{:02}", day.year(), day.month())
+/// The partition key of one shard of a channel's day counters of one month: the shard in the
+/// partition key spreads a channel's writes at a peak over `COUNTER_SHARDS` partitions (a
+/// partition takes about 1 000 write units/s), and a report reads channels x months x shards.
+pub fn stats_pk(channel: Source, day: NaiveDate, shard: u16) -> String {
+    format!("D#{channel}#{:04}-{:02}#{shard}", day.year(), day.month())
 }

@@ -20,12 +20,44 @@ use crate::schema::{PK, SK};
 pub struct DynamoStats {
     client: Client,
     stats_table: String,
+    shards: u16,
 }
 
 impl DynamoStats {
-    /// The store over the stats table.
+    /// The store over the stats table, reading the default number of counter shards.
     pub fn new(client: Client, stats_table: impl Into<String>) -> Self {
-        Self { client, stats_table: stats_table.into() }
+        Self { client, stats_table: stats_table.into(), shards: domain::model::counters::DEFAULT_SHARDS }
+    }
+
+    /// Reads `shards` counter shards (`COUNTER_SHARDS`; raise it, never lower it: counters
+    /// written to a shard above the new count would no longer be read).
+    #[must_use]
+    pub fn with_shards(mut self, shards: u16) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// One shard's days of a channel-month.
+    async fn month_shard(&self, channel: Source, month_of: NaiveDate, shard: u16) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.stats_table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(stats_pk(channel, month_of, shard)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(items),
+            }
+        }
     }
 }
 
@@ -60,39 +92,26 @@ impl Stats for DynamoStats {
     }
 
     async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError> {
+        let shards =
+            futures::future::try_join_all((0..self.shards).map(|shard| self.month_shard(channel, month_of, shard)))
+                .await?;
         let mut days: BTreeMap<NaiveDate, DayCounters> = BTreeMap::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.stats_table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(stats_pk(channel, month_of)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error(&e))?;
-            for item in page.items.unwrap_or_default() {
-                let sk = item.get(SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let day_of_month: u32 = sk.split('#').next().and_then(|d| d.parse().ok()).unwrap_or(0);
-                let Some(day) = NaiveDate::from_ymd_opt(month_of.year(), month_of.month(), day_of_month) else {
-                    return Err(StoreError::Corrupt(format!("counter item with sort key `{sk}`")));
-                };
-                let entry = days.entry(day).or_insert_with(|| DayCounters { day: Some(day), ..Default::default() });
-                for (name, value) in item {
-                    if let (Some(counter), Ok(number)) = (name.strip_prefix("c_"), value.as_n()) {
-                        let number: i64 =
-                            number.parse().map_err(|_| StoreError::Corrupt(format!("counter `{counter}`")))?;
-                        *entry.counters.entry(counter.to_owned()).or_default() += number;
-                    }
+        for item in shards.into_iter().flatten() {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let day_of_month: u32 = sk.parse().unwrap_or(0);
+            let Some(day) = NaiveDate::from_ymd_opt(month_of.year(), month_of.month(), day_of_month) else {
+                return Err(StoreError::Corrupt(format!("counter item with sort key `{sk}`")));
+            };
+            let entry = days.entry(day).or_insert_with(|| DayCounters { day: Some(day), ..Default::default() });
+            for (name, value) in item {
+                if let (Some(counter), Ok(number)) = (name.strip_prefix("c_"), value.as_n()) {
+                    let number: i64 =
+                        number.parse().map_err(|_| StoreError::Corrupt(format!("counter `{counter}`")))?;
+                    *entry.counters.entry(counter.to_owned()).or_default() += number;
                 }
             }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(days.into_values().collect()),
-            }
         }
+        Ok(days.into_values().collect())
     }
 
     async fn put_report(&self, report: &StoredReport) -> Result<(), StoreError> {

@@ -625,7 +625,13 @@ mod tests {
         assert_eq!(notice.text, "您的包裹已在菜鸟驿站(幸福里店)，请及时领取");
         let due = world
             .store
-            .due(DueKind::TrustRecheck, key.shard(8), at() + Duration::hours(2), None, 10)
+            .due(
+                DueKind::TrustRecheck,
+                key.shard(crate::model::counters::DEFAULT_SHARDS),
+                at() + Duration::hours(2),
+                None,
+                10,
+            )
             .await
             .map(|p| p.items)
             .unwrap_or_default();
