@@ -2,11 +2,12 @@
 //! their reason, a day delivered three times shuffled to concurrent consumers, and the AWS
 //! requests each applied event and each duplicate costs.
 
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue};
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, TimeZone, Utc};
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::model::callback::InboundMessage;
 use domain::ports::OrderStore;
 use domain::rules::timing::Rules;
@@ -23,6 +24,9 @@ struct Rig {
     bus: BusPublisher,
     dead_letter: SqsQueue,
     dead_letter_url: String,
+    letters: SqsDeadLetters,
+    inbound: SqsQueue,
+    inbound_url: String,
     clock: FixedClock,
     rules: Rules,
 }
@@ -31,7 +35,11 @@ impl Rig {
     async fn new(prefix: &str, at: DateTime<Utc>) -> Rig {
         let clients = clients().await;
         let dead_letter_url = stack::scratch_queue(&clients, &namespace(prefix)).await;
+        let inbound_url = stack::scratch_queue(&clients, &namespace(&format!("{prefix}-in"))).await;
         Rig {
+            letters: SqsDeadLetters::new(clients.sqs.clone(), dead_letter_url.clone()),
+            inbound: SqsQueue::new(clients.sqs.clone(), inbound_url.clone()),
+            inbound_url,
             tables: tables(&clients),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             dead_letter: SqsQueue::new(clients.sqs.clone(), dead_letter_url.clone()),
@@ -47,7 +55,7 @@ impl Rig {
             messages: ApplyMessage::new(ApplyChange::new(self.tables.write_ports(&self.clock), &self.rules)),
             events: &self.bus,
             dead_letter: &self.dead_letter,
-            stats: &self.tables.stats,
+            letters: DeadLetterOps { dead_letters: &self.letters, source: &self.inbound },
         }
     }
 }
@@ -80,6 +88,45 @@ fn with_shop(day: Vec<DayCallback>, shop: &str) -> Vec<DayCallback> {
             c
         })
         .collect()
+}
+
+#[tokio::test]
+async fn ops_see_dead_letters_with_their_reasons_and_redrive_them_once_fixed() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let rig = Rig::new("sn-dlq", at).await;
+    rig.clients.requests.take();
+    let shop = namespace("sd").replace('-', "");
+    let malformed = DayCallback {
+        source: domain::Source::Douyin,
+        shop,
+        payload: b"{\"not\":\"an array\"}".to_vec(),
+        query: vec![],
+        message_id: "d1".into(),
+        sent_at: at,
+    };
+    let body = serde_json::to_string(&malformed.inbound()).unwrap();
+    let records = vec![record("r1", &body), record("r2", "this is not an inbound message")];
+    assert!(rig.app().batch(records, None).await.batch_item_failures.is_empty());
+
+    let app = rig.app();
+    let seen = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {"max": 20}}})).await).unwrap();
+    let letters = seen["letters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), 2, "{seen}");
+    assert!(letters.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("malformed"))), "{seen}");
+    assert!(letters.iter().any(|l| l["about"]["message_id"] == "d1"), "{seen}");
+    assert!(!seen.to_string().contains("an array"), "never the payload: {seen}");
+    // Looking leaves them there, visible at once.
+    let again = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {}}})).await).unwrap();
+    assert_eq!(again["letters"].as_array().map(Vec::len), Some(2), "{again}");
+
+    let redriven = serde_json::to_value(app.handle(json!({"dead_letters": {"redrive": {"max": 100}}})).await).unwrap();
+    assert_eq!((redriven["read"].as_u64(), redriven["redriven"].as_u64()), (Some(2), Some(2)), "{redriven}");
+    let back = stack::drain(&rig.clients, &rig.inbound_url).await;
+    assert_eq!(back.len(), 2, "back on the inbound queue");
+    assert!(back.contains(&body), "byte for byte");
+    let empty = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {}}})).await).unwrap();
+    assert_eq!(empty["letters"].as_array().map(Vec::len), Some(0), "the dead-letter queue is empty: {empty}");
+    tests::policy::assert_granted("StatusNormalizeFunction", &rig.clients.requests.take());
 }
 
 #[tokio::test]

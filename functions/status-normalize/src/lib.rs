@@ -14,10 +14,11 @@ use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
 use domain::app::announce::{OutboxReport, sweep};
 use domain::app::apply::Failure;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::{DeadLetterOps, LetterRequest};
 use domain::app::sla_sweep::{SlaSweepReport, sla_sweep};
 use domain::model::callback::InboundMessage;
 use domain::model::domain_event::DomainEvent;
-use domain::ports::{EventPublisher, OutboundMessage, Queue, Stats};
+use domain::ports::{EventPublisher, OutboundMessage, Queue};
 use domain::rules::timing::{Rules, SlaRules};
 
 /// How long an event may sit in the outbox before the sweep publishes it (the normal path does
@@ -37,6 +38,8 @@ pub struct Config {
     pub event_bus: String,
     /// `INBOUND_DLQ_URL`: where messages go with the reason they failed.
     pub dead_letter_url: String,
+    /// `INBOUND_QUEUE_URL`: where a redrive sends dead-lettered messages back to.
+    pub inbound_url: String,
     /// `SLA_LIMITS` (JSON minutes per state, per channel) over the defaults, and
     /// `REFUND_CHECK_AFTER_MINUTES` (default 120).
     pub rules: Rules,
@@ -62,6 +65,7 @@ impl Config {
         Ok(Self {
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             dead_letter_url: config::queue_url(env, "INBOUND_DLQ_URL")?,
+            inbound_url: config::queue_url(env, "INBOUND_QUEUE_URL")?,
             resources,
             rules,
         })
@@ -78,6 +82,10 @@ pub enum Ops {
     /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit;
     /// `{"sweep": "outbox"}`: publish the events a failed publish or a dead function left behind.
     Sweep(Sweep),
+    /// `{"dead_letters": {"inspect": {"max": 20}}}`: the inbound dead-letter queue's messages
+    /// with their reasons (never their payload); `{"dead_letters": {"redrive": {"max": 100}}}`:
+    /// send them back to the inbound queue once the cause is fixed.
+    DeadLetters(LetterRequest),
 }
 
 /// What a sweep looks at.
@@ -91,8 +99,11 @@ pub enum Sweep {
 }
 
 /// How status-normalize tells its trigger from its ops events.
-pub const SHAPE: Shape =
-    Shape { trigger_marker: Some("Records"), trigger_name: "SQS", expected: r#"an SQS batch or {"sweep": "sla"}"# };
+pub const SHAPE: Shape = Shape {
+    trigger_marker: Some("Records"),
+    trigger_name: "SQS",
+    expected: r#"an SQS batch, {"sweep": "sla"|"outbox"} or {"dead_letters": {"inspect"|"redrive": {"max": n}}}"#,
+};
 
 /// What status-normalize answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,6 +115,8 @@ pub enum Answer {
     Sweep(SlaSweepReport),
     /// What an outbox sweep did.
     Outbox(OutboxReport),
+    /// What an inspection or a redrive of the dead-letter queue did.
+    DeadLetters(Value),
     /// An event that could not be decoded.
     Error(ErrorAnswer),
 }
@@ -116,8 +129,8 @@ pub struct Handler<'a> {
     pub events: &'a dyn EventPublisher,
     /// The dead-letter queue.
     pub dead_letter: &'a dyn Queue,
-    /// Counters (SLA sweep).
-    pub stats: &'a dyn Stats,
+    /// The dead-letter queue read back, and the inbound queue to send its messages back to.
+    pub letters: DeadLetterOps<'a>,
 }
 
 impl Handler<'_> {
@@ -150,6 +163,7 @@ impl Handler<'_> {
                 let ports = &write.ports;
                 Answer::Outbox(sweep(self.events, ports.orders, ports.clock, write.rules.shards, OUTBOX_GRACE).await)
             }
+            Ok(Invocation::Ops(Ops::DeadLetters(request))) => Answer::DeadLetters(self.letters.run(request).await),
             Err(err @ DecodeError::Trigger { .. }) => {
                 tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");
                 return Err(err);

@@ -1,9 +1,10 @@
 //! status-normalize's Lambda entry point: read config, build clients and ports once, serve.
 
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue};
 use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::ports::clock::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use status_normalize::{Config, Handler};
@@ -21,12 +22,14 @@ async fn main() -> Result<(), Error> {
     // Publishes, then clears the outbox entries of what went out.
     let announce = Announce { bus: &bus, orders: &tables.orders };
     let dead_letter = SqsQueue::new(clients.sqs.clone(), &config.dead_letter_url);
+    let dead_letters = SqsDeadLetters::new(clients.sqs.clone(), &config.dead_letter_url);
+    let inbound = SqsQueue::new(clients.sqs.clone(), &config.inbound_url);
     let clock = SystemClock;
     let handler = Handler {
         messages: ApplyMessage::new(ApplyChange::new(tables.write_ports(&clock), &config.rules)),
         events: &announce,
         dead_letter: &dead_letter,
-        stats: &tables.stats,
+        letters: DeadLetterOps { dead_letters: &dead_letters, source: &inbound },
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

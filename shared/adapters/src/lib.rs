@@ -21,5 +21,5 @@ pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
 pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables};
-pub use sqs::SqsQueue;
+pub use sqs::{SqsDeadLetters, SqsQueue};
 pub use ssm::SsmSecrets;

@@ -11,6 +11,7 @@
 pub mod announce;
 pub mod apply;
 pub mod apply_message;
+pub mod dead_letters;
 pub mod failure;
 pub mod health_report;
 pub mod intake;

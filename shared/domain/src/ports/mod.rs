@@ -3,6 +3,7 @@
 //! both must pass.
 
 pub mod clock;
+pub mod dead_letters;
 pub mod platform;
 pub mod secrets;
 
