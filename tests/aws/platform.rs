@@ -92,12 +92,12 @@ impl Case {
 }
 
 fn codes(answer: &RefundAnswer) -> Vec<String> {
-    answer.statuses.iter().map(|(status, _)| status.to_string()).collect()
+    answer.all_statuses().iter().map(|(status, _)| status.to_string()).collect()
 }
 
 /// The refund state the answer's code of `field` maps to, as a callback's would.
 fn refund_state(platform: Platform, answer: &RefundAnswer, field: &str) -> Option<RefundState> {
-    let (status, _) = answer.statuses.iter().find(|(s, _)| s.field == field)?;
+    let (status, _) = answer.all_statuses().into_iter().find(|(s, _)| s.field == field)?;
     match map_status(source(platform), &status.field, &status.code) {
         StatusMapping::Mapped(target) => target.refund,
         _ => None,
@@ -115,7 +115,7 @@ async fn success_maps_to_succeeded(platform: Platform) {
     };
     assert_eq!(codes(&answer), expected);
     // Every code that speaks of the refund says it succeeded.
-    for (status, at) in &answer.statuses {
+    for (status, at) in answer.all_statuses() {
         if let StatusMapping::Mapped(target) = map_status(source(platform), &status.field, &status.code)
             && let Some(refund) = target.refund
         {
@@ -127,8 +127,14 @@ async fn success_maps_to_succeeded(platform: Platform) {
     assert_eq!(refund_state(platform, &answer, decisive_field(platform)), Some(RefundState::Succeeded));
     assert_eq!(refund_state(platform, &answer, "refund_status"), Some(RefundState::Succeeded));
     match platform {
-        Platform::Douyin => assert_eq!(answer.refund_kind, Some(domain::model::lifecycle::RefundKind::RefundOnly)),
-        Platform::Taobao => assert_eq!(answer.refund_id.as_deref(), Some("200001")),
+        Platform::Douyin => assert_eq!(answer.any_kind(), Some(domain::model::lifecycle::RefundKind::RefundOnly)),
+        Platform::Taobao => {
+            assert_eq!(
+                answer.cases.first().and_then(|c| c.refund_id.as_deref()),
+                Some("200001"),
+                "the refund's own case"
+            )
+        }
         Platform::Pdd => {}
     }
     assert_eq!(case.fake.requests(order_id(platform)), 1);
