@@ -264,6 +264,13 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
                 let owner = if source == Source::Wechatpay { Source::App } else { source };
                 assert_eq!(status.key.source, owner, "status event of another channel");
                 assert_eq!(&status.key.shop, shop, "status event of another shop");
+                assert!(
+                    status.raw.code.chars().count() <= domain::model::status::RawStatus::MAX_CODE_CHARS + 1,
+                    "raw code unbounded"
+                );
+                for id in status.facts.line_ids.iter().chain(&status.facts.refund.lines) {
+                    assert!(domain::model::ids::LineId::parse(id.as_str()).is_ok(), "invalid line id {id:?}");
+                }
                 for line in &status.facts.lines {
                     assert!(domain::model::ids::Sku::parse(line.sku.as_str()).is_ok(), "invalid sku {:?}", line.sku);
                     assert!(
@@ -276,7 +283,11 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
             SourceEvent::Logistics(logistics) => {
                 check_key(&logistics.key);
                 check_message_id(&logistics.message_id);
-                check_location(logistics.location.as_ref());
+                check_location(logistics.location.as_ref().map(|l| &l.point));
+                assert!(
+                    logistics.stopped.as_ref().is_none_or(|r| r.chars().count() <= 160),
+                    "abort reason unbounded"
+                );
             }
             SourceEvent::App(app) => {
                 if let Some(key) = &app.key {

@@ -381,6 +381,34 @@ macro_rules! for_each_platform {
     };
 }
 
+/// A paid order's lines, from the order detail, signed as Douyin checks it: each sub-order with
+/// the seller's SKU code and its quantity (the paid push names only the sub-order ids).
+#[tokio::test]
+async fn douyin_order_lines_come_from_the_order_detail_with_skus_and_quantities() {
+    let case = Case::start(Platform::Douyin).await;
+    let order = order_id(Platform::Douyin);
+    case.fake.script(order, Reply::Paid);
+    let lines = case.client.order_lines(&key(Platform::Douyin, order), &case.credentials).await.unwrap();
+    let got: Vec<(String, String, u32)> =
+        lines.iter().map(|l| (l.line.to_string(), l.sku.to_string(), l.qty)).collect();
+    assert_eq!(
+        got,
+        [(format!("{order}1"), format!("SKU-{order}-1"), 2), (format!("{order}2"), format!("SKU-{order}-2"), 1)]
+    );
+    assert_eq!(case.fake.requests(order), 1, "one call");
+    assert!(case.fake.rejections().is_empty(), "{:?}", case.fake.rejections());
+    assert_eq!(
+        case.client.order_lines(&key(Platform::Douyin, "4781320682406000000"), &case.credentials).await,
+        Err(QueryError::NotFound)
+    );
+    // The other clients have no such query.
+    let pdd = Case::start(Platform::Pdd).await;
+    assert_eq!(
+        pdd.client.order_lines(&key(Platform::Pdd, order_id(Platform::Pdd)), &pdd.credentials).await,
+        Err(QueryError::Unsupported)
+    );
+}
+
 for_each_platform!(
     success_maps_to_succeeded,
     pending_maps_to_requested,

@@ -547,6 +547,11 @@ impl Secrets for MemorySecrets {
 }
 
 impl MemoryStore {
+    /// The daily markers claimed so far (tests).
+    pub fn daily_markers(&self) -> Vec<crate::ports::DailyMarker> {
+        lock(&self.state).daily.keys().cloned().collect()
+    }
+
     /// The write path's ports over this store (orders, inventory, counters, signals), `inbox`
     /// and `clock`: how a test builds a use case in one line.
     pub fn write_ports<'a>(
