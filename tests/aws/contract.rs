@@ -19,6 +19,7 @@ async fn dynamodb_inventory_and_stats_honour_the_contract() {
     let tables = tables(&clients);
     contract::inventory(&tables.inventory, &namespace("inv")).await;
     contract::stats(&tables.stats, &namespace("stats")).await;
+    contract::daily_markers(&tables.stats, &namespace("daily")).await;
 }
 
 #[tokio::test]
