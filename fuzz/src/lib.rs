@@ -284,10 +284,7 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
                 check_key(&logistics.key);
                 check_message_id(&logistics.message_id);
                 check_location(logistics.location.as_ref().map(|l| &l.point));
-                assert!(
-                    logistics.stopped.as_ref().is_none_or(|r| r.chars().count() <= 160),
-                    "abort reason unbounded"
-                );
+                assert!(logistics.stopped.as_ref().is_none_or(|r| r.chars().count() <= 160), "abort reason unbounded");
             }
             SourceEvent::App(app) => {
                 if let Some(key) = &app.key {
