@@ -222,7 +222,9 @@ async fn main() -> anyhow::Result<()> {
             fixtures::app_event(
                 "order.status",
                 start,
-                json!({"order_id": "mp-station", "status": "Paid", "at": start.to_rfc3339()}),
+                // Paid before the real trace's pick-up (2026-11-09 18:03 Beijing): events are
+                // ordered by their own times, so a later Paid would make the trace stale.
+                json!({"order_id": "mp-station", "status": "Paid", "at": "2026-11-09T10:00:00+08:00"}),
             ),
             vec![],
         ),
