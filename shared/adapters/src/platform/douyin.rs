@@ -180,9 +180,15 @@ fn order_lines(data: &Value) -> Result<Vec<OrderLine>, QueryError> {
     let mut lines = Vec::new();
     for sku in order.get("sku_order_list").and_then(Value::as_array).into_iter().flatten() {
         let line = text(sku, "order_id").and_then(|id| LineId::parse(&id).ok());
-        let code = ["code", "out_sku_id", "sku_id"].iter().filter_map(|f| text(sku, f)).find(|c| c != "0");
+        // The first candidate that is a usable SKU (a seller's code may hold characters a key
+        // cannot; Douyin's numeric `sku_id` always can).
+        let code = ["code", "out_sku_id", "sku_id"]
+            .iter()
+            .filter_map(|f| text(sku, f))
+            .filter(|c| c != "0")
+            .find_map(|c| Sku::parse(&c).ok());
         let qty = sku.get("item_num").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
-        match (line, code.and_then(|c| Sku::parse(&c).ok()), qty) {
+        match (line, code, qty) {
             (Some(line), Some(sku), Some(qty)) => lines.push(OrderLine { line, sku, qty }),
             _ => return Err(QueryError::Malformed("a sku order without its id, SKU or quantity".into())),
         }

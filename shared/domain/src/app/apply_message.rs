@@ -231,7 +231,9 @@ impl<'a> ApplyMessage<'a> {
         event: &LogisticsEvent,
         reason: &str,
     ) -> Result<Vec<DomainEvent>, Failure> {
-        let at = event.event_time.unwrap_or(message.received_at);
+        // An abort has no time of its own (its trace, if any, is old): each one is its own event
+        // at its receipt, so an abort after tracking resumed is recorded (and flagged) again.
+        let at = message.received_at;
         let change = StatusChange {
             key: event.key.clone(),
             message_id: event.message_id.clone(),

@@ -73,23 +73,27 @@ fn url_decoded(raw: &str) -> String {
 
 /// The order's lines from a trade push's `msg.full_order_info.orders[]`: the line is `oid`, the
 /// SKU the seller's own code (`outer_sku_id`, else `outer_item_id`), else Youzan's `sku_id` (when
-/// not 0), else `item_id`; the quantity `num` (the keys of the real captured
-/// `trade_TradeBuyerPay` push, youzan [4]; which code an ERP keys on is unconfirmed, so the
-/// seller's own code goes first).
-fn lines(msg: &Value) -> Result<Vec<OrderLine>, ParseError> {
+/// not 0), else `item_id` — the first that is a usable SKU; the quantity `num` (the keys of the
+/// real captured `trade_TradeBuyerPay` push, youzan [4]; which code an ERP keys on is
+/// unconfirmed, so the seller's own code goes first). A line without an id, a SKU or a quantity
+/// makes the whole list empty: an order is reserved whole or not at all, never in part.
+fn lines(msg: &Value) -> Vec<OrderLine> {
     let orders = msg.get("full_order_info").and_then(|f| f.get("orders")).and_then(Value::as_array);
     let mut out = Vec::new();
     for order in orders.into_iter().flatten() {
-        let Some(oid) = text(order, "oid") else { continue };
+        let line = text(order, "oid").and_then(|oid| LineId::parse(&oid).ok());
         let sku = ["outer_sku_id", "outer_item_id", "sku_id", "item_id"]
             .iter()
             .filter_map(|field| text(order, field))
-            .find(|code| code != "0");
-        let Some(sku) = sku else { continue };
-        let qty = text(order, "num").and_then(|n| n.parse::<u32>().ok()).filter(|n| *n > 0).unwrap_or(1);
-        out.push(OrderLine { line: LineId::parse(&oid)?, sku: Sku::parse(&sku)?, qty });
+            .filter(|code| code != "0")
+            .find_map(|code| Sku::parse(&code).ok());
+        let qty = text(order, "num").and_then(|n| n.parse::<u32>().ok()).filter(|n| *n > 0);
+        match (line, sku, qty) {
+            (Some(line), Some(sku), Some(qty)) => out.push(OrderLine { line, sku, qty }),
+            _ => return Vec::new(),
+        }
     }
-    Ok(out)
+    out
 }
 
 /// Parses a push: `{type, id, msg_id, status, version, msg (URL-encoded JSON), …}`.
@@ -134,7 +138,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
             facts.refund.lines.push(LineId::parse(oid)?);
         }
     } else {
-        facts.lines = lines(&msg)?;
+        facts.lines = lines(&msg);
     }
     let message_id = dedupe_key(&body, payload);
     // `version` is the message's update time (epoch seconds): newer versions win.
