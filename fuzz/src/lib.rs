@@ -158,11 +158,17 @@ impl CallbackInput<'_> {
 
     /// Whether the sender would send this payload as signed, so that a refusal for its signature
     /// would be a bug. Kuaishou signs nothing (a payload that is not its JSON is refused as a
-    /// forgery), a Standard Webhooks id the HTTP layer would trim is not what was signed, and an
-    /// added `sign-method` header announces a scheme Douyin's signature was not made with.
+    /// forgery), a Standard Webhooks id the HTTP layer would trim is not what was signed, an
+    /// added `sign-method` header announces a scheme Douyin's signature was not made with, and a
+    /// Youzan body naming another `client_id` is not the shop's push (Youzan signs with the
+    /// client id its body names).
     fn must_verify(&self, source: Source) -> bool {
         match source {
             Source::Kuaishou => false,
+            Source::Youzan => serde_json::from_slice::<serde_json::Value>(self.body)
+                .ok()
+                .and_then(|body| domain::sources::json::text(&body, "client_id"))
+                .is_none_or(|id| id == YOUZAN_CLIENT_ID),
             Source::Douyin => !self.headers.iter().any(|(name, _)| name.as_str().eq_ignore_ascii_case("sign-method")),
             Source::App => {
                 let id = self.message_id();
@@ -172,6 +178,9 @@ impl CallbackInput<'_> {
         }
     }
 }
+
+/// The Youzan client id the fixtures sign with (`domain::testing::fixtures::sign`).
+const YOUZAN_CLIENT_ID: &str = "yz-client-1";
 
 /// `open_<source>`: verify and open, then parse what opened.
 pub fn open(source: Source, input: &CallbackInput<'_>) -> Result<Opened, Refusal> {
