@@ -22,6 +22,7 @@ async fn dynamodb_inventory_and_stats_honour_the_contract() {
     contract::inventory(&tables.inventory, &namespace("inv")).await;
     contract::release_counts(&tables.inventory, &tables.stats, &namespace("relc")).await;
     contract::stats(&tables.stats, &namespace("stats")).await;
+    contract::daily_markers(&tables.stats, &namespace("daily")).await;
 }
 
 #[tokio::test]

@@ -56,6 +56,7 @@ impl Rig {
             events: &self.bus,
             dead_letter: &self.dead_letter,
             letters: DeadLetterOps { dead_letters: &self.letters, source: &self.inbound },
+            stats: &self.tables.stats,
         }
     }
 }

@@ -100,8 +100,8 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
         "shunfeng",
         "SF1",
         "3",
-        "501",
-        "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件",
+        "304",
+        "快件已存放至【菜鸟驿站(幸福里店)】，请凭取货码取件",
         "2026-11-11 09:30:00",
         "120.1552,30.2742",
     );

@@ -155,6 +155,11 @@ async fn main() -> anyhow::Result<()> {
     // A day of callbacks: 12 orders on each of douyin, youzan, kuaishou and the mini-program.
     let start = Utc::now() - ChronoDuration::hours(10);
     let day = fixtures::day(12, start);
+    // Douyin's payment push names only sub-order ids: status-normalize reads each paid order's
+    // lines (SKU, quantity) from the fake gateway's order detail before reserving stock.
+    for n in 0..12 {
+        fake.script(&format!("69210{n:08}"), Reply::Paid);
+    }
     // For a while Youzan signs with a client secret the seller changed in its console but not
     // in orderhub: those callbacks are refused and quarantined, not lost.
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
@@ -207,6 +212,62 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!("== ops replay of youzan's quarantine after the key fix: {replay}");
 
+    // An honest station sign in the customer's district: Kuaidi100's real-shaped push for a
+    // parcel collected from a 菜鸟驿站 in 西湖区, for an app order delivered to an address there.
+    // The sign's location is the 派件 line's area centre (西湖区, ~2.9 km from the address).
+    let station_order = format!("app/{SHOP}/mp-station");
+    let station_story = [
+        (
+            Source::App,
+            fixtures::app_event(
+                "order.status",
+                start,
+                // Paid before the real trace's pick-up (2026-11-09 18:03 Beijing): events are
+                // ordered by their own times, so a later Paid would make the trace stale.
+                json!({"order_id": "mp-station", "status": "Paid", "at": "2026-11-09T10:00:00+08:00"}),
+            ),
+            vec![],
+        ),
+        (
+            Source::App,
+            fixtures::app_event(
+                "order.address",
+                start,
+                json!({"order": station_order, "addr_key": "addr-xihu-1", "district": "西湖区", "customer": "cust-station", "lat": 30.2741, "lng": 120.1551}),
+            ),
+            vec![],
+        ),
+        (
+            Source::Kuaidi100,
+            fixtures::kuaidi100_param(
+                "zhongtong",
+                "78912345678901",
+                "1",
+                "1",
+                "【深圳南山科技园】的快递员已揽收",
+                "2026-11-09 18:03:21",
+                "",
+            ),
+            vec![("order".to_owned(), station_order.clone())],
+        ),
+        (
+            Source::Kuaidi100,
+            include_bytes!("../../../events/real/kuaidi100/signed-304-station.json").to_vec(),
+            vec![("order".to_owned(), station_order.clone())],
+        ),
+    ];
+    for (n, (source, payload, query)) in station_story.into_iter().enumerate() {
+        let callback = DayCallback {
+            source,
+            shop: SHOP.into(),
+            payload,
+            query,
+            message_id: format!("station-story-{n}"),
+            sent_at: start + ChronoDuration::minutes(i64::try_from(n).unwrap_or(0)),
+        };
+        demo.post(&callback, SECRET).await?;
+    }
+
     let applied = demo.drain("INBOUND_QUEUE_URL", "status-normalize").await?;
     println!("== status-normalize applied {applied} messages");
     let trust = demo.drain("TRUST_QUEUE_URL", "signin-trust-check").await?;
@@ -227,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
     println!("\n== orders");
     let tables = stack::tables(&clients);
     print_orders(&clients, &tables.orders).await?;
+    print_station_sign(&tables.orders, &station_order).await?;
     println!("\n== refunds the dual check caught (callback never came): {:?}", sweep["outcomes"]);
     println!(
         "== health report {} {}: worst verdict per scope {}",
@@ -317,6 +379,46 @@ async fn print_orders(clients: &adapters::Clients, store: &adapters::DynamoOrder
     println!("\n  orders worth a look:");
     for line in examples {
         println!("{line}");
+    }
+    Ok(())
+}
+
+/// The honest station sign: where it was signed (an area, at its precision), its score and
+/// reasons. An area centre says "in the customer's district", never "N metres away", so the
+/// sign is not called far.
+async fn print_station_sign(store: &adapters::DynamoOrders, order: &str) -> anyhow::Result<()> {
+    use domain::ports::OrderStore;
+    let key = domain::OrderKey::parse_ref(order).map_err(anyhow::Error::msg)?;
+    let Some(order) = store.get(&key).await? else { bail!("{key} was not stored") };
+    println!("\n== an honest station sign in the customer's district ({key})");
+    if let Some(sign) = &order.sign {
+        let place = sign.location.map_or("unknown".to_owned(), |l| {
+            format!(
+                "the centre of a {:?}-level area ({}), not the courier's position",
+                l.precision,
+                l.precision.label()
+            )
+        });
+        println!(
+            "  carrier code {} / line {}: signed at {place}",
+            sign.state,
+            sign.sub_state.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(trust) = &order.trust {
+        let far = trust.reasons.iter().any(|r| r.contains("可疑"));
+        println!(
+            "  trust {} (state {}), far: {}",
+            trust.score,
+            order.lifecycle.map_or("-".into(), |l| l.to_string()),
+            if far { "yes" } else { "no" }
+        );
+        for reason in &trust.reasons {
+            println!("    · {reason}");
+        }
+        if far {
+            bail!("an honest station sign in the customer's district was called far");
+        }
     }
     Ok(())
 }

@@ -40,3 +40,8 @@ pub fn due_sort_key(due_at: DateTime<Utc>) -> String {
 pub fn stats_pk(channel: Source, day: NaiveDate, shard: u16) -> String {
     format!("D#{channel}#{:04}-{:02}#{shard}", day.year(), day.month())
 }
+
+/// The partition key of the once-a-day markers of a Beijing day (`M#2026-11-11`).
+pub fn daily_pk(day: NaiveDate) -> String {
+    format!("M#{day}")
+}

@@ -1,18 +1,18 @@
-//! The stats table: day counters and stored reports ([`Stats`]).
+//! The stats table: day counters, stored reports and once-a-day markers ([`Stats`]).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::TransactWriteItem;
-use chrono::{Datelike, NaiveDate};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use domain::Source;
 use domain::model::counters::{CounterAdd, DayCounters, StoredReport};
-use domain::ports::{Stats, StoreError};
+use domain::ports::{DailyMarker, Stats, StoreError};
 
-use super::keys::stats_pk;
-use super::{Item, TransactFailure, counter_updates, s, sdk_error, transact};
+use super::keys::{daily_pk, stats_pk};
+use super::{Item, TransactFailure, counter_updates, is_condition_failed, n, s, sdk_error, transact, ttl};
 use crate::schema::{PK, SK};
 
 /// Day counters and reports (stats table).
@@ -126,6 +126,61 @@ impl Stats for DynamoStats {
             .await
             .map(|_| ())
             .map_err(|e| sdk_error(&e))
+    }
+
+    async fn claim_daily(
+        &self,
+        marker: &DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        // One conditional write (an update, which creates the item: the functions may update
+        // the stats table, not put to it): new, or ours already, or an unconfirmed claim past
+        // its lease.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.stats_table)
+            .key(PK, s(daily_pk(marker.day)))
+            .key(SK, s(marker.name.clone()))
+            .update_expression("SET claimant = :me, claimed_at = :now, published = :no, expires_at = :expires")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (published = :no AND (claimant = :me OR claimed_at < :stale))",
+            )
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":me", s(claimant))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":expires", ttl(now, chrono::Duration::days(3)))
+            .expression_attribute_values(":stale", n((now - lease).timestamp_millis()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
+    async fn confirm_daily(&self, marker: &DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.stats_table)
+            .key(PK, s(daily_pk(marker.day)))
+            .key(SK, s(marker.name.clone()))
+            .update_expression("SET published = :yes")
+            .condition_expression("claimant = :me")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":me", s(claimant))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // Someone took the marker over (our publish was late): theirs stands.
+            Err(err) if is_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(&err)),
+        }
     }
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {

@@ -19,9 +19,9 @@ use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
+use crate::model::ids::{LineId, MessageId, OrderKey, RefundId, ShopId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState};
-use crate::model::order::{Provenance, RefundScope, StatusChange};
+use crate::model::order::{Order, Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::secret::{ApiAccess, ApiTokens};
 use crate::model::source_event::OrderFacts;
@@ -247,26 +247,33 @@ impl RefundCheck<'_> {
             }
         };
         let now = n.ports.clock.now();
-        let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
+        let stored = n.ports.orders.get(key).await?;
         let mut found_by_poll = false;
-        for (raw, at) in &answer.statuses {
-            let at = at.unwrap_or(now);
-            let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
-            let change = StatusChange {
-                key: key.clone(),
-                message_id: MessageId::parse(&id).unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
-                event_time: at,
-                received_at: now,
-                raw: raw.clone(),
-                mapping: sources::map_status(key.source, &raw.field, &raw.code),
-                provenance: Provenance::Poll,
-                refund_scope: RefundScope::default(),
-            };
-            let (applied, produced) = n.apply_status(&change, &facts).await?;
-            if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
-                found_by_poll = true;
+        let cases = std::iter::once(&answer).chain(answer.cases.iter());
+        for case in cases {
+            // The case named as the platform's callbacks name it.
+            let scope = poll_scope(case.refund_id.as_deref(), &case.lines, stored.as_ref());
+            let facts = OrderFacts { refund_kind: case.refund_kind, ..OrderFacts::default() };
+            for (raw, at) in &case.statuses {
+                let at = at.unwrap_or(now);
+                let id = format!("poll-{}-{}-{}-{}", scope.case(), raw.field, raw.code, at.timestamp());
+                let change = StatusChange {
+                    key: key.clone(),
+                    message_id: MessageId::parse(&id)
+                        .unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
+                    event_time: at,
+                    received_at: now,
+                    raw: raw.clone(),
+                    mapping: sources::map_status(key.source, &raw.field, &raw.code).with_refund_kind(case.refund_kind),
+                    provenance: Provenance::Poll,
+                    refund_scope: scope.clone(),
+                };
+                let (applied, produced) = n.apply_status(&change, &facts).await?;
+                if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
+                    found_by_poll = true;
+                }
+                events.extend(produced);
             }
-            events.extend(produced);
         }
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
@@ -554,6 +561,24 @@ fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
     merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
 }
 
+/// The refund case a poll answer's codes are about, named as the platform's callbacks name it:
+/// the answer's refund id; else the stored case (named by a callback's after-sale id) that covers
+/// the answer's lines — Douyin's order detail gives each sku order's after-sale state but not its
+/// after-sale id; else the whole order's case, over the answer's lines.
+pub fn poll_scope(refund_id: Option<&str>, lines: &[String], stored: Option<&Order>) -> RefundScope {
+    let lines: Vec<LineId> = lines.iter().filter_map(|l| LineId::parse(l).ok()).collect();
+    let id = refund_id.and_then(|id| RefundId::parse(id).ok()).or_else(|| {
+        let order = stored?;
+        order
+            .refunds
+            .iter()
+            .filter(|(id, case)| **id != RefundId::whole_order() && lines.iter().any(|l| case.lines.contains(l)))
+            .max_by(|a, b| a.1.stamp.cmp(&b.1.stamp))
+            .map(|(id, _)| id.clone())
+    });
+    RefundScope { id, lines }
+}
+
 fn credentials(access: &ApiAccess) -> Option<Credentials> {
     Some(Credentials {
         app_key: access.app_key.clone(),
@@ -574,7 +599,7 @@ mod tests {
     use crate::rules::timing::Rules;
     use crate::testing::clock::FixedClock;
     use crate::testing::fixtures::{self, DayCallback};
-    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore};
+    use crate::testing::memory::{MemoryInbox, MemoryLines, MemorySecrets, MemoryStore};
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::json;
@@ -607,6 +632,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "12"), Some(at))],
             refund_kind: None,
             refund_id: Some("as-1".into()),
+            ..RefundAnswer::default()
         })
     }
 
@@ -615,6 +641,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "6"), None)],
             refund_kind: None,
             refund_id: None,
+            ..RefundAnswer::default()
         })
     }
 
@@ -659,6 +686,7 @@ mod tests {
         clock: FixedClock,
         rules: Rules,
         refund_rules: RefundRules,
+        lines: MemoryLines,
     }
 
     impl World {
@@ -670,6 +698,7 @@ mod tests {
                 clock: FixedClock::new(at() - Duration::hours(3)),
                 rules: Rules::default(),
                 refund_rules: RefundRules { max_backoff: StdDuration::from_millis(5), ..RefundRules::default() },
+                lines: MemoryLines::default(),
             };
             for shop in ["shop-1001", "shop-2002"] {
                 let secret = json!({"app_key": "7123", "secret": "app-secret", "access_token": token,
@@ -685,17 +714,24 @@ mod tests {
         }
 
         fn messages(&self) -> ApplyMessage<'_> {
-            ApplyMessage::new(self.write())
+            ApplyMessage::new(self.write()).with_lines(&self.lines)
         }
         /// A douyin order paid (one reserved line) whose refund was asked for 3 h before `at()`.
         async fn refund_requested(&self, shop: &str, id: &str) -> OrderKey {
             let t = at() - Duration::hours(3);
+            let key = OrderKey::parse(Source::Douyin, shop, id).unwrap_or_else(|e| panic!("{e}"));
+            self.lines.set_simple(&key, &[(&format!("{id}1"), &format!("SKU-{id}"), 1)]);
             for (tag, data) in [
                 (
                     "101",
                     json!({"p_id": id, "pay_time": (t - Duration::minutes(30)).timestamp(), "s_ids": [format!("{id}1")]}),
                 ),
-                ("200", json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2})),
+                // Douyin names the after-sale (`aftersale_id`) and its sub-order (`s_id`): the case
+                // the poll's answer must name the same way.
+                (
+                    "200",
+                    json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2, "aftersale_id": "as-1", "s_id": format!("{id}1")}),
+                ),
             ] {
                 let callback = DayCallback {
                     source: Source::Douyin,
@@ -758,7 +794,7 @@ mod tests {
             payload: fixtures::douyin_push(
                 "206",
                 "late",
-                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp()}),
+                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp(), "aftersale_id": "as-1", "s_id": "69210011"}),
             ),
             query: vec![],
             message_id: "late".into(),

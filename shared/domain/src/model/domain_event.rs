@@ -1,7 +1,7 @@
 //! Domain events published to the event bus. The wire shape is the `detail` JSON; the
 //! detail-type is the variant name.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -10,6 +10,7 @@ use crate::model::health::{Indicator, ReportKind, Scope};
 use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
+use crate::model::source_event::Waybill;
 use crate::model::status::RawStatus;
 use crate::model::stock::OrderLine;
 
@@ -50,12 +51,30 @@ pub enum DomainEvent {
         /// Callback, poll, ops or rule.
         provenance: Provenance,
     },
-    /// A code without a mapping row arrived.
-    UnmappedStatus {
+    /// Kuaidi100 stopped tracking an order's waybill (`status` = `abort`): nobody hears of the
+    /// parcel again until it is re-subscribed (Kuaidi100 asks for that after 30 minutes). The
+    /// order is flagged `tracking_stopped` until a tracking push arrives again.
+    TrackingStopped {
         /// The order.
+        key: OrderKey,
+        /// The waybill whose tracking stopped (the order's stored one when the push named none).
+        waybill: Waybill,
+        /// Why, in Kuaidi100's words (`3天查询无记录`, `60天无变化`); `; comNew=<code>` is appended
+        /// when Kuaidi100 corrected the carrier code (re-subscribe with that code).
+        reason: String,
+        /// When orderhub received the abort (the push has no time of its own).
+        at: DateTime<Utc>,
+    },
+    /// A code without a mapping row arrived (published once per source, field and code per
+    /// Beijing day, not once per order).
+    UnmappedStatus {
+        /// The order (the first of the day with this code).
         key: OrderKey,
         /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
         raw: RawStatus,
+        /// The Beijing day of receipt this alert stands for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        day: Option<NaiveDate>,
     },
     /// A refund's success was confirmed (by callback or by polling the platform).
     RefundConfirmed {
@@ -187,6 +206,7 @@ impl DomainEvent {
             DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
             DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
             DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::TrackingStopped { .. } => "TrackingStopped",
             DomainEvent::RefundConfirmed { .. } => "RefundConfirmed",
             DomainEvent::StockReserved { .. } => "StockReserved",
             DomainEvent::InventoryReleased { .. } => "InventoryReleased",

@@ -238,9 +238,52 @@ pub trait Inbox: Send + Sync {
     async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError>;
 }
 
+/// A marker that holds once per Beijing day: e.g. "the `UnmappedStatus` alert of
+/// (douyin, tag, 999) went out today".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DailyMarker {
+    /// The Beijing business day.
+    pub day: NaiveDate,
+    /// What it marks (bounded: built from bounded parts).
+    pub name: String,
+}
+
+impl DailyMarker {
+    /// The marker of an unmapped code's alert: one per (source, field, code) per day.
+    pub fn unmapped(day: NaiveDate, source: Source, raw: &crate::model::status::RawStatus) -> Self {
+        Self { day, name: format!("unmapped#{source}#{}#{}", raw.field, raw.code) }
+    }
+}
+
+/// How long an unconfirmed daily claim keeps others off: after it, the claimant's publish is
+/// taken to have failed and the next occurrence claims (and publishes) instead.
+pub const DAILY_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
 /// Daily counters and stored reports.
 #[async_trait]
 pub trait Stats: Send + Sync {
+    /// Claims a daily marker for `claimant` with one conditional write: `true` when nobody
+    /// published it today — it is new, or `claimant` holds it already (a redelivery), or its
+    /// holder never confirmed a publish within `lease`. Stores that cannot claim say `true`
+    /// (the event then goes out every time: at least once, never lost).
+    async fn claim_daily(
+        &self,
+        marker: &DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (marker, claimant, now, lease);
+        Ok(true)
+    }
+
+    /// Records that `claimant`'s event of the marker was published: nobody claims it again
+    /// today. A marker someone else took over since is left alone.
+    async fn confirm_daily(&self, marker: &DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        let _ = (marker, claimant);
+        Ok(())
+    }
+
     /// Adds to counters atomically (each add is applied once per call).
     async fn add(&self, adds: &[CounterAdd]) -> Result<(), StoreError>;
 

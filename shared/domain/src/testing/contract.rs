@@ -515,6 +515,27 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
     assert_eq!(stats.report(&report.kind, "2026-10").await.unwrap(), None);
 }
 
+/// Once-a-day markers: the first claimant wins the day; its own retry re-claims; nobody else
+/// does until its lease lapses unconfirmed; a confirmed marker holds for the rest of the day;
+/// another day is another marker.
+pub async fn daily_markers(stats: &dyn Stats, ns: &str) {
+    let raw = RawStatus::new("tag", format!("{ns}-999"));
+    let marker = crate::ports::DailyMarker::unmapped(day(11), Source::Douyin, &raw);
+    let lease = Duration::minutes(15);
+    assert!(stats.claim_daily(&marker, "order-a", t(0), lease).await.unwrap(), "first of the day");
+    assert!(!stats.claim_daily(&marker, "order-b", t(1), lease).await.unwrap(), "another order waits");
+    assert!(stats.claim_daily(&marker, "order-a", t(2), lease).await.unwrap(), "the claimant's redelivery");
+    assert!(stats.claim_daily(&marker, "order-b", t(20), lease).await.unwrap(), "unconfirmed past the lease");
+    stats.confirm_daily(&marker, "order-a").await.unwrap(); // late, and no longer the holder: ignored
+    assert!(!stats.claim_daily(&marker, "order-c", t(30), lease).await.unwrap(), "order-b holds it");
+    stats.confirm_daily(&marker, "order-b").await.unwrap();
+    for (who, minute) in [("order-b", 41), ("order-c", 600)] {
+        assert!(!stats.claim_daily(&marker, who, t(minute), lease).await.unwrap(), "published: {who}");
+    }
+    let tomorrow = crate::ports::DailyMarker::unmapped(day(12), Source::Douyin, &raw);
+    assert!(stats.claim_daily(&tomorrow, "order-c", t(601), lease).await.unwrap(), "another day");
+}
+
 fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
     RawCallback {
         source: Source::Youzan,
@@ -731,6 +752,7 @@ mod tests {
         inventory(&store, "mem").await;
         release_counts(&store, &store, "mem").await;
         stats(&store, "mem").await;
+        daily_markers(&store, "mem").await;
     }
 
     #[tokio::test]

@@ -46,6 +46,8 @@ struct StoreState {
     reservations: BTreeMap<(OrderKey, LineId), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
     reports: BTreeMap<(String, String), StoredReport>,
+    /// Daily markers: (claimant, claimed at, published).
+    daily: BTreeMap<crate::ports::DailyMarker, (String, DateTime<Utc>, bool)>,
     signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
     address_signs: BTreeMap<(String, DateTime<Utc>, OrderKey), AddressSign>,
     proxy: BTreeMap<(String, String), u32>,
@@ -319,6 +321,35 @@ impl Stats for MemoryStore {
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {
         Ok(lock(&self.state).reports.get(&(kind.to_owned(), period.to_owned())).cloned())
+    }
+
+    async fn claim_daily(
+        &self,
+        marker: &crate::ports::DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let free = match state.daily.get(marker) {
+            None => true,
+            Some((holder, at, published)) => !published && (holder == claimant || *at < now - lease),
+        };
+        if free {
+            state.daily.insert(marker.clone(), (claimant.to_owned(), now, false));
+        }
+        Ok(free)
+    }
+
+    async fn confirm_daily(&self, marker: &crate::ports::DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Some((holder, _, published)) = lock(&self.state).daily.get_mut(marker)
+            && holder == claimant
+        {
+            *published = true;
+        }
+        Ok(())
     }
 }
 
@@ -627,6 +658,11 @@ impl Secrets for MemorySecrets {
 }
 
 impl MemoryStore {
+    /// The daily markers claimed so far (tests).
+    pub fn daily_markers(&self) -> Vec<crate::ports::DailyMarker> {
+        lock(&self.state).daily.keys().cloned().collect()
+    }
+
     /// The write path's ports over this store (orders, inventory, counters, signals), `inbox`
     /// and `clock`: how a test builds a use case in one line.
     pub fn write_ports<'a>(
@@ -635,5 +671,60 @@ impl MemoryStore {
         clock: &'a dyn crate::ports::clock::Clock,
     ) -> crate::app::apply::WritePorts<'a> {
         crate::app::apply::WritePorts { orders: self, inventory: self, stats: self, signals: self, inbox, clock }
+    }
+}
+
+/// The platforms' order lines in memory ([`crate::ports::platform::OrderLines`]): the lines set
+/// per order, `NotFound` for the rest; `fail` makes every call fail (a platform outage).
+#[derive(Default)]
+pub struct MemoryLines {
+    lines: Mutex<HashMap<OrderKey, Vec<crate::model::stock::OrderLine>>>,
+    failing: std::sync::atomic::AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl MemoryLines {
+    /// The platform's lines of `key`.
+    pub fn set(&self, key: &OrderKey, lines: Vec<crate::model::stock::OrderLine>) {
+        lock(&self.lines).insert(key.clone(), lines);
+    }
+
+    /// One line per `(line id, sku, qty)` of `key`.
+    pub fn set_simple(&self, key: &OrderKey, lines: &[(&str, &str, u32)]) {
+        let lines = lines
+            .iter()
+            .filter_map(|(line, sku, qty)| {
+                Some(crate::model::stock::OrderLine {
+                    line: LineId::parse(line).ok()?,
+                    sku: crate::model::ids::Sku::parse(sku).ok()?,
+                    qty: *qty,
+                })
+            })
+            .collect();
+        self.set(key, lines);
+    }
+
+    /// Every call fails (or succeeds again).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::platform::OrderLines for MemoryLines {
+    async fn order_lines(
+        &self,
+        key: &OrderKey,
+    ) -> Result<Vec<crate::model::stock::OrderLine>, crate::ports::platform::QueryError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(crate::ports::platform::QueryError::Timeout);
+        }
+        lock(&self.lines).get(key).cloned().ok_or(crate::ports::platform::QueryError::NotFound)
     }
 }

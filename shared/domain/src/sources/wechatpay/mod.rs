@@ -86,9 +86,13 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("refund_status", "CLOSED", Mapped(Target::refund(RefundState::Closed))),
     ("refund_status", "PROCESSING", Mapped(Target::refund(RefundState::Approved))),
     ("refund_status", "ABNORMAL", Informational("refund abnormal: the buyer's account refused it")),
+    // The refund notice's `event_type`: the same outcome as the decrypted refund_status.
+    ("event_type", "REFUND.SUCCESS", Mapped(Target::refund(RefundState::Succeeded))),
+    ("event_type", "REFUND.ABNORMAL", Informational("refund abnormal notice")),
+    ("event_type", "REFUND.CLOSED", Mapped(Target::refund(RefundState::Closed))),
 ];
 
-/// Maps a WeChat Pay code (`trade_state`, `refund_status`).
+/// Maps a WeChat Pay code (`trade_state`, `refund_status`, `event_type`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
 }
