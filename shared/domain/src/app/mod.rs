@@ -7,11 +7,13 @@
 //! | refund-dual-check | [`refund_check::RefundCheck`], releasing through [`release_stock`] |
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
+//! | notify | [`notify::Notify`] (findings to robots, customer notices by SMS) |
 
 pub mod apply;
 pub mod apply_message;
 pub mod health_report;
 pub mod intake;
+pub mod notify;
 pub mod refund_check;
 pub mod release_stock;
 pub mod sign_check;

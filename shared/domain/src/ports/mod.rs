@@ -3,6 +3,7 @@
 //! both must pass.
 
 pub mod clock;
+pub mod notify;
 pub mod platform;
 pub mod secrets;
 
