@@ -237,7 +237,8 @@ pub trait NotifyStore: Send + Sync {
     async fn due(&self, kind: RecordKind, until: DateTime<Utc>, limit: usize) -> Result<Vec<Record>, StoreError>;
 
     /// Counts one finding into a fold (opening it if new), atomically; keeps the finding's `line`
-    /// while the fold holds fewer than `keep` lines. A closed fold counts nothing.
+    /// while the fold holds fewer than `keep` lines — except the line of the finding that opens a
+    /// fold that is not held (that one went out on its own). A closed fold counts nothing.
     async fn tally(&self, fold: &FoldOpen, line: &str, keep: usize) -> Result<Tally, StoreError>;
 
     /// Ids of open folds whose window ended at or before `until`, earliest first.
