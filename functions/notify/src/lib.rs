@@ -417,6 +417,11 @@ impl<'a> Wired<'a> {
 
     /// The handler over these adapters.
     pub fn handler(&self) -> Handler<'_> {
+        self.handler_with(&self.bus)
+    }
+
+    /// The handler over these adapters, publishing through `events` (tests record them).
+    pub fn handler_with<'b>(&'b self, events: &'b dyn EventPublisher) -> Handler<'b> {
         let ports = NotifyPorts {
             store: &self.store,
             robots: &self.robots,
@@ -427,7 +432,7 @@ impl<'a> Wired<'a> {
             secrets: self.secrets,
             clock: self.clock,
         };
-        Handler { notify: Notify::new(ports, &self.policy), events: &self.bus, dead_letter: &self.dead_letter }
+        Handler { notify: Notify::new(ports, &self.policy), events, dead_letter: &self.dead_letter }
     }
 }
 

@@ -574,6 +574,23 @@ impl<'a> Notify<'a> {
     /// whose invocation died mid-way.
     async fn claim(&self, event_id: &str, detail_type: &str, detail: &Value) -> Result<Claim, Failure> {
         let now = self.now();
+        let claimed = |record: &mut Record| {
+            record.data = encode(&EventRecord {
+                state: EventState::Claimed,
+                lease_until: Some(now + self.policy.lease),
+                detail_type: Some(detail_type.to_owned()),
+                detail: Some(detail.clone()),
+                reason: None,
+            });
+            record.due = Some(now + self.policy.lease);
+        };
+        // A new finding (the common case) costs one conditional put; only a seen one is read.
+        let mut fresh = Record::new(RecordKind::Event, event_id, Value::Null, now + self.policy.keep);
+        claimed(&mut fresh);
+        if self.ports.store.put(&fresh).await? {
+            fresh.version += 1;
+            return Ok(Claim::Mine(fresh));
+        }
         for _ in 0..3 {
             let existing = self.ports.store.get(RecordKind::Event, event_id).await?;
             let mut record = match existing {
@@ -589,14 +606,7 @@ impl<'a> Notify<'a> {
                     }
                 }
             };
-            record.data = encode(&EventRecord {
-                state: EventState::Claimed,
-                lease_until: Some(now + self.policy.lease),
-                detail_type: Some(detail_type.to_owned()),
-                detail: Some(detail.clone()),
-                reason: None,
-            });
-            record.due = Some(now + self.policy.lease);
+            claimed(&mut record);
             if self.ports.store.put(&record).await? {
                 record.version += 1;
                 return Ok(Claim::Mine(record));
