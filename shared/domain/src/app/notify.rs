@@ -30,7 +30,7 @@
 //! per cause and window (a once-record), keeps what it could not deliver (dead-letter queue,
 //! deferred record), and never retries in a storm.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -411,6 +411,10 @@ pub struct Notify<'a> {
     policy: &'a NotifyPolicy,
     routing: RwLock<Option<CachedRouting>>,
     events: Mutex<Vec<DomainEvent>>,
+    /// Robots that failed or rate-limited, and until when this instance leaves them alone: the
+    /// messages meanwhile go straight to the outbox, so one bad robot costs one timeout, not one
+    /// per message, and holds up nothing else.
+    tripped: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 fn decode<T: DeserializeOwned>(record: &Record) -> Result<T, Failure> {
@@ -435,7 +439,13 @@ fn channel_name(source: crate::model::ids::Source) -> String {
 impl<'a> Notify<'a> {
     /// The use case over `ports`, trying as hard as `policy` says.
     pub fn new(ports: NotifyPorts<'a>, policy: &'a NotifyPolicy) -> Self {
-        Self { ports, policy, routing: RwLock::new(None), events: Mutex::new(Vec::new()) }
+        Self {
+            ports,
+            policy,
+            routing: RwLock::new(None),
+            events: Mutex::new(Vec::new()),
+            tripped: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The failure events raised since the last call, to publish.
@@ -445,6 +455,18 @@ impl<'a> Notify<'a> {
 
     fn now(&self) -> DateTime<Utc> {
         self.ports.clock.now()
+    }
+
+    /// Until when `robot` is left alone, if it is.
+    fn tripped_until(&self, robot: &str) -> Option<DateTime<Utc>> {
+        let now = self.now();
+        self.tripped.lock().ok().and_then(|t| t.get(robot).copied()).filter(|until| *until > now)
+    }
+
+    fn trip(&self, robot: &str, until: DateTime<Utc>) {
+        if let Ok(mut tripped) = self.tripped.lock() {
+            tripped.insert(robot.to_owned(), until);
+        }
     }
 
     // ------------------------------------------------------------------ configuration
@@ -762,6 +784,10 @@ impl<'a> Notify<'a> {
             self.to_outbox(robot_name, message, attempts, None, morning, outbox).await?;
             return Ok(Delivery::Held);
         }
+        if let Some(until) = self.tripped_until(robot_name) {
+            self.to_outbox(robot_name, message, attempts, None, until, outbox).await?;
+            return Ok(Delivery::Deferred);
+        }
         let robot = match self.ports.robots.robot(robot_name).await {
             Ok(robot) => robot,
             Err(RobotLookupError::Unavailable(reason)) => {
@@ -808,9 +834,11 @@ impl<'a> Notify<'a> {
                     pause *= 2;
                 }
                 RobotOutcome::Unavailable(reason) => {
+                    self.trip(robot_name, now + Duration::minutes(1));
                     return self.retry_later(robot_name, message, attempts + 1, &reason, None, outbox).await;
                 }
                 RobotOutcome::RateLimited { retry_after } => {
+                    self.trip(robot_name, now + retry_after);
                     let reason = format!("rate limited by the robot for {}s", retry_after.num_seconds());
                     return self
                         .retry_later(robot_name, message, attempts + 1, &reason, Some(retry_after), outbox)
@@ -1391,14 +1419,15 @@ impl<'a> Notify<'a> {
         reason: String,
     ) -> Result<NoticeOutcome, Failure> {
         let id = record.id.clone();
-        if !self.dead_letter("notice", encode(&state.notice), &reason, &[("code", code)]).await {
-            return Err(Failure::Retry("dead-letter queue unavailable".into()));
-        }
+        // Recorded first: the provider's refusal is certain, whatever happens to the queue next.
         state.state = NoticeState::Failed;
         state.reason = Some(reason.clone());
         record.data = encode(&state);
         record.due = None;
         self.ports.store.put(&record).await?;
+        if !self.dead_letter("notice", encode(&state.notice), &reason, &[("code", code)]).await {
+            tracing::warn!(notice_id = %id, "refused notice kept in its record only: the dead-letter queue is unavailable");
+        }
         let _ = self.ports.store.add_count(counters::NOTICES_FAILED, business_day(self.now()), 1).await;
         tracing::warn!(notice_id = %id, code, "customer notice refused; dead-lettered");
         self.failed("sms", "sms", code, &reason).await;
@@ -1463,6 +1492,8 @@ impl<'a> Notify<'a> {
     pub async fn redrive(&self, max: u32) -> RedriveReport {
         let mut report = RedriveReport::default();
         let config = self.routing_or_default().await;
+        // What fails again is dead-lettered anew and may come back in this very run: once each.
+        let mut seen: HashSet<String> = HashSet::new();
         while report.read < max {
             let letters = match self.ports.dead_letters.receive((max - report.read).min(10)).await {
                 Ok(letters) if !letters.is_empty() => letters,
@@ -1475,6 +1506,10 @@ impl<'a> Notify<'a> {
             };
             for letter in letters {
                 report.read += 1;
+                if !seen.insert(letter.body.clone()) {
+                    report.skipped += 1;
+                    continue;
+                }
                 match self.redrive_one(&config, &letter).await {
                     Ok(true) => match self.ports.dead_letters.delete(&letter.handle).await {
                         Ok(()) => report.redriven += 1,

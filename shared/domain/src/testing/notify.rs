@@ -157,9 +157,15 @@ pub struct MemoryRobot {
     got: Mutex<Vec<(DateTime<Utc>, AlertMessage)>>,
     script: Mutex<VecDeque<RobotOutcome>>,
     over_limit: Mutex<u32>,
+    calls: Mutex<u32>,
 }
 
 impl MemoryRobot {
+    /// Sends attempted, whatever their outcome.
+    pub fn calls(&self) -> u32 {
+        *lock(&self.calls)
+    }
+
     /// The messages it accepted, in order.
     pub fn messages(&self) -> Vec<AlertMessage> {
         lock(&self.got).iter().map(|(_, m)| m.clone()).collect()
@@ -180,6 +186,7 @@ impl MemoryRobot {
 impl Robot for MemoryRobot {
     async fn send(&self, message: &AlertMessage) -> RobotOutcome {
         let now = self.clock.now();
+        *lock(&self.calls) += 1;
         if let Some(outcome) = lock(&self.script).pop_front() {
             return outcome;
         }
@@ -216,6 +223,7 @@ impl MemoryRobots {
                     got: Mutex::default(),
                     script: Mutex::default(),
                     over_limit: Mutex::default(),
+                    calls: Mutex::default(),
                 })
             })
             .clone()

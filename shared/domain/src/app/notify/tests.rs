@@ -264,6 +264,26 @@ async fn a_failing_robot_is_retried_with_backoff_then_dead_lettered_and_holds_up
 }
 
 #[tokio::test]
+async fn a_robot_that_times_out_costs_one_attempt_per_minute_not_one_per_message() {
+    let world = World::new(json!({"routes": [{"robots": ["tech"]}]})).await;
+    let notify = world.notify();
+    let tech = world.robots.add("tech");
+    tech.answer(std::iter::repeat_n(RobotOutcome::Unavailable("timeout".into()), 100));
+    // Three kinds: three messages that would each go out at once.
+    notify.on_event(&sla(1), None).await.unwrap();
+    notify.on_event(&silent(Source::Douyin), None).await.unwrap();
+    notify
+        .on_event(&DomainEvent::ChannelRecovered { channel: Source::Pdd, silent_for_minutes: 40 }, None)
+        .await
+        .unwrap();
+    assert_eq!(tech.calls(), 3, "the first message's three tries; the others wait in the outbox");
+    assert_eq!(world.store.records(RecordKind::Outbox).len(), 3);
+    world.advance(Duration::minutes(2));
+    notify.flush().await;
+    assert_eq!(tech.calls(), 6, "one message tried again, the rest left for the next run");
+}
+
+#[tokio::test]
 async fn a_rejected_or_malformed_robot_is_dead_lettered_at_once_with_one_event_per_window() {
     let world = World::new(table()).await;
     let notify = world.notify();
