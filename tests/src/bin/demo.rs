@@ -452,6 +452,7 @@ async fn notify_demo(
     findings_url: &str,
     robots: &FakeNotify,
 ) -> anyhow::Result<()> {
+    use domain::ports::notify::NotifyStore;
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         let out = clients.sqs.receive_message().queue_url(findings_url).max_number_of_messages(10).send().await?;
@@ -488,7 +489,13 @@ async fn notify_demo(
         .send()
         .await?;
     let notices = demo.drain("NOTIFY_QUEUE_URL", "notify").await?;
-    println!("== notify: {notices} customer notices handled");
+    let store = adapters::DynamoNotify::new(clients.dynamodb.clone(), stack::var("INBOX_TABLE"));
+    let counts = store.counts(domain::model::time::business_day(Utc::now())).await?;
+    println!(
+        "== notify: {notices} customer notices: sent {}, kept for later (parked: the notice names no customer) {}",
+        counts.get("notices_sent").copied().unwrap_or(0),
+        counts.get("notices_parked_no_contact").copied().unwrap_or(0)
+    );
     // The fold window (1 minute here) closes; the schedule's flush sends the folded messages.
     let now = Utc::now();
     let wait = 95 - i64::from(chrono::Timelike::second(&now));
