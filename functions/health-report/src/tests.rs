@@ -620,11 +620,13 @@ fn the_new_events_survive_the_bus() {
         let detail = event.detail();
         assert_eq!(DomainEvent::from_parts(event.detail_type(), detail.clone()).unwrap(), event, "{detail}");
     }
-    let detail = DomainEvent::ChannelSilent {
+    let event = DomainEvent::ChannelSilent {
         channel: Source::Pdd,
         silent_since: beijing(2026, 11, 11, 10, 20),
         expected_per_slot: 12.0,
-    }
-    .detail();
+    };
+    let mut detail = event.detail();
+    // Every event carries its stable id beside its fields (consumers dedupe on it).
+    assert_eq!(detail.as_object_mut().and_then(|d| d.remove("event_id")), Some(json!(event.id())));
     assert_eq!(detail, json!({"channel":"pdd","silent_since":"2026-11-11T02:20:00Z","expected_per_slot":12.0}));
 }
