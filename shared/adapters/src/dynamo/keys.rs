@@ -45,3 +45,34 @@ pub fn stats_pk(channel: Source, day: NaiveDate, shard: u16) -> String {
 pub fn daily_pk(day: NaiveDate) -> String {
     format!("M#{day}")
 }
+
+/// A notify record in the inbox table: `N#{kind}#{id}` (kinds: `ev`, `out`, `esc`, `sms`, `rate`,
+/// `once`).
+pub fn notify_pk(kind: &str, id: &str) -> String {
+    format!("N#{kind}#{id}")
+}
+
+/// A notify fold in the inbox table: `N#fold#{id}`.
+pub fn notify_fold_pk(id: &str) -> String {
+    format!("N#fold#{id}")
+}
+
+/// The due index partition of one kind of notify record (`gsi1pk`): `N#due#{kind}`.
+pub fn notify_due_pk(kind: &str) -> String {
+    format!("N#due#{kind}")
+}
+
+/// The due index sort key: earliest first, then by id.
+pub fn notify_due_sort_key(due_at: DateTime<Utc>, id: &str) -> String {
+    format!("{}#{id}", due_sort_key(due_at))
+}
+
+/// notify's day counters in the inbox table: `N#count#{yyyy-mm-dd}` (Beijing day).
+pub fn notify_count_pk(day: NaiveDate) -> String {
+    format!("N#count#{day}")
+}
+
+/// A customer's contact for notices in the inbox table: `N#contact#{customer}`.
+pub fn contact_pk(customer: &str) -> String {
+    format!("N#contact#{customer}")
+}

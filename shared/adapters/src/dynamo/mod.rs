@@ -1,7 +1,8 @@
 //! DynamoDB implementations of the storage ports, one module per table and item kind:
 //! [`orders`] (orders, history, due markers), [`inventory`] (reservations), [`signals`] (app
 //! signals, address sign history), [`stats`] (day counters, reports), [`inbox`] (dedupe, raw
-//! archive, quarantine). A function builds only the stores of the tables it uses.
+//! archive, quarantine), [`notify`] (notify's records and folds, customers' contacts). A function
+//! builds only the stores of the tables it uses.
 //!
 //! Item layout (see `docs/data-model.md`): generic keys `pk`/`sk`, one sparse index `gsi1`
 //! (`gsi1pk`/`gsi1sk`), TTL attribute `expires_at`. Key formats live in [`keys`]; key names and
@@ -11,6 +12,7 @@
 pub mod inbox;
 pub mod inventory;
 pub mod keys;
+pub mod notify;
 pub mod orders;
 pub mod signals;
 pub mod stats;
@@ -31,6 +33,7 @@ use domain::ports::{Page, StoreError};
 
 pub use inbox::DynamoInbox;
 pub use inventory::DynamoInventory;
+pub use notify::{DynamoContacts, DynamoNotify};
 pub use orders::DynamoOrders;
 pub use signals::DynamoSignals;
 pub use stats::DynamoStats;

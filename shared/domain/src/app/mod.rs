@@ -7,6 +7,7 @@
 //! | refund-dual-check | [`refund_check::RefundCheck`], releasing through [`release_stock`] |
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
+//! | notify | [`notify::Notify`] (findings to robots, customer notices by SMS) |
 
 pub mod announce;
 pub mod apply;
@@ -15,6 +16,7 @@ pub mod dead_letters;
 pub mod failure;
 pub mod health_report;
 pub mod intake;
+pub mod notify;
 pub mod order_lines;
 pub mod refund_check;
 pub mod release_stock;

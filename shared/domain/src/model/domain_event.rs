@@ -197,6 +197,62 @@ pub enum DomainEvent {
         /// Daily, monthly or range.
         kind: ReportKind,
     },
+    /// The daily count reconciliation found orders the platform has and the hub does not (issue
+    /// 14 publishes it; notify routes it).
+    OrdersMissing {
+        /// The channel.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// The Beijing business day compared.
+        day: NaiveDate,
+        /// Orders the platform counted that the hub had not seen.
+        missing: u32,
+        /// The platform's count of orders changed that day.
+        platform_count: u32,
+        /// The hub's count for the same day.
+        hub_count: u32,
+    },
+    /// A shop's token nears its expiry and must be renewed before then (issue 14 publishes it;
+    /// notify routes it). No token material.
+    TokenExpiring {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// Which token: `access_token` or `refresh_token`.
+        token: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+    /// A CloudWatch alarm changed state (read from the `aws.cloudwatch` event; notify routes it).
+    AlarmStateChanged {
+        /// The alarm's name.
+        alarm: String,
+        /// `ALARM`, `OK` or `INSUFFICIENT_DATA`.
+        state: String,
+        /// The state before, when given.
+        previous: Option<String>,
+        /// CloudWatch's reason text.
+        reason: String,
+        /// When the state changed, as CloudWatch wrote it.
+        at: String,
+    },
+    /// notify could not carry a finding or a notice to its destination (an unknown event type, a
+    /// malformed robot URL or key, a provider's refusal). Raised once per cause and window; the
+    /// message itself is kept (dead-letter queue or parked record), never dropped.
+    NotifyFailed {
+        /// What failed: `route`, `robot`, `sms`, `config`.
+        stage: String,
+        /// Whom it was for: a robot's name, `sms`, or the event type.
+        target: String,
+        /// A short code: the provider's code, `unknown_event`, `malformed_robot`, …
+        code: String,
+        /// Why, in one line (no secret, no number).
+        reason: String,
+        /// Start of the window this failure was reported in (one event per cause and window).
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -219,6 +275,10 @@ impl DomainEvent {
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
+            DomainEvent::OrdersMissing { .. } => "OrdersMissing",
+            DomainEvent::TokenExpiring { .. } => "TokenExpiring",
+            DomainEvent::AlarmStateChanged { .. } => "AlarmStateChanged",
+            DomainEvent::NotifyFailed { .. } => "NotifyFailed",
         }
     }
 

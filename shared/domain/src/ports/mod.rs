@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod dead_letters;
+pub mod notify;
 pub mod platform;
 pub mod secrets;
 

@@ -7,3 +7,4 @@ pub mod clock;
 pub mod contract;
 pub mod fixtures;
 pub mod memory;
+pub mod notify;
