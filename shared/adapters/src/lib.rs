@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod faults;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod platform;
 pub mod schema;
