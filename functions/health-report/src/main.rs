@@ -9,6 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("health-report");
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
     let stats = DynamoStats::new(clients.dynamodb.clone(), &config.stats_table).with_shards(config.shards);
@@ -26,6 +27,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let answer = health_report::handle(reporting, event.payload).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         answer.map_err(Error::from)
     }))
     .await
