@@ -235,8 +235,14 @@ async fn a_million_orders_month_costs_one_query_per_channel_month_and_counter_sh
     let fifth = day_start(next.with_day(5).unwrap()) + Duration::hours(3);
     let clock = FixedClock::new(fifth);
     let (thresholds, silence) = (HealthThresholds::default(), SilenceRules::default());
-    let app =
-        HealthReporting { stats: &store, events: &bus, clock: &clock, thresholds: &thresholds, silence: &silence };
+    let app = HealthReporting {
+        stats: &store,
+        events: &bus,
+        clock: &clock,
+        thresholds: &thresholds,
+        silence: &silence,
+        pages: None,
+    };
 
     clients.requests.take();
     let started = Instant::now();

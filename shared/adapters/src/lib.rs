@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod pages;
 pub mod platform;
 pub mod schema;
 pub mod sqs;
