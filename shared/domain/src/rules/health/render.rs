@@ -88,11 +88,11 @@ pub fn render_html(report: &HealthReport) -> String {
                 HealthVerdict::Breached => "bad",
                 _ => "na",
             };
-            let _ = write!(out, "<td class=\"{class}\">{}</td>", xml(&verdict_cell(value)));
+            let _ = write!(out, "<td class=\"{class}\">{}</td>", xml(&marks(&verdict_cell(value))));
         }
         out.push_str("</tr>\n");
     }
-    let _ = writeln!(out, "</table>\n<p class=\"note\">{}</p>", xml(SUMMARY_NOTE));
+    let _ = writeln!(out, "</table>\n<p class=\"note\">{}</p>", xml(&marks(SUMMARY_NOTE)));
     let _ = writeln!(out, "<h2>未达标项</h2>");
     let found = report.breaches();
     if found.is_empty() {
@@ -124,6 +124,12 @@ pub fn render_html(report: &HealthReport) -> String {
     }
     out.push_str("<footer>orderhub · 由日计数器生成,时间为北京时间。</footer>\n</body>\n</html>\n");
     out
+}
+
+/// The page's verdict marks: ✓ and ✗ (in the common text fonts) rather than the ✅ and ❌
+/// emoji, which a machine without an emoji font draws as empty boxes.
+fn marks(text: &str) -> String {
+    text.replace('✅', "✓").replace('❌', "✗")
 }
 
 fn monthly_html(out: &mut String, extras: &MonthlyExtras) {
@@ -700,7 +706,7 @@ mod tests {
         }
         assert_eq!(page.matches("<svg").count(), Indicator::ALL.len());
         assert_eq!(page.matches("</svg>").count(), Indicator::ALL.len());
-        for part in ["状态流转瓶颈", r#"<td class="bad">❌ 99.01%"#, r#"<td class="ok">✅"#, "<td>发货准时率</td>"]
+        for part in ["状态流转瓶颈", r#"<td class="bad">✗ 99.01%"#, r#"<td class="ok">✓"#, "<td>发货准时率</td>"]
         {
             assert!(page.contains(part), "{part} in {page}");
         }
