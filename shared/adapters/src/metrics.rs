@@ -288,13 +288,13 @@ pub fn published(events: &[DomainEvent]) {
                 count(names::STOCK_RELEASES, dims::SOURCE, key.source.as_str().to_owned(), 1);
                 count(names::STOCK_LINES_RELEASED, dims::SOURCE, key.source.as_str().to_owned(), lines.len() as u64);
             }
+            // A downgrade publishes both: the order counts once.
             DomainEvent::SignInTrustAssessed { key, trusted: false, .. }
-            | DomainEvent::OrderStatusChanged { key, to: Lifecycle::SignPendingConfirmation, .. } => {
-                // A downgrade publishes both: the order counts once.
-                if !downgraded.contains(&key) {
-                    downgraded.push(key);
-                    count(names::DOWNGRADES, dims::SOURCE, key.source.as_str().to_owned(), 1);
-                }
+            | DomainEvent::OrderStatusChanged { key, to: Lifecycle::SignPendingConfirmation, .. }
+                if !downgraded.contains(&key) =>
+            {
+                downgraded.push(key);
+                count(names::DOWNGRADES, dims::SOURCE, key.source.as_str().to_owned(), 1);
             }
             DomainEvent::SlaBreached { key, .. } => {
                 count(names::SLA_BREACHES, dims::SOURCE, key.source.as_str().to_owned(), 1);
