@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine: installs the pinned tools, checks format, lints
 # (clippy, cfn-lint), starts moto on loopback, creates the stack from infra/template.yaml,
 # runs every unit and integration test, replays and briefly runs the fuzz targets, and stops
-# everything it started.
+# everything it started. The report page's browser test needs Debian's chromium (installed here
+# when missing; the test is skipped with a notice only when it cannot be).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -20,6 +21,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
+ensure_chromium
 start_moto
 create_stack
 echo "== cargo build (function binaries for the integration tests)"

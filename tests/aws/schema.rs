@@ -234,3 +234,217 @@ async fn the_live_bus_rule_sends_carrier_signs_to_the_trust_queue_and_not_rule_m
     assert_eq!(ours.len(), 1, "{ours:?}");
     assert!(ours[0].contains("by-carrier"), "{ours:?}");
 }
+
+fn resources_of(t: &Value, kind: &str) -> Vec<(String, Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+/// The alarms whose metric is `namespace`/`metric` with a dimension `name` set to `value`
+/// (as the template writes it: a tag and its text).
+fn alarms_on(t: &Value, namespace: &str, metric: &str, name: &str, value: (&str, &str)) -> Vec<String> {
+    resources_of(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .filter(|(_, alarm)| {
+            let props = &alarm["Properties"];
+            props["Namespace"].as_str() == Some(namespace)
+                && props["MetricName"].as_str() == Some(metric)
+                && props["Dimensions"].as_sequence().into_iter().flatten().any(|d| {
+                    d["Name"].as_str() == Some(name) && tagged(&d["Value"]) == (value.0.to_owned(), value.1.to_owned())
+                })
+        })
+        .map(|(logical, _)| logical)
+        .collect()
+}
+
+/// Every dead-letter queue has an alarm on its depth and one on its oldest message's age, and
+/// every alarm reaches notify: its name carries the stage's prefix that notify's rule on the
+/// default bus (where CloudWatch puts alarm state changes) selects.
+#[test]
+fn every_dead_letter_queue_has_depth_and_age_alarms_and_every_alarm_reaches_notify() {
+    let t = template();
+    for queue in QUEUES {
+        let attribute = format!("{}.QueueName", queue.dlq);
+        for metric in ["ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"] {
+            let found = alarms_on(&t, "AWS/SQS", metric, "QueueName", ("!GetAtt", &attribute));
+            assert_eq!(found.len(), 1, "{}: one {metric} alarm, found {found:?}", queue.dlq);
+        }
+    }
+    let rule = &t["Resources"]["NotifyFunction"]["Properties"]["Events"]["Alarms"]["Properties"];
+    assert!(rule["EventBusName"].is_null(), "alarm state changes are on the default bus");
+    assert_eq!(rule["Pattern"]["source"][0].as_str(), Some("aws.cloudwatch"));
+    assert_eq!(rule["Pattern"]["detail-type"][0].as_str(), Some("CloudWatch Alarm State Change"));
+    let prefix = tagged(&rule["Pattern"]["detail"]["alarmName"][0]["prefix"]);
+    assert_eq!(prefix, ("!Sub".to_owned(), "orderhub-${Stage}-".to_owned()));
+    for (logical, alarm) in resources_of(&t, "AWS::CloudWatch::Alarm") {
+        let (tag, name) = tagged(&alarm["Properties"]["AlarmName"]);
+        assert!(tag == "!Sub" && name.starts_with(&prefix.1), "{logical}: {name} does not reach notify");
+        assert!(alarm["Properties"]["AlarmActions"].is_null(), "{logical}: the bus carries it, no action needed");
+    }
+    for finding in ["HealthReportReady", "HealthThresholdBreached"] {
+        let findings = &t["Resources"]["NotifyFunction"]["Properties"]["Events"]["Findings"]["Properties"];
+        let kinds: Vec<&str> =
+            findings["Pattern"]["detail-type"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(kinds.contains(&finding), "{finding} goes to notify");
+    }
+}
+
+/// Every function writes to its own log group, named as Lambda names it and kept for a set
+/// time, and has an errors and a throttles alarm.
+#[test]
+fn every_function_has_a_log_group_with_retention_and_errors_and_throttles_alarms() {
+    let t = template();
+    let functions = resources_of(&t, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 6);
+    for (logical, function) in functions {
+        let props = &function["Properties"];
+        let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        assert_eq!(tagged(&props["FunctionName"]), ("!Sub".to_owned(), format!("orderhub-${{Stage}}-{binary}")));
+        let (tag, group) = tagged(&props["LoggingConfig"]["LogGroup"]);
+        assert_eq!(tag, "!Ref", "{logical} writes to its log group");
+        let group = &t["Resources"][group.as_str()];
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{logical}");
+        assert_eq!(
+            tagged(&group["Properties"]["LogGroupName"]),
+            ("!Sub".to_owned(), format!("/aws/lambda/orderhub-${{Stage}}-{binary}")),
+            "{logical}: the group Lambda would use"
+        );
+        assert_eq!(tagged(&group["Properties"]["RetentionInDays"]), ("!Ref".to_owned(), "LogRetentionDays".to_owned()));
+        for metric in ["Errors", "Throttles"] {
+            let found = alarms_on(&t, "AWS/Lambda", metric, "FunctionName", ("!Ref", &logical));
+            assert_eq!(found.len(), 1, "{logical}: one {metric} alarm, found {found:?}");
+        }
+    }
+    assert!(t["Parameters"]["LogRetentionDays"]["Default"].as_u64().is_some());
+}
+
+/// The metric names the dashboard body uses: rows `["orderhub", name, …]` (and the `"..."`
+/// rows that repeat them) and `MetricName="…"` in SEARCH expressions over `{orderhub,…}`.
+fn dashboard_metrics(body: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let mut ours = Vec::new();
+    let mut others = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        for row in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let row = row.as_array().unwrap();
+            match row.first() {
+                Some(serde_json::Value::String(namespace)) if namespace == "orderhub" => {
+                    ours.push(row[1].as_str().unwrap().to_owned());
+                }
+                Some(serde_json::Value::String(namespace)) if namespace != "..." => {
+                    others.push(format!("{namespace}/{}", row[1].as_str().unwrap()));
+                }
+                Some(serde_json::Value::Object(expression)) => {
+                    let text = expression["expression"].as_str().unwrap();
+                    assert!(text.starts_with("SEARCH('{orderhub,"), "{text}");
+                    let name = text.split("MetricName=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+                    ours.push(name.to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    (ours, others)
+}
+
+/// The dashboard body is valid JSON once CloudFormation substitutes it, shows the pipeline (API,
+/// queues, dead-letter queues, functions) and names only metrics the code emits, the five
+/// health indicators among them; the alarms on orderhub metrics name emitted metrics too.
+#[test]
+fn the_dashboard_is_json_naming_metrics_the_code_emits_and_every_health_indicator() {
+    use adapters::metrics::{NAMESPACE, indicator_metric, names};
+    use domain::rules::health::Indicator;
+    let t = template();
+    let (tag, body) = tagged(&t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]);
+    assert_eq!(tag, "!Sub");
+    // What !Sub replaces: ${Param}, ${Resource}, ${Resource.Attr}, ${AWS::Region}.
+    let mut substituted = String::new();
+    let mut rest = body.as_str();
+    while let Some(start) = rest.find("${") {
+        substituted.push_str(&rest[..start]);
+        let end = rest[start..].find('}').unwrap();
+        let reference = &rest[start + 2..start + end];
+        let known = reference.starts_with("AWS::")
+            || !t["Parameters"][reference].is_null()
+            || !t["Resources"][reference.split('.').next().unwrap()].is_null();
+        assert!(known, "${{{reference}}} names nothing in the template");
+        substituted.push_str("substituted");
+        rest = &rest[start + end + 1..];
+    }
+    substituted.push_str(rest);
+    let body: serde_json::Value = serde_json::from_str(&substituted).unwrap_or_else(|e| panic!("{e}: {substituted}"));
+    let (ours, others) = dashboard_metrics(&body);
+    let emitted: Vec<&str> = names::ALL.iter().map(|(name, _)| *name).collect();
+    for name in &ours {
+        assert!(emitted.contains(&name.as_str()), "the dashboard shows {name}, which the code never emits");
+    }
+    for indicator in Indicator::ALL {
+        let (metric, _) = indicator_metric(indicator);
+        assert!(ours.iter().any(|m| m == metric), "the dashboard lacks {metric}");
+    }
+    for pipeline in [
+        names::CALLBACKS_ACCEPTED,
+        names::EVENTS_APPLIED,
+        names::INGEST_LAG_SECONDS,
+        names::ALERTS_SENT,
+        names::STOCK_RELEASES,
+        names::DOWNGRADES,
+        names::PULL_LAG_SECONDS,
+    ] {
+        assert!(ours.iter().any(|m| m == pipeline), "the dashboard lacks {pipeline}");
+    }
+    for aws in ["AWS/ApiGateway/Count", "AWS/SQS/ApproximateNumberOfMessagesVisible", "AWS/Lambda/Errors"] {
+        assert!(others.iter().any(|m| m == aws), "the dashboard lacks {aws}");
+    }
+    for queue in QUEUES.iter().flat_map(|q| [q.logical_id, q.dlq]) {
+        assert!(body_mentions(&t, queue), "the dashboard shows no depth of {queue}");
+    }
+    for (logical, alarm) in resources_of(&t, "AWS::CloudWatch::Alarm") {
+        if alarm["Properties"]["Namespace"].as_str() == Some(NAMESPACE) {
+            let metric = alarm["Properties"]["MetricName"].as_str().unwrap();
+            assert!(emitted.contains(&metric), "{logical} watches {metric}, which the code never emits");
+        }
+    }
+}
+
+fn body_mentions(t: &Value, logical: &str) -> bool {
+    let (_, body) = tagged(&t["Resources"]["Dashboard"]["Properties"]["DashboardBody"]);
+    body.contains(&format!("${{{logical}.QueueName}}"))
+}
+
+/// The report bucket is private, encrypted and expiring, and health-report may only put and
+/// read its pages there.
+#[test]
+fn the_report_bucket_is_private_encrypted_expiring_and_health_report_only_writes_pages() {
+    let t = template();
+    let bucket = &t["Resources"]["ReportBucket"]["Properties"];
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(block[flag].as_bool(), Some(true), "{flag}");
+    }
+    let encryption =
+        &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+    assert!(encryption["SSEAlgorithm"].as_str().is_some());
+    let rules = bucket["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
+    assert!(rules.iter().any(|r| r["Prefix"].as_str() == Some("reports/") && !r["ExpirationInDays"].is_null()));
+    let function = &t["Resources"]["HealthReportFunction"]["Properties"];
+    assert_eq!(
+        tagged(&function["Environment"]["Variables"]["REPORT_BUCKET"]),
+        ("!Ref".to_owned(), "ReportBucket".to_owned())
+    );
+    let s3: Vec<&Value> = function["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| format!("{:?}", s["Action"]).contains("s3:"))
+        .collect();
+    assert_eq!(s3.len(), 1);
+    assert_eq!(tagged(&s3[0]["Resource"]), ("!Sub".to_owned(), "${ReportBucket.Arn}/reports/*".to_owned()));
+    let granted = tests::policy::granted("HealthReportFunction");
+    assert!(granted.contains("s3:PutObject") && granted.contains("s3:GetObject"));
+    assert!(!granted.iter().any(|a| a.starts_with("s3:") && a != "s3:PutObject" && a != "s3:GetObject"), "{granted:?}");
+}

@@ -291,6 +291,7 @@ impl Handler<'_> {
             }
             Err(err) => Answer::Error(ErrorAnswer::new(err)),
         };
+        record_alerts(&answer);
         let events = self.notify.take_events();
         let failed = adapters::lambda::publish(self.events, &events).await;
         if !failed.is_empty() {
@@ -337,7 +338,10 @@ impl Handler<'_> {
             _ => return self.dead_letter(record, "body is not a customer notice").await,
         };
         match self.notify.on_notice(&notice).await {
-            Ok(_) => Ok(Vec::new()),
+            Ok(outcome) => {
+                record_notice(&outcome);
+                Ok(Vec::new())
+            }
             Err(Failure::Permanent(reason)) => {
                 tracing::error!(notice_id = %notice.notice_id, %reason, "notice cannot be handled");
                 self.dead_letter(record, &reason).await
@@ -365,6 +369,43 @@ impl Handler<'_> {
             Ok(failed) if failed.is_empty() => Ok(Vec::new()),
             _ => Err(()),
         }
+    }
+}
+
+/// Counts what an answer says became of alerts (`AlertsSent`, `AlertsFolded`, `AlertsFailed`,
+/// by target): a finding's per-robot outcomes, a flush's messages, a resent notice.
+pub fn record_alerts(answer: &Answer) {
+    use adapters::metrics::{AlertOutcome, AlertTarget, alerts};
+    match answer {
+        Answer::Finding(FindingOutcome::Routed { robots, .. }) => {
+            for outcome in robots.values() {
+                match outcome.as_str() {
+                    "sent" => alerts(AlertTarget::Robot, AlertOutcome::Sent, 1),
+                    "folded" => alerts(AlertTarget::Robot, AlertOutcome::Folded, 1),
+                    "dead_lettered" => alerts(AlertTarget::Robot, AlertOutcome::Failed, 1),
+                    // held (quiet hours), deferred (outbox): counted when a flush sends them.
+                    _ => {}
+                }
+            }
+        }
+        Answer::Finding(FindingOutcome::DeadLettered { .. }) => alerts(AlertTarget::Robot, AlertOutcome::Failed, 1),
+        Answer::Flush(report) => {
+            alerts(AlertTarget::Robot, AlertOutcome::Sent, u64::from(report.outbox_sent + report.fold_messages));
+            alerts(AlertTarget::Robot, AlertOutcome::Failed, u64::from(report.dead_lettered));
+            alerts(AlertTarget::Sms, AlertOutcome::Sent, u64::from(report.notices_sent));
+        }
+        Answer::Notice(outcome) => record_notice(outcome),
+        _ => {}
+    }
+}
+
+/// Counts one customer notice's outcome (sent, or refused for good).
+pub fn record_notice(outcome: &NoticeOutcome) {
+    use adapters::metrics::{AlertOutcome, AlertTarget, alerts};
+    match outcome {
+        NoticeOutcome::Sent { .. } => alerts(AlertTarget::Sms, AlertOutcome::Sent, 1),
+        NoticeOutcome::Failed { .. } => alerts(AlertTarget::Sms, AlertOutcome::Failed, 1),
+        _ => {}
     }
 }
 

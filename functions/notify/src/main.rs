@@ -13,6 +13,7 @@ const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("notify");
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
     let ssm = SsmSecrets::new(clients.ssm.clone());
@@ -26,6 +27,7 @@ async fn main() -> Result<(), Error> {
         let time_left = adapters::lambda::time_left(event.context.deadline, MARGIN);
         let answer = handler.handle_within(event.payload, time_left).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         match answer {
             // An async invocation that errs is retried by Lambda, then kept by the on-failure
             // destination (the dead-letter queue).

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use adapters::metrics::{MeteredBus, MeteredOrders};
 use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
 use domain::app::announce::Announce;
-use domain::app::apply::ApplyChange;
+use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::ports::clock::SystemClock;
 use domain::ports::platform::PlatformQuery;
@@ -16,6 +17,7 @@ use refund_dual_check::{Config, Handler};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("refund-dual-check");
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let timeout = Duration::from_millis(config.platform_timeout_ms);
     let platform_clients =
@@ -30,7 +32,10 @@ async fn main() -> Result<(), Error> {
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     // Publishes, then clears the outbox entries of what went out.
-    let announce = Announce { bus: &bus, orders: &tables.orders };
+    // What went out and what was committed are the function's metrics.
+    let metered_bus = MeteredBus::new(&bus);
+    let orders = MeteredOrders::new(&tables.orders);
+    let announce = Announce { bus: &metered_bus, orders: &tables.orders };
     let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
@@ -43,7 +48,7 @@ async fn main() -> Result<(), Error> {
     };
     let handler = Handler {
         checker: RefundCheck {
-            write: ApplyChange::new(tables.write_ports(&clock), &rules),
+            write: ApplyChange::new(WritePorts { orders: &orders, ..tables.write_ports(&clock) }, &rules),
             platforms: &platforms,
             secrets: &secrets,
             secret_store: &ssm,
@@ -57,6 +62,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let answer = handler.handle(event.payload).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         Ok::<_, Error>(answer)
     }))
     .await

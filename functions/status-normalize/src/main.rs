@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use adapters::metrics::{MeteredBus, MeteredOrders};
 use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue, SsmSecrets};
 use domain::app::announce::Announce;
-use domain::app::apply::ApplyChange;
+use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::apply_message::ApplyMessage;
 use domain::app::dead_letters::DeadLetterOps;
 use domain::app::order_lines::PlatformLines;
@@ -20,6 +21,7 @@ const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("status-normalize");
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let timeout = Duration::from_millis(config.platform_timeout_ms);
     let platform_clients =
@@ -34,7 +36,10 @@ async fn main() -> Result<(), Error> {
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     // Publishes, then clears the outbox entries of what went out.
-    let announce = Announce { bus: &bus, orders: &tables.orders };
+    // What went out and what was committed are the function's metrics.
+    let metered_bus = MeteredBus::new(&bus);
+    let orders = MeteredOrders::new(&tables.orders);
+    let announce = Announce { bus: &metered_bus, orders: &tables.orders };
     let dead_letter = SqsQueue::new(clients.sqs.clone(), &config.dead_letter_url);
     let dead_letters = SqsDeadLetters::new(clients.sqs.clone(), &config.dead_letter_url);
     let inbound = SqsQueue::new(clients.sqs.clone(), &config.inbound_url);
@@ -46,7 +51,11 @@ async fn main() -> Result<(), Error> {
     // a token refresh stays with refund-dual-check).
     let lines = PlatformLines { platforms: &platforms, secrets: &secrets };
     let handler = Handler {
-        messages: ApplyMessage::new(ApplyChange::new(tables.write_ports(&clock), &config.rules)).with_lines(&lines),
+        messages: ApplyMessage::new(ApplyChange::new(
+            WritePorts { orders: &orders, ..tables.write_ports(&clock) },
+            &config.rules,
+        ))
+        .with_lines(&lines),
         events: &announce,
         dead_letter: &dead_letter,
         letters: DeadLetterOps { dead_letters: &dead_letters, source: &inbound },
@@ -57,6 +66,7 @@ async fn main() -> Result<(), Error> {
         let time_left = adapters::lambda::time_left(event.context.deadline, MARGIN);
         let answer = handler.handle_within(event.payload, time_left).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         answer.map_err(Error::from)
     }))
     .await

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env};
+use adapters::metrics::CallbackOutcome;
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
 use domain::Source;
 use domain::app::intake::{Handled, Incoming, Intake, ReplayReport, ReplayRequest};
@@ -166,6 +167,17 @@ pub fn reply(source: Option<Source>, handled: &Handled) -> Reply {
     }
 }
 
+/// The door's outcome as the callback metrics count it.
+pub fn outcome(handled: &Handled) -> CallbackOutcome {
+    match handled {
+        Handled::Enqueued => CallbackOutcome::Accepted,
+        Handled::Duplicate => CallbackOutcome::Duplicate,
+        Handled::Probe => CallbackOutcome::Probe,
+        Handled::Rejected { quarantined, .. } => CallbackOutcome::Refused { quarantined: *quarantined },
+        Handled::Unavailable(_) => CallbackOutcome::Unavailable,
+    }
+}
+
 /// What webhook-verify is invoked with: a callback through the HTTP API, or an ops event.
 pub type Trigger = Invocation<Box<ApiGatewayV2httpRequest>, Ops>;
 
@@ -210,6 +222,7 @@ pub async fn handle(intake: &Intake<'_>, event: Value, now: DateTime<Utc>) -> An
                 Ok(incoming) => {
                     let source = incoming.source.parse::<Source>().ok();
                     let handled = intake.receive(incoming).await;
+                    adapters::metrics::callback(source, outcome(&handled));
                     let reply = reply(source, &handled);
                     http_response(reply.status, reply.body)
                 }

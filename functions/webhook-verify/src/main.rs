@@ -9,6 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("webhook-verify");
     let config = webhook_verify::Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
@@ -34,6 +35,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let answer = webhook_verify::handle(intake, event.payload, clock.now()).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         Ok::<_, Error>(answer)
     }))
     .await

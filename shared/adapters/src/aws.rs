@@ -153,6 +153,8 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     /// Requests sent by all of the above.
     pub requests: RequestCounter,
+    /// The loaded configuration, for the clients only one function needs (S3: [`Clients::s3`]).
+    sdk: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -183,7 +185,19 @@ impl Clients {
         let ssm = aws_sdk_ssm::Client::from_conf(
             aws_sdk_ssm::config::Builder::from(sdk).interceptor(requests.clone()).build(),
         );
-        Self { dynamodb, sqs, eventbridge, ssm, requests }
+        Self { dynamodb, sqs, eventbridge, ssm, requests, sdk: sdk.clone() }
+    }
+
+    /// An S3 client over the same configuration and request counter, built on demand (only
+    /// health-report stores pages, so no other function builds one at init). Against a local
+    /// endpoint (`AWS_ENDPOINT_URL`) it addresses buckets by path, which an emulator on an IP
+    /// address needs.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(self.sdk.endpoint_url().is_some())
+            .interceptor(self.requests.clone())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::callback::Rejection;
-use crate::model::health::{Indicator, ReportKind, Scope};
+use crate::model::health::{Indicator, ReportBreach, ReportKind, Scope};
 use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
@@ -197,6 +197,23 @@ pub enum DomainEvent {
         /// Daily, monthly or range.
         kind: ReportKind,
     },
+    /// A daily or monthly health report is stored with its page: the short summary its robots
+    /// get (notify routes it), with an expiring link to the full page.
+    HealthReportReady {
+        /// Daily or monthly.
+        kind: ReportKind,
+        /// The period label (`2026-11-11`, `2026-11`).
+        period: String,
+        /// Per scope (`overall`, then each channel): the worst verdict of its indicators
+        /// (`healthy`, `breached`, `insufficient_data`, `no_data`).
+        verdicts: std::collections::BTreeMap<String, String>,
+        /// The breaches, overall first.
+        breaches: Vec<ReportBreach>,
+        /// The page's presigned link.
+        url: String,
+        /// When the link stops working.
+        expires_at: DateTime<Utc>,
+    },
     /// The daily count reconciliation found orders the platform has and the hub does not (issue
     /// 14 publishes it; notify routes it).
     OrdersMissing {
@@ -275,6 +292,7 @@ impl DomainEvent {
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
+            DomainEvent::HealthReportReady { .. } => "HealthReportReady",
             DomainEvent::OrdersMissing { .. } => "OrdersMissing",
             DomainEvent::TokenExpiring { .. } => "TokenExpiring",
             DomainEvent::AlarmStateChanged { .. } => "AlarmStateChanged",
@@ -316,7 +334,14 @@ impl DomainEvent {
         let mut hasher = Sha256::new();
         hasher.update(self.detail_type().as_bytes());
         hasher.update(b"\n");
-        hasher.update(self.fields().to_string().as_bytes());
+        let mut fields = self.fields();
+        // A report announced again (a retried or re-run invocation) signs a new link: the same
+        // report must keep its id, so the link is not part of it.
+        if let (DomainEvent::HealthReportReady { .. }, serde_json::Value::Object(map)) = (self, &mut fields) {
+            map.remove("url");
+            map.remove("expires_at");
+        }
+        hasher.update(fields.to_string().as_bytes());
         let digest = hasher.finalize();
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("ev-{hex}")

@@ -313,6 +313,24 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<Vec<usize>, PublishError>;
 }
 
+/// A stored page and the link people open it with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PageLink {
+    /// Where the page is kept (the store's key).
+    pub key: String,
+    /// The link: it works without credentials until `expires_at`.
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where the health report's HTML page is kept for people to open.
+#[async_trait]
+pub trait ReportPages: Send + Sync {
+    /// Stores `html` under `key` (replacing what was there) and returns an expiring link to it.
+    async fn put_page(&self, key: &str, html: &str) -> Result<PageLink, StoreError>;
+}
+
 /// The largest message a queue takes, body and attributes together (SQS: 256 KiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 

@@ -10,7 +10,8 @@
 //!   "routes": [
 //!     {"events": ["SlaBreached", "OrdersMissing"], "robots": ["warehouse"]},
 //!     {"events": ["CallbackMissing", "HealthThresholdBreached"], "channels": ["douyin"], "robots": ["finance"]},
-//!     {"severities": ["critical"], "robots": ["tech"]}
+//!     {"severities": ["critical"], "robots": ["tech"]},
+//!     {"events": ["HealthReportReady"], "robots": ["reports"]}
 //!   ],
 //!   "escalation": {"warehouse": "ops-lead", "finance": "ops-lead", "tech": "ops-lead"},
 //!   "severities": {"WebhookRejected": "info"},
@@ -40,7 +41,7 @@ use crate::model::ids::Source;
 
 /// Every finding kind notify routes, with the label people read. `routes[].events` and
 /// `severities` may name only these.
-pub const FINDING_KINDS: [(&str, &str); 12] = [
+pub const FINDING_KINDS: [(&str, &str); 13] = [
     ("SlaBreached", "履约超时"),
     ("ChannelSilent", "渠道静默"),
     ("ChannelRecovered", "渠道恢复"),
@@ -53,6 +54,7 @@ pub const FINDING_KINDS: [(&str, &str); 12] = [
     ("TokenExpiring", "令牌即将过期"),
     ("AlarmStateChanged", "监控告警"),
     ("NotifyFailed", "通知失败"),
+    ("HealthReportReady", "健康报告"),
 ];
 
 /// The label people read for a finding kind (the kind itself when unknown).
@@ -427,7 +429,7 @@ impl Finding {
 pub fn default_severity(kind: &str) -> Severity {
     match kind {
         "ChannelSilent" | "TokenRefreshFailed" | "OrdersMissing" => Severity::Critical,
-        "ChannelRecovered" => Severity::Info,
+        "ChannelRecovered" | "HealthReportReady" => Severity::Info,
         _ => Severity::Warning,
     }
 }
@@ -594,6 +596,11 @@ pub fn describe(event: &DomainEvent) -> Option<Finding> {
             };
             found
         }
+        DomainEvent::HealthReportReady { kind: report, period, verdicts, breaches, url, expires_at } => finding(
+            None,
+            format!("{} {}", report.label(), scrub(period)),
+            report_summary(*report, period, verdicts, breaches, url, *expires_at),
+        ),
         DomainEvent::NotifyFailed { stage, target, code, reason, .. } => finding(
             None,
             format!("{}/{}", scrub(stage), scrub(target)),
@@ -602,6 +609,76 @@ pub fn describe(event: &DomainEvent) -> Option<Finding> {
         _ => return None,
     };
     Some(found)
+}
+
+/// Breaches a report's summary lists; the page has them all.
+pub const REPORT_BREACHES_SHOWN: usize = 5;
+
+/// The short summary a report's robots get: the verdict per scope, the breaches (the first
+/// few), and the link to the full page with when it stops working.
+fn report_summary(
+    kind: crate::model::health::ReportKind,
+    period: &str,
+    verdicts: &BTreeMap<String, String>,
+    breaches: &[crate::model::health::ReportBreach],
+    url: &str,
+    expires_at: DateTime<Utc>,
+) -> String {
+    let mark = |verdict: &str| match verdict {
+        "healthy" => "✅",
+        "breached" => "❌",
+        "insufficient_data" => "样本不足",
+        _ => "无数据",
+    };
+    let label = |scope: &str| scope.parse::<Scope>().map_or_else(|_| scrub(scope), Scope::label);
+    // Overall first, then the channels.
+    let scopes: Vec<String> = verdicts
+        .get("overall")
+        .map(|verdict| format!("{} {}", label("overall"), mark(verdict)))
+        .into_iter()
+        .chain(
+            verdicts
+                .iter()
+                .filter(|(scope, _)| *scope != "overall")
+                .map(|(scope, verdict)| format!("{} {}", label(scope), mark(verdict))),
+        )
+        .collect();
+    let mut text = format!("订单健康度{} {}：{}", kind.label(), scrub(period), scopes.join(" · "));
+    if breaches.is_empty() {
+        text.push_str("\n\n未达标：无");
+    } else {
+        text.push_str(&format!("\n\n未达标 {} 项：", breaches.len()));
+        let shown: Vec<String> = breaches
+            .iter()
+            .take(REPORT_BREACHES_SHOWN)
+            .map(|b| {
+                format!(
+                    "{} {} {}（阈值 {}）",
+                    b.channel.label(),
+                    b.indicator.label(),
+                    b.indicator.format_value(b.value),
+                    b.indicator.format_threshold(b.threshold)
+                )
+            })
+            .collect();
+        text.push_str(&shown.join("；"));
+        if breaches.len() > REPORT_BREACHES_SHOWN {
+            text.push_str(&format!("；…另有 {} 项见完整报告", breaches.len() - REPORT_BREACHES_SHOWN));
+        }
+    }
+    match safe_link(url) {
+        Some(url) => text.push_str(&format!("\n\n[查看完整报告]({url})（链接 {} 前有效）", beijing(expires_at))),
+        None => text.push_str("\n\n完整报告链接不可用，请用 health-report 的 ops 事件重新生成"),
+    }
+    text
+}
+
+/// A link safe inside a markdown `(…)`: http(s), no whitespace, quote, bracket or parenthesis
+/// (a presigned S3 URL percent-encodes all of them).
+fn safe_link(url: &str) -> Option<&str> {
+    let scheme = url.starts_with("https://") || url.starts_with("http://");
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control() || "()[]<>\"'`".contains(c));
+    (scheme && clean && url.len() <= 4096).then_some(url)
 }
 
 /// A short stable id: `prefix-` and 16 hex of SHA-256 over the parts.
@@ -926,5 +1003,54 @@ mod tests {
         assert_eq!(alarm("ALARM"), Some(Severity::Critical));
         assert_eq!(alarm("OK"), Some(Severity::Info));
         assert_eq!(alarm("INSUFFICIENT_DATA"), Some(Severity::Warning));
+    }
+
+    #[test]
+    fn a_report_reads_as_verdicts_breaches_and_a_link_and_routes_like_any_finding() {
+        use crate::model::health::ReportBreach;
+        let ready = |url: &str, breaches: usize| DomainEvent::HealthReportReady {
+            kind: ReportKind::Daily,
+            period: "2026-11-11".into(),
+            verdicts: BTreeMap::from([
+                ("overall".to_owned(), "breached".to_owned()),
+                ("douyin".to_owned(), "healthy".to_owned()),
+                ("pdd".to_owned(), "no_data".to_owned()),
+            ]),
+            breaches: (0..breaches)
+                .map(|_| ReportBreach {
+                    indicator: Indicator::TrustScore,
+                    channel: Scope::Overall,
+                    value: 80.0,
+                    threshold: 92.0,
+                })
+                .collect(),
+            url: url.into(),
+            expires_at: utc(2026, 11, 18, 18, 0),
+        };
+        let url = "https://orderhub-reports.s3.cn-north-1.amazonaws.com.cn/reports/daily/2026-11-11.html?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261111T180000Z&X-Amz-Signature=abc123";
+        let finding = describe(&ready(url, 7)).unwrap_or_else(|| panic!("a finding"));
+        assert_eq!((finding.kind, finding.severity, finding.channel), ("HealthReportReady", Severity::Info, None));
+        let line = &finding.line;
+        assert!(
+            line.starts_with("订单健康度日报 2026-11-11：全部渠道 ❌ · 抖店 douyin ✅ · 拼多多 pdd 无数据"),
+            "{line}"
+        );
+        assert!(line.contains("未达标 7 项：全部渠道 物流信息可信度分 80.0 分（阈值 ≥ 92.0 分）"), "{line}");
+        assert!(line.contains("…另有 2 项见完整报告"), "{line}");
+        // The link whole (digits not masked), and when it stops working, Beijing time.
+        assert!(line.contains(&format!("[查看完整报告]({url})（链接 11-19 02:00 前有效）")), "{line}");
+        let message = render_one(&finding, Severity::Info, None, utc(2026, 11, 12, 0, 0));
+        assert!(
+            message.markdown.contains("【提示】健康报告") || message.title.contains("健康报告"),
+            "{}",
+            message.title
+        );
+        // A link that could break out of the markdown is not shown.
+        let odd = describe(&ready("https://x.example/a) [click](https://evil.example", 0)).map(|f| f.line);
+        let odd = odd.unwrap_or_default();
+        assert!(!odd.contains("evil") && odd.contains("未达标：无") && odd.contains("链接不可用"), "{odd}");
+        // Routed by configuration like every finding kind.
+        let routing = config(r#"{"routes": [{"events": ["HealthReportReady"], "robots": ["reports"]}]}"#);
+        assert_eq!(routing.robots_for(&finding, routing.severity(&finding)), ["reports"]);
     }
 }

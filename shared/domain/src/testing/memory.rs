@@ -556,6 +556,51 @@ impl Inbox for MemoryInbox {
     }
 }
 
+/// Report pages in memory: keeps each page by key; links are `memory://<key>`, valid 7 days
+/// from the clock given; can be told to fail.
+pub struct MemoryPages {
+    pages: Mutex<BTreeMap<String, String>>,
+    now: chrono::DateTime<chrono::Utc>,
+    fail_next: Mutex<Option<String>>,
+}
+
+impl MemoryPages {
+    /// Pages whose links are signed at `now`.
+    pub fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { pages: Mutex::new(BTreeMap::new()), now, fail_next: Mutex::new(None) }
+    }
+
+    /// The page stored under `key`.
+    pub fn page(&self, key: &str) -> Option<String> {
+        lock(&self.pages).get(key).cloned()
+    }
+
+    /// The keys stored.
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.pages).keys().cloned().collect()
+    }
+
+    /// Makes the next put fail.
+    pub fn fail_next(&self, reason: &str) {
+        *lock(&self.fail_next) = Some(reason.to_owned());
+    }
+}
+
+#[async_trait]
+impl crate::ports::ReportPages for MemoryPages {
+    async fn put_page(&self, key: &str, html: &str) -> Result<crate::ports::PageLink, StoreError> {
+        if let Some(reason) = lock(&self.fail_next).take() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        lock(&self.pages).insert(key.to_owned(), html.to_owned());
+        Ok(crate::ports::PageLink {
+            key: key.to_owned(),
+            url: format!("memory://{key}"),
+            expires_at: self.now + chrono::Duration::days(7),
+        })
+    }
+}
+
 /// Event bus in memory: keeps what was published; can be told to fail.
 #[derive(Default)]
 pub struct MemoryPublisher {
