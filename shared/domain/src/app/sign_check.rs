@@ -238,7 +238,10 @@ impl SignCheck<'_> {
         let change = StatusChange {
             key: key.clone(),
             message_id: message_id.clone(),
-            event_time: now,
+            // The sign's own time, not "now": the assessment's history entry is then one per
+            // sign, whoever writes it, so two checks racing on the same sign write it once (the
+            // loser finds it recorded) instead of two entries a few milliseconds apart.
+            event_time: signed_at,
             received_at: now,
             raw: RawStatus::new("trust", assessment.score.to_string()),
             mapping: if downgrade {
@@ -683,6 +686,54 @@ mod tests {
         assert!(world.notify.drain().is_empty(), "one notice per sign");
         let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
         assert_eq!(month.iter().map(|d| d.get("sign_downgraded")).sum::<i64>(), 1);
+    }
+
+    /// A clock that moves a second every time it is read: two invocations never see the same
+    /// "now".
+    struct Ticking(std::sync::atomic::AtomicI64);
+
+    impl Clock for Ticking {
+        fn now(&self) -> DateTime<Utc> {
+            at() + Duration::seconds(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sign_judged_by_two_deliveries_at_once_is_assessed_once() {
+        // Found by the soak (tests/soak, seed 12): the Signed event reached the trust check
+        // twice at once (the carrier's and the platform's Signed, or an SQS duplicate). Both
+        // read the order before either wrote; the loser of the write race reloaded and wrote its
+        // own assessment, whose history entry differed only by its time ("now"), so the order
+        // had two assessments, two counts, and the second's events only in the outbox.
+        use crate::testing::faults::{FaultPlan, Faults, Faulty};
+        let world = World::new();
+        let key = world
+            .signed_order("o7", "addr-7", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .await;
+        // Every store call takes 1–2 ms, so the two checks interleave.
+        let faults = Faults::new(
+            FaultPlan::new(7).latency(std::time::Duration::from_millis(1), std::time::Duration::from_millis(2)),
+        );
+        let store = Faulty::new(&world.store, &faults);
+        let clock = Ticking(std::sync::atomic::AtomicI64::new(0));
+        let ports = crate::app::apply::WritePorts {
+            orders: &store,
+            inventory: &store,
+            stats: &store,
+            signals: &store,
+            inbox: &world.inbox,
+            clock: &clock,
+        };
+        let write = ApplyChange::new(ports, &world.rules);
+        let check = SignCheck { write, signals: &store, notify: &world.notify, rules: &world.trust };
+        let (a, b) = futures::join!(check.on_signed(&key), check.on_signed(&key));
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        let history = world.store.history(&key, None, 100).await.map(|p| p.items).unwrap_or_default();
+        let assessments: Vec<&crate::model::record::HistoryEntry> =
+            history.iter().filter(|h| h.raw.field == "trust").collect();
+        assert_eq!(assessments.len(), 1, "one assessment per sign: {assessments:?}");
+        let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("trust_assessed")).sum::<i64>(), 1);
     }
 
     #[tokio::test]
