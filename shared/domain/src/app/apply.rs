@@ -257,9 +257,11 @@ impl<'a> ApplyChange<'a> {
             .iter()
             .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
             .collect();
-        if let Some((_, Lifecycle::Paid)) = applied.entry.lifecycle
-            && !to_reserve.is_empty()
-        {
+        // Reserved by whichever event carries the lines once the order is paid — not only the
+        // one that moved it to Paid: a line-less payment notice often comes first, and a Paid
+        // delivered late is stale. Reserving is idempotent per line, so this is the same stock
+        // whatever order the events arrive in.
+        if applied.order.entered.contains_key(&Lifecycle::Paid) && !to_reserve.is_empty() {
             let lines: Vec<Reservation> = to_reserve
                 .iter()
                 .map(|l| Reservation {

@@ -434,6 +434,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_lines_of_a_paid_order_are_reserved_whichever_of_its_events_carries_them() {
+        // Found by the soak (tests/soak, seed 12): a mini-program order is paid twice over — WeChat
+        // Pay's notice (no lines) and the app's own Paid with the lines a moment later. Only the
+        // event that moved the order to Paid reserved stock, so when the notice came first the
+        // lines were never reserved; and a Paid delivered late, after the order shipped, was
+        // stale and reserved nothing either. Whether stock was held depended on arrival order.
+        let world = World::new();
+        let n = world.messages();
+        let lines = json!([{"line": "L1", "sku": "SKU-A", "qty": 2}, {"line": "L2", "sku": "SKU-B", "qty": 1}]);
+        // The payment notice: Paid, no lines.
+        n.handle(&app("order.status", "w1", 0, json!({"order_id": "mp-9", "status": "Paid"})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The app's Paid with the lines: a refresh of the state, but the first word on the lines.
+        let events = n
+            .handle(&app("order.status", "p1", 1, json!({"order_id": "mp-9", "status": "Paid", "lines": lines})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(events.iter().any(|e| e.detail_type() == "StockReserved"), "{events:?}");
+        let key = OrderKey::parse(Source::App, "shop-1001", "mp-9").unwrap_or_else(|e| panic!("{e}"));
+        let held = |reservations: Vec<crate::model::stock::Reservation>| {
+            reservations.into_iter().map(|r| r.line.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(held(world.store.reservations(&key).await.unwrap_or_default()), ["L1", "L2"]);
+
+        // Douyin: the Paid with the order's lines arrives after the shipment (late delivery).
+        let late = World::new();
+        let n = late.messages();
+        n.handle(&douyin(
+            "102",
+            "m2",
+            json!({"p_id": "6931", "update_time": at().timestamp(),
+            "logistics_msg": {"express_company_id": "shunfeng", "logistics_code": "SF1"}}),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        n.handle(&douyin("101", "m1", json!({"p_id": "6931", "pay_time": at().timestamp() - 600, "s_ids": ["69311"]})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = OrderKey::parse(Source::Douyin, "shop-1001", "6931").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held(late.store.reservations(&key).await.unwrap_or_default()), ["69311"], "as if in order");
+    }
+
+    #[tokio::test]
     async fn a_late_paid_after_a_refund_reserves_nothing_the_refund_covers() {
         let world = World::new();
         let n = world.messages();
