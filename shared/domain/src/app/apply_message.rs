@@ -125,7 +125,9 @@ impl<'a> ApplyMessage<'a> {
         let change = StatusChange {
             key: event.key.clone(),
             message_id: event.message_id.clone(),
-            event_time: message.received_at,
+            // The message's own time: a delivery enqueued again (a lease that ran out at the
+            // door) arrives at another time but is the same message, filed once.
+            event_time: event.at.unwrap_or(message.received_at),
             received_at: message.received_at,
             raw: RawStatus::new("address", event.addr_key.clone()),
             mapping: StatusMapping::Informational("delivery address"),
@@ -475,6 +477,29 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let key = OrderKey::parse(Source::Douyin, "shop-1001", "6931").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(held(late.store.reservations(&key).await.unwrap_or_default()), ["69311"], "as if in order");
+    }
+
+    #[tokio::test]
+    async fn an_address_enqueued_again_after_its_lease_ran_out_is_filed_once() {
+        // Found by the soak (tests/soak, seed 13): the door enqueued a callback, could not mark
+        // its dedupe record done (the answer was lost), and a retry of the sender after the
+        // lease re-enqueued it with that delivery's arrival time. An address has no time of its
+        // own, so it was filed under each arrival time: two history entries, counted twice.
+        let world = World::new();
+        let payload = fixtures::app_event(
+            "order.address",
+            at(),
+            json!({"order": "app/shop-1001/mp-5", "addr_key": "addr-5", "district": "西湖区", "customer": "c5"}),
+        );
+        let first = message(Source::App, payload, vec![], "msg_a5");
+        let mut again = first.clone();
+        again.received_at = first.received_at + chrono::Duration::seconds(75);
+        world.messages().handle(&first).await.unwrap_or_else(|e| panic!("{e}"));
+        world.messages().handle(&again).await.unwrap_or_else(|e| panic!("{e}"));
+        let key = OrderKey::parse(Source::App, "shop-1001", "mp-5").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(history_ids(&world.store, &key).await.len(), 1, "filed once");
+        let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("received")).sum::<i64>(), 1, "counted once");
     }
 
     #[tokio::test]
