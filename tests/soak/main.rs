@@ -177,12 +177,12 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         checker: SignCheck { write, signals: &f_store, notify: &f_notify, rules: &trust_rules },
         events: &announce,
     };
-    // Douyin's query API rate-limits every call from 03:00 to 05:00, and revokes the first token
-    // at 06:00.
+    // Douyin's query API rate-limits every call (HTTP 429) from 02:00 to 04:00, and revokes the
+    // first access token at 06:00.
     let douyin = FakeDouyin::new(
         &day.truth,
         &clock,
-        (start + chrono::Duration::hours(3), start + chrono::Duration::hours(5)),
+        (start + chrono::Duration::hours(2), start + chrono::Duration::hours(4)),
         start + chrono::Duration::hours(6),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];

@@ -132,6 +132,7 @@ struct Builder {
     out: Vec<Callback>,
     truth: Truth,
     next_id: u64,
+    rush: bool,
 }
 
 impl Builder {
@@ -147,14 +148,17 @@ impl Builder {
         self.next_id
     }
 
-    /// When a callback is first sent: seconds after the event, or — one in twelve — late.
+    /// When a callback is first sent: within a second of the event (within milliseconds in the
+    /// midnight rush, when every platform pushes at once), or — one in twelve — late.
     fn send_delay(&mut self) -> Duration {
         if self.rng.chance(1.0 / 12.0) {
             let units = self.rng.between(10, 180);
-            self.plan.unit * i32::try_from(units).unwrap_or(10)
-        } else {
-            Duration::milliseconds(self.rng.between(0, 5_000)) * self.plan.unit.num_seconds().clamp(1, 60) as i32 / 60
+            return self.plan.unit * i32::try_from(units).unwrap_or(10);
         }
+        let max_ms = if self.rush { 20 } else { 1_000 };
+        // Scaled with the unit (a minute in process): a second on a 60× faster day is 1/60 s.
+        let ms = self.rng.between(0, max_ms) * self.plan.unit.num_milliseconds().clamp(1, 60_000) / 60_000;
+        Duration::milliseconds(ms)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -348,7 +352,7 @@ impl Builder {
             if code == "12" {
                 self.truth.refunded_before_shipment.insert(key.clone(), vec!["*".into()]);
             }
-            if outcome == 9 {
+            if outcome >= 7 {
                 // The platform never pushes this outcome: only the dual-check's poll finds it.
                 self.truth.silent_refunds.push(key);
                 return;
@@ -670,12 +674,15 @@ pub fn generate(plan: &DayPlan) -> Day {
         out: Vec::new(),
         truth: Truth::default(),
         next_id: 0,
+        rush: false,
     };
     let mut order = 0u64;
     while b.out.len() < plan.callbacks {
-        // The 双十一 rush: one order in four starts in the first minute of the day.
-        let t0 = if b.rng.chance(0.25) {
-            plan.start + Duration::milliseconds(b.rng.between(0, 60_000) * plan.unit.num_seconds().clamp(1, 60) / 60)
+        // The 双十一 rush: one order in four is created at midnight on the dot and paid a minute
+        // later, every platform pushing at once.
+        b.rush = b.rng.chance(0.25);
+        let t0 = if b.rush {
+            plan.start
         } else {
             let units = b.rng.between(1, plan.span_units.max(2)) as f64;
             b.at(plan.start, units)

@@ -566,6 +566,7 @@ pub async fn check(evidence: &Evidence<'_>) -> Verdict {
                 SourceEvent::Status(e) => e.event_time,
                 SourceEvent::Logistics(e) => e.event_time,
                 SourceEvent::App(e) => Some(e.at),
+                SourceEvent::Address(e) => e.at,
                 _ => None,
             })
             .min()

@@ -157,7 +157,9 @@ impl<'a> ApplyChange<'a> {
                 }
                 // Stock may still be reserved: the dual-check confirms the release soon.
                 RefundState::Succeeded
-                    if order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled) =>
+                    if order.before_shipment(
+                        order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(entry.event_time),
+                    ) =>
                 {
                     due.push(marker(DueKind::RefundCheck, now + Duration::minutes(10), "release"));
                 }
@@ -280,16 +282,22 @@ impl<'a> ApplyChange<'a> {
                 lines: to_reserve.into_iter().cloned().collect(),
             });
         }
-        let before_shipment =
-            applied.order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
+        // Only the lines this refund case covers (every line for a whole-order refund), and only
+        // when it succeeded before the parcel left, by the sources' times (not by what arrived
+        // first).
+        let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
+        let refunded_at = applied
+            .order
+            .refunds
+            .get(&case)
+            .and_then(|c| c.entered.get(&RefundState::Succeeded))
+            .or_else(|| applied.order.refund_entered.get(&RefundState::Succeeded))
+            .copied()
+            .unwrap_or(applied.entry.event_time);
         if let Some((_, RefundState::Succeeded)) = applied.entry.refund
-            && before_shipment
+            && applied.order.before_shipment(refunded_at)
         {
-            // Only the lines this refund case covers (every line for a whole-order refund).
-            let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
             let covered = applied.order.refunds.get(&case).map(|c| c.lines.clone()).unwrap_or_default();
-            let refunded_at =
-                applied.order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(applied.entry.event_time);
             events.extend(
                 release_order(
                     self.ports.inventory,

@@ -503,6 +503,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refund_that_succeeded_before_shipment_releases_its_line_when_it_arrives_after_the_shipment() {
+        // Found by the soak (tests/soak, seed 13): whether a refund came "before shipment" was
+        // read from the order's state when the refund arrived, not from the sources' times. A
+        // partial refund that succeeded at 00:05 but was delivered after the 00:10 shipment
+        // kept its line reserved; delivered in order it released it.
+        let world = World::new();
+        let n = world.messages();
+        let lines = json!([{"line": "L1", "sku": "SKU-A", "qty": 1}, {"line": "L2", "sku": "SKU-B", "qty": 1}]);
+        n.handle(&app("order.status", "p1", 0, json!({"order_id": "mp-11", "status": "Paid", "lines": lines})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shipped = json!({"order_id": "mp-11", "status": "Shipped", "scanned_out": true,
+            "waybill": {"carrier": "shunfeng", "number": "SF11"}});
+        n.handle(&app("order.status", "s1", 10, shipped)).await.unwrap_or_else(|e| panic!("{e}"));
+        let refund =
+            json!({"order_id": "mp-11", "refund_status": "Succeeded", "refund_id": "R1", "refund_lines": ["L1"]});
+        let events = n.handle(&app("order.refund", "r1", 5, refund)).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(events.iter().any(|e| e.detail_type() == "InventoryReleased"), "{events:?}");
+        let key = OrderKey::parse(Source::App, "shop-1001", "mp-11").unwrap_or_else(|e| panic!("{e}"));
+        let held: Vec<String> = world
+            .store
+            .reservations(&key)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.released_at.is_none())
+            .map(|r| r.line.to_string())
+            .collect();
+        assert_eq!(held, ["L2"], "as if delivered in order");
+
+        // A refund that succeeded after the parcel left releases nothing, whenever it arrives.
+        let after =
+            json!({"order_id": "mp-11", "refund_status": "Succeeded", "refund_id": "R2", "refund_lines": ["L2"]});
+        let events = n.handle(&app("order.refund", "r2", 20, after)).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(!events.iter().any(|e| e.detail_type() == "InventoryReleased"), "{events:?}");
+    }
+
+    #[tokio::test]
     async fn a_late_paid_after_a_refund_reserves_nothing_the_refund_covers() {
         let world = World::new();
         let n = world.messages();

@@ -20,7 +20,7 @@ use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
-use crate::model::lifecycle::{Lifecycle, RefundState};
+use crate::model::lifecycle::RefundState;
 use crate::model::order::{Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::secret::{ApiAccess, ApiTokens};
@@ -322,8 +322,8 @@ impl RefundCheck<'_> {
     async fn release_if_due(&self, key: &OrderKey, events: &mut Vec<DomainEvent>) -> Result<u32, Failure> {
         let n = self.write;
         let Some(order) = n.ports.orders.get(key).await? else { return Ok(0) };
-        let before_shipment = order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
-        let Some(refunded) = order.refunded_lines().filter(|_| before_shipment) else { return Ok(0) };
+        // The lines of the refunds that succeeded before the parcel left (by the sources' times).
+        let Some(refunded) = order.lines_to_release() else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
         let now = n.ports.clock.now();
         let produced = release_order(
