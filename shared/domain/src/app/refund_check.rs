@@ -493,16 +493,16 @@ impl RefundCheck<'_> {
                 .map(|key| async move {
                     let answer = async {
                         let Some(order) = n.ports.orders.get(&key).await? else {
-                            return Ok((ReleaseAnswer::NotFound, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NotFound, Vec::new(), Vec::new()));
                         };
                         let Some(refunded) = order.refunded_lines() else {
-                            return Ok((ReleaseAnswer::NotRefunded, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NotRefunded, Vec::new(), Vec::new()));
                         };
                         let refunded_at =
                             order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
                         let reserved = n.ports.inventory.reservations(&key).await?;
                         if reserved.is_empty() {
-                            return Ok((ReleaseAnswer::NothingReserved, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NothingReserved, Vec::new(), Vec::new()));
                         }
                         let released = release_lines(
                             n.ports.inventory,
@@ -520,15 +520,13 @@ impl RefundCheck<'_> {
                         } else {
                             ReleaseAnswer::Released
                         };
-                        let event = released.event(&key, "ops");
-                        n.ports.orders.keep(&key, key.shard(n.rules.shards), event.as_slice(), now).await?;
+                        let event = released.events(&key, "ops");
+                        n.ports.orders.keep(&key, key.shard(n.rules.shards), &event, now).await?;
                         Ok::<_, Failure>((answer, event, released.counters))
                     }
                     .await;
                     match answer {
-                        Ok((answer, event, counters)) => {
-                            (key.to_string(), answer, event.into_iter().collect(), counters)
-                        }
+                        Ok((answer, event, counters)) => (key.to_string(), answer, event, counters),
                         Err(err) => {
                             tracing::warn!(order_id = %key.order_id, error = %err, "ops release failed");
                             (key.to_string(), ReleaseAnswer::Failed, Vec::new(), Vec::new())
