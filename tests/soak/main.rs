@@ -275,6 +275,20 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     if !verdict.findings.is_empty() {
         println!("{}", verdict.report());
     }
+    // SOAK_TRACE=<part of an order key>: that order's history, stock and published events.
+    if let Ok(trace) = std::env::var("SOAK_TRACE") {
+        use domain::ports::{InventoryStore, OrderStore};
+        for key in day.truth.orders.iter().filter(|k| k.to_string().contains(&trace)) {
+            println!("trace {key}: {:?}", store.get(key).await.ok().flatten());
+            for entry in store.history(key, None, 200).await.map(|p| p.items).unwrap_or_default() {
+                println!("  history {entry:?}");
+            }
+            println!("  stock {:?}", store.reservations(key).await.unwrap_or_default());
+            for event in published.iter().filter(|e| e.order() == Some(key)) {
+                println!("  published {} {}", event.detail_type(), event.detail());
+            }
+        }
+    }
     for (body, attributes) in inbound.dead().iter().chain(trust_queue.dead().iter()).take(5) {
         println!("  dead letter: {attributes:?} {}", body.chars().take(200).collect::<String>());
     }

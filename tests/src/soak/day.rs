@@ -585,6 +585,7 @@ impl Builder {
         );
         self.address(&key, app_paid, &customer);
         let roll = self.rng.below(100);
+        let mut refunded_until = paid;
         if roll < 20 && lines.len() > 1 {
             // A partial refund of one line before shipment; the other lines still ship.
             let asked = self.at(paid, pace / 2.0);
@@ -608,6 +609,7 @@ impl Builder {
                 "app partial refund succeeded",
             );
             self.truth.refunded_before_shipment.insert(key.clone(), vec!["L1".into()]);
+            refunded_until = done;
         } else if roll < 30 {
             // The whole order refunded and cancelled before shipment.
             let done = self.at(paid, pace / 2.0);
@@ -641,7 +643,8 @@ impl Builder {
             self.truth.refunded_before_shipment.insert(key.clone(), vec!["*".into()]);
             return;
         }
-        let shipped = self.at(paid, pace * 2.0);
+        // A partial refund succeeds before the rest ships.
+        let shipped = self.at(paid, pace * 2.0).max(refunded_until + self.plan.unit);
         let waybill = format!("SF{:010}", self.id());
         status(
             self,

@@ -263,24 +263,38 @@ impl<'a> ApplyChange<'a> {
         // one that moved it to Paid: a line-less payment notice often comes first, and a Paid
         // delivered late is stale. Reserving is idempotent per line, so this is the same stock
         // whatever order the events arrive in.
-        if applied.order.entered.contains_key(&Lifecycle::Paid) && !to_reserve.is_empty() {
-            let lines: Vec<Reservation> = to_reserve
-                .iter()
-                .map(|l| Reservation {
-                    key: key.clone(),
-                    line: l.line.clone(),
-                    sku: l.sku.clone(),
-                    qty: l.qty,
-                    reserved_at: applied.entry.event_time,
-                    released_at: None,
-                    released_by: None,
-                })
-                .collect();
-            self.ports.inventory.reserve(&lines).await?;
-            events.push(DomainEvent::StockReserved {
-                key: key.clone(),
-                lines: to_reserve.into_iter().cloned().collect(),
-            });
+        if applied.order.entered.contains_key(&Lifecycle::Paid) && !facts.lines.is_empty() {
+            if !to_reserve.is_empty() {
+                let lines: Vec<Reservation> = to_reserve
+                    .iter()
+                    .map(|l| Reservation {
+                        key: key.clone(),
+                        line: l.line.clone(),
+                        sku: l.sku.clone(),
+                        qty: l.qty,
+                        reserved_at: applied.entry.event_time,
+                        released_at: None,
+                        released_by: None,
+                    })
+                    .collect();
+                self.ports.inventory.reserve(&lines).await?;
+            }
+            // A redelivery announces what this event's lines reserved, as recorded (released
+            // since or not), so a `StockReserved` whose publish failed is derived again — the
+            // same event — even when a refund released the lines in between.
+            let announced: Vec<OrderLine> = if applied.fresh {
+                to_reserve.into_iter().cloned().collect()
+            } else {
+                let recorded = self.ports.inventory.reservations(key).await?;
+                facts
+                    .lines
+                    .iter()
+                    .filter_map(|l| recorded.iter().find(|r| r.line == l.line).map(Reservation::order_line))
+                    .collect()
+            };
+            if !announced.is_empty() {
+                events.push(DomainEvent::StockReserved { key: key.clone(), lines: announced });
+            }
         }
         // Only the lines this refund case covers (every line for a whole-order refund), and only
         // when it succeeded before the parcel left, by the sources' times (not by what arrived

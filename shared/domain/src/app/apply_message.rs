@@ -541,6 +541,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reservation_whose_announcement_failed_is_announced_on_redelivery_after_a_refund() {
+        // Found by the soak (tests/soak, seed 14): a Paid reserved its lines but the function
+        // failed before `StockReserved` went out; by the time the message came back a refund
+        // had released the lines, so the redelivery reserved nothing and announced nothing:
+        // consumers saw the release of stock that was never announced as reserved.
+        let world = World::new();
+        let n = world.messages();
+        let lines = json!([{"line": "L1", "sku": "SKU-A", "qty": 1}, {"line": "L2", "sku": "SKU-B", "qty": 2}]);
+        let paid = app("order.status", "p1", 0, json!({"order_id": "mp-12", "status": "Paid", "lines": lines}));
+        let first = n.handle(&paid).await.unwrap_or_else(|e| panic!("{e}"));
+        let reserved = |events: &[DomainEvent]| {
+            events.iter().filter(|e| e.detail_type() == "StockReserved").map(DomainEvent::id).collect::<Vec<_>>()
+        };
+        assert_eq!(reserved(&first).len(), 1);
+        let refund = json!({"order_id": "mp-12", "refund_status": "Succeeded", "kind": "refund_only"});
+        n.handle(&app("order.refund", "r1", 1, refund)).await.unwrap_or_else(|e| panic!("{e}"));
+        let again = n.handle(&paid).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reserved(&again), reserved(&first), "the same StockReserved, derived again: {again:?}");
+    }
+
+    #[tokio::test]
     async fn a_late_paid_after_a_refund_reserves_nothing_the_refund_covers() {
         let world = World::new();
         let n = world.messages();
