@@ -311,13 +311,24 @@ impl SignCheck<'_> {
                 proxy_receipts: receipts,
             });
         }
-        // Still waiting for the customer: the notice again (the notify consumer sends a notice
-        // id once).
+        // A downgrade's notice again (the notify consumer sends a notice id once): while the
+        // customer is waited for, and also when the order moved on before a failed notice was
+        // retried — the downgrade happened, its notice is owed. Whether this sign was
+        // downgraded is read from its assessment's history entry (one per sign).
         if !trust.trusted
-            && order.lifecycle == Some(Lifecycle::SignPendingConfirmation)
             && let Some(signed_at) = trust.sign_at
         {
-            self.notify(order, &classification(order), signed_at).await?;
+            let downgraded = order.lifecycle == Some(Lifecycle::SignPendingConfirmation)
+                || self
+                    .write
+                    .ports
+                    .orders
+                    .history_entry(&order.key, signed_at, &sign_message_id(signed_at)?)
+                    .await?
+                    .is_some_and(|e| e.lifecycle.is_some_and(|(_, to)| to == Lifecycle::SignPendingConfirmation));
+            if downgraded {
+                self.notify(order, &classification(order), signed_at).await?;
+            }
         }
         Ok(events)
     }
@@ -686,6 +697,39 @@ mod tests {
         assert!(world.notify.drain().is_empty(), "one notice per sign");
         let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
         assert_eq!(month.iter().map(|d| d.get("sign_downgraded")).sum::<i64>(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_downgrade_whose_notice_failed_is_still_told_when_the_order_moved_on() {
+        // Found by the soak (tests/soak, seed 14): the downgrade was written, the notice could
+        // not be queued, and before the Signed came back a platform's own "signed" (Kuaishou
+        // sends one after the carrier's) moved the order on. The retry judged nothing (right)
+        // and told nobody (wrong): a downgrade without its customer notice.
+        let world = World::new();
+        let key = world
+            .signed_order("o8", "addr-8", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .await;
+        let n = world.write();
+        world.notify.fail_next("throttled");
+        assert!(checker(&world, &n).on_signed(&key).await.is_err(), "the notice could not be queued");
+        let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.lifecycle, Some(Lifecycle::SignPendingConfirmation));
+        // The platform's own Signed, a minute after the carrier's sign (09:30 Beijing).
+        let later = Utc.with_ymd_and_hms(2026, 11, 11, 1, 31, 0).single().unwrap_or_default();
+        world
+            .feed(
+                Source::App,
+                fixtures::app_event(
+                    "order.status",
+                    later,
+                    json!({"order_id": "o8", "status": "Signed", "at": later.to_rfc3339()}),
+                ),
+                &[],
+            )
+            .await;
+        checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        let notices = world.notify.drain();
+        assert_eq!(notices.len(), 1, "the downgrade's notice, once queued");
     }
 
     /// A clock that moves a second every time it is read: two invocations never see the same
