@@ -202,10 +202,15 @@ impl SignCheck<'_> {
             return Ok(Vec::new());
         };
         let signed_at = Self::signed_at(&order);
-        if let Some(trust) = order.trust.as_ref().filter(|t| t.sign_at == Some(signed_at)) {
+        if let Some(trust) =
+            order.trust.as_ref().filter(|t| t.sign_at == Some(signed_at) || order.lifecycle != Some(Lifecycle::Signed))
+        {
             // This sign was judged: a redelivery (the first publish or notice may have failed),
             // or a Signed made by a rule (a re-check on the customer's word). One assessment and
-            // one notice per sign: its events and notice again, with the same ids.
+            // one notice per sign: its events and notice again, with the same ids. Also when
+            // the order is no longer Signed and its sign's time moved since (the carrier's
+            // record arrived after the platform's Signed it was judged on): that judgment, not
+            // a new one.
             return self.judged(&order, trust).await;
         }
         if order.lifecycle != Some(Lifecycle::Signed) {
@@ -730,6 +735,47 @@ mod tests {
         checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
         let notices = world.notify.drain();
         assert_eq!(notices.len(), 1, "the downgrade's notice, once queued");
+    }
+
+    #[tokio::test]
+    async fn a_sign_judged_before_the_carriers_record_arrived_is_not_forgotten_when_it_does() {
+        // Found by the soak (tests/soak, seed 12): the platform's own Signed came before the
+        // carrier's sign record, so the check judged the sign by the platform's time and
+        // downgraded it; its notice failed. Then the carrier's record arrived (an earlier sign
+        // time), and the retried check no longer recognised its own judgment — a different
+        // sign time — found the order downgraded, and did nothing: no notice, no
+        // `SignInTrustAssessed` ever.
+        let world = World::new();
+        let order = "app/shop-1001/o6";
+        let paid = json!({"order_id": "o6", "status": "Paid", "at": (at() - Duration::hours(30)).to_rfc3339()});
+        world.feed(Source::App, fixtures::app_event("order.status", at(), paid), &[]).await;
+        let pickup = fixtures::kuaidi100_param("shunfeng", "SFo6", "1", "101", "已收取快件", "2026-11-10 08:00:00", "");
+        world.feed(Source::Kuaidi100, pickup, &[("order", order)]).await;
+        let platform = Utc.with_ymd_and_hms(2026, 11, 11, 1, 31, 0).single().unwrap_or_default();
+        let signed = json!({"order_id": "o6", "status": "Signed", "at": platform.to_rfc3339()});
+        world.feed(Source::App, fixtures::app_event("order.status", platform, signed), &[]).await;
+        let key = OrderKey::parse(Source::App, "shop-1001", "o6").unwrap_or_else(|e| panic!("{e}"));
+        let n = world.write();
+        world.notify.fail_next("throttled");
+        assert!(checker(&world, &n).on_signed(&key).await.is_err(), "the notice could not be queued");
+        let downgraded = world.store.get(&key).await.ok().flatten().and_then(|o| o.lifecycle);
+        assert_eq!(downgraded, Some(Lifecycle::SignPendingConfirmation));
+        // The carrier's sign record, a minute earlier than the platform's Signed, arrives late.
+        let sign = fixtures::kuaidi100_param(
+            "shunfeng",
+            "SFo6",
+            "3",
+            "304",
+            "快件已被丰巢智能柜签收",
+            "2026-11-11 09:30:00",
+            "",
+        );
+        world.feed(Source::Kuaidi100, sign, &[("order", order)]).await;
+        let events = checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(events.iter().any(|e| e.detail_type() == "SignInTrustAssessed"), "{events:?}");
+        assert_eq!(world.notify.drain().len(), 1, "the notice owed");
+        let history = world.store.history(&key, None, 100).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(history.iter().filter(|h| h.raw.field == "trust").count(), 1, "judged once");
     }
 
     /// A clock that moves a second every time it is read: two invocations never see the same
