@@ -63,3 +63,28 @@ pub async fn add_counters(stats: &dyn crate::ports::Stats, adds: &[crate::model:
         }
     }
 }
+
+/// Adds counters at most once per `token` ([`crate::ports::Stats::add_once`]), retrying a
+/// conflict or an outage a few times with backoff. Returns whether they are counted; when not,
+/// the same call later (with the same token) is safe.
+pub async fn add_counters_once(
+    stats: &dyn crate::ports::Stats,
+    token: &str,
+    adds: &[crate::model::counters::CounterAdd],
+    what: &str,
+) -> bool {
+    if adds.is_empty() {
+        return true;
+    }
+    for attempt in 0..5 {
+        match stats.add_once(token, adds).await {
+            Ok(()) => return true,
+            Err(err) if err.is_retryable() && attempt < 4 => backoff(attempt).await,
+            Err(err) => {
+                tracing::warn!(error = %err, what, "could not add the counters");
+                return false;
+            }
+        }
+    }
+    false
+}

@@ -627,6 +627,10 @@ impl<P: Stats + ?Sized> Stats for Faulty<'_, P> {
         self.call("stats", "add", Call::Transaction, || self.inner.add(adds)).await
     }
 
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        self.call("stats", "add_once", Call::Transaction, || self.inner.add_once(token, adds)).await
+    }
+
     async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError> {
         self.call("stats", "month", Call::Read, || self.inner.month(channel, month_of)).await
     }
