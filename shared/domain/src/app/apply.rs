@@ -11,8 +11,9 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
 pub use crate::app::failure::Failure;
-use crate::app::failure::backoff;
+use crate::app::failure::{add_counters_once, backoff};
 use crate::app::release_stock::release_order;
+use crate::app::sla_sweep::{breach_count, breach_token};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::RefundId;
@@ -296,6 +297,17 @@ impl<'a> ApplyChange<'a> {
                 events.push(DomainEvent::StockReserved { key: key.clone(), lines: announced });
             }
         }
+        if let Some((state, due_at, event)) = breach_ended_by(&applied.order, &applied.entry, self.rules) {
+            // The move that ends a breach reports it, as the SLA sweep would have: kept before
+            // counted, counted once (the same token as the sweep's), derived again on redelivery.
+            let shard = key.shard(self.rules.shards);
+            self.ports.orders.keep(key, shard, std::slice::from_ref(&event), self.ports.clock.now()).await?;
+            let add = breach_count(key, shard, due_at);
+            if !add_counters_once(self.ports.stats, &breach_token(key, state, due_at), &[add], "SLA breach").await {
+                return Err(Failure::Retry("could not count the SLA breach".into()));
+            }
+            events.push(event);
+        }
         // Only the lines this refund case covers (every line for a whole-order refund), and only
         // when it succeeded before the parcel left, by the sources' times (not by what arrived
         // first).
@@ -329,6 +341,25 @@ impl<'a> ApplyChange<'a> {
         }
         Ok(events)
     }
+}
+
+/// The SLA breach a move ended, if the order left a state with a limit only after it (by the
+/// sources' times): the state, its due time and `SlaBreached`, the same event the SLA sweep
+/// raises.
+fn breach_ended_by(
+    order: &Order,
+    entry: &HistoryEntry,
+    rules: &Rules,
+) -> Option<(Lifecycle, DateTime<Utc>, DomainEvent)> {
+    let (Some(from), _) = entry.lifecycle? else { return None };
+    let limit = rules.sla.limit(order.key.source, from)?;
+    let since = *order.entered.get(&from)?;
+    let due_at = since + limit;
+    (entry.event_time > due_at).then(|| {
+        let event =
+            DomainEvent::SlaBreached { key: order.key.clone(), state: from, since, limit_minutes: limit.num_minutes() };
+        (from, due_at, event)
+    })
 }
 
 /// The domain events a history entry stands for.

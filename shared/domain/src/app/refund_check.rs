@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::apply::{ApplyChange, Failure};
-use crate::app::failure::add_counters;
+use crate::app::failure::{add_counters, add_counters_once};
 use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -248,7 +248,7 @@ impl RefundCheck<'_> {
         };
         let now = n.ports.clock.now();
         let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
-        let mut found_by_poll = false;
+        let mut found_by_poll: Option<DomainEvent> = None;
         for (raw, at) in &answer.statuses {
             let at = at.unwrap_or(now);
             let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
@@ -262,31 +262,43 @@ impl RefundCheck<'_> {
                 provenance: Provenance::Poll,
                 refund_scope: RefundScope::default(),
             };
-            let (applied, produced) = n.apply_status(&change, &facts).await?;
-            if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
-                found_by_poll = true;
+            let applied = n.apply_change(&change, &facts, &|_: &mut crate::model::order::Order| {}, &[]).await?;
+            // The recorded entry, not whether this call wrote it, and reported before the
+            // change's side effects can fail: a check that fails after applying the poll's change
+            // is followed by a release marker, not by another check, so the report is now or
+            // never.
+            if found_by_poll.is_none()
+                && applied.entry.provenance == Provenance::Poll
+                && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
+            {
+                let missing = DomainEvent::CallbackMissing {
+                    key: key.clone(),
+                    hint: format!(
+                        "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+                        key.source, key.shop
+                    ),
+                };
+                n.ports.orders.keep(key, key.shard(n.rules.shards), std::slice::from_ref(&missing), now).await?;
+                let add = CounterAdd {
+                    channel: key.source,
+                    day: business_day(now),
+                    shard: key.shard(n.rules.shards),
+                    name: names::CALLBACK_MISSING.into(),
+                    by: 1,
+                };
+                let token = format!("missing#{key}#{}", applied.entry.message_id);
+                if !add_counters_once(n.ports.stats, &token, &[add], "missing callback").await {
+                    return Err(Failure::Retry("could not count the missing callback".into()));
+                }
+                found_by_poll = Some(missing);
             }
-            events.extend(produced);
+            events.extend(n.effects(&applied, &facts).await?);
         }
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
-        if found_by_poll {
+        if let Some(missing) = found_by_poll {
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
-            events.push(DomainEvent::CallbackMissing {
-                key: key.clone(),
-                hint: format!(
-                    "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
-                    key.source, key.shop
-                ),
-            });
-            let add = CounterAdd {
-                channel: key.source,
-                day: business_day(now),
-                shard: key.shard(n.rules.shards),
-                name: names::CALLBACK_MISSING.into(),
-                by: 1,
-            };
-            add_counters(n.ports.stats, &[add], "missing callback").await;
+            events.push(missing);
             return Ok(CheckOutcome::Confirmed);
         }
         Ok(match refund {
@@ -787,6 +799,55 @@ mod tests {
         let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
         let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
         assert_eq!((total("stock_released"), total("callback_missing"), total("refund_found_by_poll")), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refund_found_by_polling_is_reported_missing_once_though_the_first_check_failed_after_it() {
+        // Found by the soak (tests/soak, seed 12): the poll applied the refund, then releasing
+        // the stock failed; the next run found the change recorded (not fresh) and neither
+        // counted nor reported the missing callback.
+        use crate::app::apply::WritePorts;
+        use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
+        let world = World::new("token", Duration::days(3)).await;
+        world.refund_requested("shop-1001", "6921009").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921009", vec![succeeded(at() - Duration::minutes(20))]);
+        let lost = Faults::new(FaultPlan::new(5).rate("inventory.release", Fault::After, 1.0));
+        let inventory = Faulty::new(&world.store, &lost);
+        let ports = WritePorts { inventory: &inventory, ..world.store.write_ports(&world.inbox, &world.clock) };
+        let write = ApplyChange::new(ports, &world.rules);
+        let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+        let platforms: [&dyn PlatformQuery; 1] = [&platform];
+        let failing = RefundCheck {
+            write,
+            platforms: &platforms,
+            secrets: &cache,
+            secret_store: &world.secrets,
+            stage: "test",
+            rules: &world.refund_rules,
+        };
+        let (_, report) = failing.sweep().await;
+        assert_eq!(report.outcomes.get("failed"), Some(&1), "{report:?}");
+        let key = OrderKey::parse(Source::Douyin, "shop-1001", "6921009").unwrap_or_else(|e| panic!("{e}"));
+        let kept = world
+            .store
+            .unpublished(key.shard(world.rules.shards), at(), None, 10)
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default();
+        assert!(
+            kept.iter().any(|u| u.event.detail_type() == "CallbackMissing"),
+            "reported though the rest failed: {kept:?}"
+        );
+        // What follows the failed check is its release marker, not another check.
+        world.clock.advance(Duration::minutes(11));
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.lines_released, 1, "{report:?}");
+        run(&world, &platform, async |c| c.recheck(std::slice::from_ref(&key)).await).await;
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("callback_missing"), total("stock_released")), (1, 1));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::failure::{Failure, add_counters};
+use crate::app::failure::{Failure, add_counters_once};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, OrderKey};
@@ -24,6 +24,11 @@ pub struct Released {
     /// The counters to add for the lines released by this call (not yet written: a batch
     /// writes them once).
     pub counters: Vec<CounterAdd>,
+    /// Per line released by this call or before (for any reason but `ops`, whose batch counts
+    /// its own): a token and its counters, from the line's own release time, to add once per
+    /// token ([`crate::ports::Stats::add_once`]) — so a release whose counting was lost is
+    /// counted by whoever finds it done, and none is counted twice.
+    pub once: Vec<(String, Vec<CounterAdd>)>,
 }
 
 impl Released {
@@ -75,11 +80,32 @@ pub async fn release_lines(
             released.lines.push(line.order_line());
         }
     }
+    let shard = key.shard(rules.shards);
+    let line_counters = |released_at: DateTime<Utc>| {
+        let day = business_day(released_at);
+        let delay = (released_at - refunded_at).num_seconds().max(0);
+        let add = |name: &str, by: i64| CounterAdd { channel: key.source, day, shard, name: name.into(), by };
+        let mut adds = vec![
+            add(names::STOCK_RELEASE_DUE, 1),
+            add(names::STOCK_RELEASED, 1),
+            add(names::STOCK_RELEASE_DELAY_SUM_S, delay),
+        ];
+        if released_at - refunded_at <= rules.release_within {
+            adds.push(add(names::STOCK_RELEASED_ON_TIME, 1));
+        }
+        adds
+    };
+    let token = |line: &LineId| format!("release#{key}#{line}");
+    released.once = done
+        .iter()
+        .filter(|r| r.released_by.as_deref() != Some("ops"))
+        .map(|r| (token(&r.line), line_counters(r.released_at.unwrap_or(now))))
+        .chain(released.lines.iter().filter(|_| reason != "ops").map(|l| (token(&l.line), line_counters(now))))
+        .collect();
     if released.lines.is_empty() {
         return Ok(released);
     }
     let day = business_day(now);
-    let shard = key.shard(rules.shards);
     let delay = (now - refunded_at).num_seconds().max(0);
     let lines = i64::try_from(released.lines.len()).unwrap_or(i64::MAX);
     let mut add = |name: &str, by: i64| {
@@ -98,7 +124,8 @@ pub async fn release_lines(
     Ok(released)
 }
 
-/// Releases the reserved stock of an order's lines `only` (every line when empty), counts it,
+/// Releases the reserved stock of an order's lines `only` (every line when empty), counts it
+/// (once per line, also lines found released whose counting was lost),
 /// keeps the `InventoryReleased` event in the order's outbox (so it is published even if this
 /// function dies before it does) and returns it (none when nothing was released for `reason`).
 #[allow(clippy::too_many_arguments)]
@@ -115,8 +142,12 @@ pub async fn release_order(
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
     let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
-    // The release itself happened exactly once; the counters are retried, then logged.
-    add_counters(stats, &released.counters, "stock release").await;
+    // The release itself happened exactly once; so are its counts, per line, whoever makes
+    // them (retried, then logged; a later run counts what is left).
+    futures::future::join_all(
+        released.once.iter().map(|(token, adds)| add_counters_once(stats, token, adds, "stock release")),
+    )
+    .await;
     let events = released.events(key, reason);
     orders.keep(key, key.shard(rules.shards), &events, now).await?;
     Ok(events)
@@ -126,7 +157,7 @@ pub async fn release_order(
 mod tests {
     use super::*;
     use crate::model::ids::Sku;
-    use crate::ports::OrderStore;
+    use crate::ports::{OrderStore, Stats};
     use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
     use crate::testing::memory::MemoryStore;
     use chrono::TimeZone;
@@ -168,5 +199,12 @@ mod tests {
         );
         let kept = store.unpublished(key.shard(rules.shards), at, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(kept.len(), 1, "and kept in the outbox until published");
+        // Counted once, though the release that did it failed before counting (found by the
+        // soak, seed 12: `stock_released` below the lines released).
+        release_order(&store, &store, &store, &key, &everything, at, at, "poll", &rules)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let month = store.month(key.source, at.date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get(names::STOCK_RELEASED)).sum::<i64>(), 1);
     }
 }

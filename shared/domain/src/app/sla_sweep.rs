@@ -1,6 +1,6 @@
 //! The SLA sweep: orders stuck in a state past its limit.
 
-use crate::app::failure::add_counters;
+use crate::app::failure::add_counters_once;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::record::DueKind;
@@ -81,6 +81,17 @@ pub async fn sla_sweep(
                     report.errors += 1;
                     continue;
                 }
+                // Counted once per breach (its order, state and due time), before the marker
+                // goes: a count whose answer was lost, or a sweep that dies after it, is neither
+                // repeated nor lost (the next sweep finds the marker; a move that ends the
+                // breach first reports it with the same token, see `apply::breach_ended_by`).
+                let add = breach_count(&marker.key, marker.shard, marker.due_at);
+                if !add_counters_once(stats, &breach_token(&marker.key, state, marker.due_at), &[add], "SLA breach")
+                    .await
+                {
+                    report.errors += 1;
+                    continue;
+                }
                 match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -91,14 +102,6 @@ pub async fn sla_sweep(
                 }
                 report.breached += 1;
                 tracing::warn!(source = %marker.key.source, shop = %marker.key.shop, order_id = %marker.key.order_id, state = %state, "SLA breached");
-                let add = CounterAdd {
-                    channel: marker.key.source,
-                    day: business_day(now),
-                    shard: marker.shard,
-                    name: names::SLA_BREACHED.into(),
-                    by: 1,
-                };
-                add_counters(stats, &[add], "SLA breach").await;
                 events.push(breach);
             }
             match page.next {
@@ -108,4 +111,22 @@ pub async fn sla_sweep(
         }
     }
     (events, report)
+}
+
+/// The once-token of a breach: its order, state and due time (whoever reports it).
+pub(crate) fn breach_token(
+    key: &crate::model::ids::OrderKey,
+    state: crate::model::lifecycle::Lifecycle,
+    due_at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    format!("sla#{key}#{state}#{}", due_at.timestamp_millis())
+}
+
+/// The count of a breach, on the day it was due.
+pub(crate) fn breach_count(
+    key: &crate::model::ids::OrderKey,
+    shard: u16,
+    due_at: chrono::DateTime<chrono::Utc>,
+) -> CounterAdd {
+    CounterAdd { channel: key.source, day: business_day(due_at), shard, name: names::SLA_BREACHED.into(), by: 1 }
 }
