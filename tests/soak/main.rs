@@ -277,6 +277,23 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     if !verdict.findings.is_empty() {
         println!("{}", verdict.report());
     }
+    if std::env::var("SOAK_TRACE").is_ok() {
+        for token in store.counted_once().iter().filter(|t| t.starts_with("sla#")) {
+            let announced = published.iter().any(|e| match e {
+                domain::model::domain_event::DomainEvent::SlaBreached { key, state, since, limit_minutes } => {
+                    *token
+                        == format!(
+                            "sla#{key}#{state}#{}",
+                            (*since + chrono::Duration::minutes(*limit_minutes)).timestamp_millis()
+                        )
+                }
+                _ => false,
+            });
+            if !announced {
+                println!("trace: breach counted, never announced: {token}");
+            }
+        }
+    }
     // SOAK_TRACE=<part of an order key>: that order's history, stock and published events.
     if let Ok(trace) = std::env::var("SOAK_TRACE") {
         use domain::ports::{InventoryStore, OrderStore};

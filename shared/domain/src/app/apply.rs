@@ -302,8 +302,9 @@ impl<'a> ApplyChange<'a> {
             // counted, counted once (the same token as the sweep's), derived again on redelivery.
             let shard = key.shard(self.rules.shards);
             self.ports.orders.keep(key, shard, std::slice::from_ref(&event), self.ports.clock.now()).await?;
+            let since = due_at - self.rules.sla.limit(key.source, state).unwrap_or_default();
             let add = breach_count(key, shard, due_at);
-            if !add_counters_once(self.ports.stats, &breach_token(key, state, due_at), &[add], "SLA breach").await {
+            if !add_counters_once(self.ports.stats, &breach_token(key, state, since), &[add], "SLA breach").await {
                 return Err(Failure::Retry("could not count the SLA breach".into()));
             }
             events.push(event);

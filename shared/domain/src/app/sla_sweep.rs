@@ -75,20 +75,18 @@ pub async fn sla_sweep(
                 };
                 // Kept in the order's outbox before the marker, its only other trace, is cleared:
                 // a publish that fails, or a sweep that dies, loses no breach. Two overlapping
-                // sweeps keep and publish the same event (the same id); one clears the marker
-                // and counts it.
+                // sweeps keep and publish the same event (the same id) and count it once; one
+                // clears the marker.
                 if orders.keep(&marker.key, marker.shard, std::slice::from_ref(&breach), now).await.is_err() {
                     report.errors += 1;
                     continue;
                 }
-                // Counted once per breach (its order, state and due time), before the marker
+                // Counted once per breach (its order, state and since when), before the marker
                 // goes: a count whose answer was lost, or a sweep that dies after it, is neither
                 // repeated nor lost (the next sweep finds the marker; a move that ends the
                 // breach first reports it with the same token, see `apply::breach_ended_by`).
-                let add = breach_count(&marker.key, marker.shard, marker.due_at);
-                if !add_counters_once(stats, &breach_token(&marker.key, state, marker.due_at), &[add], "SLA breach")
-                    .await
-                {
+                let add = breach_count(&marker.key, marker.shard, since + limit);
+                if !add_counters_once(stats, &breach_token(&marker.key, state, since), &[add], "SLA breach").await {
                     report.errors += 1;
                     continue;
                 }
@@ -113,13 +111,15 @@ pub async fn sla_sweep(
     (events, report)
 }
 
-/// The once-token of a breach: its order, state and due time (whoever reports it).
+/// The once-token of a breach: what its `SlaBreached` says — the order, the state and since
+/// when (the first time the order entered it, which an older event arriving late can move
+/// earlier: then it is the same breach, told with the earlier time) — whoever reports it.
 pub(crate) fn breach_token(
     key: &crate::model::ids::OrderKey,
     state: crate::model::lifecycle::Lifecycle,
-    due_at: chrono::DateTime<chrono::Utc>,
+    since: chrono::DateTime<chrono::Utc>,
 ) -> String {
-    format!("sla#{key}#{state}#{}", due_at.timestamp_millis())
+    format!("sla#{key}#{state}#{}", since.timestamp_millis())
 }
 
 /// The count of a breach, on the day it was due.

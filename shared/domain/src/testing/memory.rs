@@ -64,6 +64,11 @@ impl MemoryStore {
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
     }
+
+    /// The tokens counters were added once for ([`Stats::add_once`]).
+    pub fn counted_once(&self) -> Vec<String> {
+        lock(&self.state).counted_once.iter().cloned().collect()
+    }
 }
 
 fn check_counters(adds: &[CounterAdd]) -> Result<(), StoreError> {
