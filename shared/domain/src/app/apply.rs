@@ -230,7 +230,9 @@ impl<'a> ApplyChange<'a> {
         if let Some((_, RefundState::Succeeded)) = entry.refund {
             add(names::REFUND_SUCCEEDED.into(), 1);
             if change.provenance == Provenance::Poll {
+                // The poll found what no callback told: counted with the change, exactly once.
                 add(names::REFUND_FOUND_BY_POLL.into(), 1);
+                add(names::CALLBACK_MISSING.into(), 1);
             }
         }
         adds
@@ -363,6 +365,17 @@ fn breach_ended_by(
     })
 }
 
+/// The report that a shop's refund callback never came (its refund was found by polling).
+pub fn callback_missing(key: &crate::model::ids::OrderKey) -> DomainEvent {
+    DomainEvent::CallbackMissing {
+        key: key.clone(),
+        hint: format!(
+            "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+            key.source, key.shop
+        ),
+    }
+}
+
 /// The domain events a history entry stands for.
 pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
     let mut events = Vec::new();
@@ -392,6 +405,11 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
                 provenance: entry.provenance,
                 event_time: entry.event_time,
             });
+            if entry.provenance == Provenance::Poll {
+                // Written with the change (its outbox) and derived again from its entry: the
+                // report of the missing callback goes out however the check that found it ends.
+                events.push(callback_missing(&entry.key));
+            }
         }
     }
     if entry.verdict == Verdict::Unmapped {

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::apply::{ApplyChange, Failure};
-use crate::app::failure::{add_counters, add_counters_once};
+use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -248,7 +248,7 @@ impl RefundCheck<'_> {
         };
         let now = n.ports.clock.now();
         let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
-        let mut found_by_poll: Option<DomainEvent> = None;
+        let mut found_by_poll = false;
         for (raw, at) in &answer.statuses {
             let at = at.unwrap_or(now);
             let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
@@ -262,43 +262,20 @@ impl RefundCheck<'_> {
                 provenance: Provenance::Poll,
                 refund_scope: RefundScope::default(),
             };
-            let applied = n.apply_change(&change, &facts, &|_: &mut crate::model::order::Order| {}, &[]).await?;
-            // The recorded entry, not whether this call wrote it, and reported before the
-            // change's side effects can fail: a check that fails after applying the poll's change
-            // is followed by a release marker, not by another check, so the report is now or
-            // never.
-            if found_by_poll.is_none()
-                && applied.entry.provenance == Provenance::Poll
+            let (applied, produced) = n.apply_status(&change, &facts).await?;
+            // The recorded entry, not whether this call wrote it: the poll found the refund (its
+            // `CallbackMissing` and count go with the change itself, see `apply::events_of`).
+            if applied.entry.provenance == Provenance::Poll
                 && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
             {
-                let missing = DomainEvent::CallbackMissing {
-                    key: key.clone(),
-                    hint: format!(
-                        "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
-                        key.source, key.shop
-                    ),
-                };
-                n.ports.orders.keep(key, key.shard(n.rules.shards), std::slice::from_ref(&missing), now).await?;
-                let add = CounterAdd {
-                    channel: key.source,
-                    day: business_day(now),
-                    shard: key.shard(n.rules.shards),
-                    name: names::CALLBACK_MISSING.into(),
-                    by: 1,
-                };
-                let token = format!("missing#{key}#{}", applied.entry.message_id);
-                if !add_counters_once(n.ports.stats, &token, &[add], "missing callback").await {
-                    return Err(Failure::Retry("could not count the missing callback".into()));
-                }
-                found_by_poll = Some(missing);
+                found_by_poll = true;
             }
-            events.extend(n.effects(&applied, &facts).await?);
+            events.extend(produced);
         }
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
-        if let Some(missing) = found_by_poll {
+        if found_by_poll {
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
-            events.push(missing);
             return Ok(CheckOutcome::Confirmed);
         }
         Ok(match refund {
@@ -774,7 +751,7 @@ mod tests {
         platform.answer("6921001", vec![succeeded(at() - Duration::minutes(20))]);
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
-        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased", "CallbackMissing"]);
+        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "CallbackMissing", "InventoryReleased"]);
         let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
         assert_eq!(order.refund, RefundState::Succeeded);
         let history = world.store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
