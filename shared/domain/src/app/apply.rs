@@ -135,7 +135,10 @@ impl<'a> ApplyChange<'a> {
                     let recorded =
                         self.ports.orders.history_entry(&change.key, change.event_time, &change.message_id).await?;
                     let entry = recorded.unwrap_or(entry);
-                    let order = stored.unwrap_or(order);
+                    // The order as it is now: the one read above may predate the write that
+                    // recorded this event (a delivery running at the same time as this one), and
+                    // the side effects derived again from it would miss this event's own.
+                    let order = self.ports.orders.get(&change.key).await?.or(stored).unwrap_or(order);
                     return Ok(Applied { entry, order, fresh: false });
                 }
                 Err(err) => return Err(err.into()),

@@ -562,6 +562,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_deliveries_of_a_paid_at_once_both_announce_its_reservation() {
+        // Found by the soak (tests/soak, seed 16): SQS handed the same Paid to two consumers at
+        // once. Both read the order before either wrote; the second found the event recorded
+        // (a duplicate) and derived its side effects from the order as it had read it — not
+        // yet paid — so it announced no reservation. The first's publish failed; the second's
+        // success deleted the message: `StockReserved` never went out.
+        use crate::testing::faults::{FaultPlan, Faults, Faulty};
+        let world = World::new();
+        let faults = Faults::new(
+            FaultPlan::new(9).latency(std::time::Duration::from_millis(1), std::time::Duration::from_millis(3)),
+        );
+        let store = Faulty::new(&world.store, &faults);
+        let ports = crate::app::apply::WritePorts {
+            orders: &store,
+            inventory: &store,
+            stats: &store,
+            signals: &store,
+            inbox: &world.inbox,
+            clock: &world.clock,
+        };
+        let n = ApplyMessage::new(ApplyChange::new(ports, &world.rules));
+        n.handle(&app("order.status", "c1", 0, json!({"order_id": "mp-13", "status": "PendingPayment"})))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lines = json!([{"line": "L1", "sku": "SKU-A", "qty": 1}]);
+        let paid = app("order.status", "p1", 1, json!({"order_id": "mp-13", "status": "Paid", "lines": lines}));
+        let (a, b) = futures::join!(n.handle(&paid), n.handle(&paid));
+        for events in [a.unwrap_or_else(|e| panic!("{e}")), b.unwrap_or_else(|e| panic!("{e}"))] {
+            assert!(events.iter().any(|e| e.detail_type() == "StockReserved"), "{events:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_late_paid_after_a_refund_reserves_nothing_the_refund_covers() {
         let world = World::new();
         let n = world.messages();
