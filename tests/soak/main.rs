@@ -16,29 +16,24 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use serde_json::{Value, json};
 
-use domain::Source;
 use domain::app::announce::Announce;
 use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::apply_message::ApplyMessage;
-use domain::app::intake::{Incoming, Intake};
+use domain::app::intake::Intake;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::sign_check::{Notice, SignCheck};
-use domain::model::ids::ShopId;
-use domain::ports::Secrets;
 use domain::ports::platform::PlatformQuery;
-use domain::ports::secrets::{SecretCache, parameter_name};
+use domain::ports::secrets::SecretCache;
 use domain::rules::sign_trust::TrustRules;
 use domain::rules::timing::Rules;
 use domain::testing::faults::{Fault, FaultPlan, Faults, Faulty};
-use domain::testing::fixtures::{self, Signed};
 use domain::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore};
-use tests::soak::day::{self, DayPlan, SHOPS, STAGE, shop_secret};
+use tests::soak::day::{self, DayPlan, STAGE};
+use tests::soak::lambdas::Lambdas;
 use tests::soak::oracle::{self, Evidence, Stores};
-use tests::soak::run::{self, Functions, Timing};
+use tests::soak::run::{self, Timing};
 use tests::soak::sim::{FakeDouyin, RuleBus, SimQueue, SoakClock};
 use tests::soak::{env, summary};
 
@@ -58,59 +53,6 @@ fn plan(seed: u64) -> FaultPlan {
     plan
 }
 
-/// The functions as their triggers call them, over the in-memory ports.
-struct InProcess<'a> {
-    intake: &'a Intake<'a>,
-    clock: &'a SoakClock,
-    normalize: &'a status_normalize::Handler<'a>,
-    trust: &'a signin_trust_check::Handler<'a>,
-    refunds: &'a refund_dual_check::Handler<'a>,
-}
-
-#[async_trait(?Send)]
-impl Functions for InProcess<'_> {
-    async fn webhook(&self, incoming: Incoming) -> u16 {
-        use domain::ports::clock::Clock;
-        let signed = Signed { headers: incoming.headers, body: incoming.body, query: incoming.query };
-        let event = fixtures::http_event("POST", &incoming.source, &incoming.shop, &signed, incoming.received_at);
-        match webhook_verify::handle(self.intake, event, self.clock.now()).await {
-            webhook_verify::Answer::Http(response) => u16::try_from(response.status_code).unwrap_or(500),
-            other => panic!("webhook-verify answered an HTTP request with {other:?}"),
-        }
-    }
-
-    async fn normalize(&self, event: Value, time_left: Duration) -> Result<Value, String> {
-        let answer = self.normalize.handle_within(event, Some(time_left)).await.map_err(|e| e.to_string())?;
-        serde_json::to_value(answer).map_err(|e| e.to_string())
-    }
-
-    async fn trust(&self, event: Value, time_left: Duration) -> Result<Value, String> {
-        let answer = self.trust.handle_within(event, Some(time_left)).await.map_err(|e| e.to_string())?;
-        serde_json::to_value(answer).map_err(|e| e.to_string())
-    }
-
-    async fn refunds(&self, event: Value) -> Value {
-        serde_json::to_value(self.refunds.handle(event).await).unwrap_or(Value::Null)
-    }
-}
-
-async fn shop_secrets(secrets: &MemorySecrets, start: chrono::DateTime<Utc>) {
-    for (source, shops) in SHOPS {
-        for shop in shops {
-            let mut value: Value =
-                serde_json::from_str(&fixtures::secret_json(source, &shop_secret(source, shop), None)).unwrap();
-            if source == Source::Douyin {
-                // The open API's tokens beside the push secret: revoked mid-day (see FakeDouyin).
-                value["access_token"] = json!("tok-1");
-                value["access_token_expires_at"] = json!((start + chrono::Duration::hours(30)).to_rfc3339());
-                value["refresh_token"] = json!("refresh-1");
-            }
-            let name = parameter_name(STAGE, source, &ShopId::parse(shop).unwrap());
-            secrets.put(&name, &value.to_string()).await.unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     let wall = Instant::now();
@@ -120,8 +62,7 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     let callbacks: usize = env("SOAK_CALLBACKS", 1500);
     // 11.11, 00:00 in Beijing.
     let start = Utc.with_ymd_and_hms(2026, 11, 10, 16, 0, 0).single().unwrap();
-    let day =
-        day::generate(&DayPlan { seed, callbacks, start, unit: chrono::Duration::minutes(1), span_units: 14 * 60 });
+    let day = day::generate(&DayPlan::sales_day(seed, callbacks, start));
     let template = run::template();
 
     let clock = SoakClock::new(start);
@@ -129,7 +70,7 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     let store = MemoryStore::default();
     let inbox = MemoryInbox::default();
     let secrets = MemorySecrets::default();
-    shop_secrets(&secrets, start).await;
+    day::install_secrets(&secrets, start).await;
     let duplicates: f64 = env("SOAK_DUPLICATES", 0.02);
     let inbound = SimQueue::new("inbound", template.visibility, template.max_receives, duplicates, seed ^ 1);
     let trust_queue = SimQueue::new("trust", template.visibility, template.max_receives, duplicates, seed ^ 2);
@@ -201,8 +142,14 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         events: &announce,
         release_concurrency: 16,
     };
-    let functions =
-        InProcess { intake: &intake, clock: &clock, normalize: &normalize, trust: &trust, refunds: &refunds };
+    let functions = Lambdas {
+        intake: &intake,
+        clock: &clock,
+        normalize: &normalize,
+        trust: &trust,
+        refunds: &refunds,
+        outbox: None,
+    };
     // WeChat Pay's notify schedule (15/15/30/180/1800/1800/1800/1800/3600 s, as quoted in
     // public pages, e.g. https://www.q58.club/t/topic/446; unconfirmed against WeChat's own
     // page): the sender every platform here is modelled on.

@@ -37,6 +37,26 @@ pub fn shop_secret(source: Source, shop: &str) -> String {
     format!("soak-{source}-{shop}-s3cret")
 }
 
+/// Stores every shop's secret parameter (as `fixtures::secret_json` writes them) in `secrets`;
+/// Douyin's also carries the open API's tokens (`tok-1`, expiring 30 hours after `start`), which
+/// the refund dual-check uses.
+pub async fn install_secrets(secrets: &dyn domain::ports::Secrets, start: DateTime<Utc>) {
+    for (source, shops) in SHOPS {
+        for shop in shops {
+            let mut value: Value = serde_json::from_str(&fixtures::secret_json(source, &shop_secret(source, shop), None))
+                .unwrap_or_else(|e| panic!("{e}"));
+            if source == Source::Douyin {
+                value["access_token"] = json!("tok-1");
+                value["access_token_expires_at"] = json!((start + Duration::hours(30)).to_rfc3339());
+                value["refresh_token"] = json!("refresh-1");
+            }
+            let shop = domain::ShopId::parse(shop).unwrap_or_else(|e| panic!("{e}"));
+            let name = domain::ports::secrets::parameter_name(STAGE, source, &shop);
+            secrets.put(&name, &value.to_string()).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
 /// How the day is laid out.
 #[derive(Debug, Clone)]
 pub struct DayPlan {
@@ -50,6 +70,18 @@ pub struct DayPlan {
     pub unit: Duration,
     /// How long the day's orders keep being created, in units.
     pub span_units: i64,
+    /// The range of an order's pace (units between its steps).
+    pub pace: (i64, i64),
+    /// The longest tail in units: a completion after the sign, a late delivery, an app signal.
+    pub tail_units: i64,
+}
+
+impl DayPlan {
+    /// A day of at least `callbacks` callbacks from 00:00 Beijing on 11.11 2026 (`start`), a
+    /// minute a unit: orders created over 14 hours, paced 3–25 minutes, tails up to 10 hours.
+    pub fn sales_day(seed: u64, callbacks: usize, start: DateTime<Utc>) -> Self {
+        Self { seed, callbacks, start, unit: Duration::minutes(1), span_units: 14 * 60, pace: (3, 25), tail_units: 600 }
+    }
 }
 
 /// One callback of the day, as its sender knows it.
@@ -152,7 +184,7 @@ impl Builder {
     /// midnight rush, when every platform pushes at once), or — one in twelve — late.
     fn send_delay(&mut self) -> Duration {
         if self.rng.chance(1.0 / 12.0) {
-            let units = self.rng.between(10, 180);
+            let units = self.rng.between(10, 180.min(self.plan.tail_units));
             return self.plan.unit * i32::try_from(units).unwrap_or(10);
         }
         let max_ms = if self.rush { 20 } else { 1_000 };
@@ -225,7 +257,7 @@ impl Builder {
         self.push(Source::Kuaidi100, &shop, param, order, String::new(), signed, "kuaidi100 sign");
         if let Some(customer) = customer {
             let reference = format!("{}/{}/{}", key.source, key.shop, key.order_id);
-            let after = self.rng.between(5, 150) as f64;
+            let after = self.rng.between(5, 150.min(self.plan.tail_units)) as f64;
             let at = self.at(signed, after);
             let kind = match self.rng.below(10) {
                 0 => Some("sign.not_received"),
@@ -338,7 +370,7 @@ impl Builder {
                 asked,
                 "douyin refund asked",
             );
-            let units = self.rng.between(5, 60) as f64;
+            let units = self.rng.between(5, 60.min(self.plan.tail_units)) as f64;
             let done = self.at(asked, units);
             let outcome = self.rng.below(10);
             let (tag, code, time_field, what) = match outcome {
@@ -394,7 +426,7 @@ impl Builder {
         );
         let (signed, _) = self.parcel(&key, &waybill, shipped, pace, None);
         if self.rng.chance(0.5) {
-            let units = self.rng.between(30, 600) as f64;
+            let units = self.rng.between(30.min(self.plan.tail_units), 600.min(self.plan.tail_units)) as f64;
             let done = self.at(signed, units);
             let m = msg(self);
             self.push(
@@ -475,7 +507,7 @@ impl Builder {
         let waybill = format!("SF{:010}", self.id());
         let (signed, _) = self.parcel(&key, &waybill, shipped, pace, None);
         if self.rng.chance(0.6) {
-            let units = self.rng.between(30, 600) as f64;
+            let units = self.rng.between(30.min(self.plan.tail_units), 600.min(self.plan.tail_units)) as f64;
             let done = self.at(signed, units);
             self.push(
                 Source::Youzan,
@@ -524,7 +556,7 @@ impl Builder {
             status(self, 50, platform_signed, "kuaishou signed");
         }
         if self.rng.chance(0.5) {
-            let units = self.rng.between(30, 600) as f64;
+            let units = self.rng.between(30.min(self.plan.tail_units), 600.min(self.plan.tail_units)) as f64;
             let done = self.at(signed, units);
             status(self, 70, done, "kuaishou completed");
         }
@@ -598,7 +630,7 @@ impl Builder {
                 asked,
                 "app partial refund asked",
             );
-            let units = self.rng.between(2, 20) as f64;
+            let units = self.rng.between(2, 20.min(self.plan.tail_units)) as f64;
             let done = self.at(asked, units);
             status(
                 self,
@@ -656,7 +688,7 @@ impl Builder {
         );
         let (signed, _) = self.parcel(&key, &waybill, shipped, pace, Some(&customer));
         if self.rng.chance(0.4) {
-            let units = self.rng.between(30, 600) as f64;
+            let units = self.rng.between(30.min(self.plan.tail_units), 600.min(self.plan.tail_units)) as f64;
             let done = self.at(signed, units);
             status(
                 self,
@@ -690,7 +722,7 @@ pub fn generate(plan: &DayPlan) -> Day {
             let units = b.rng.between(1, plan.span_units.max(2)) as f64;
             b.at(plan.start, units)
         };
-        let pace = b.rng.between(3, 25) as f64;
+        let pace = b.rng.between(plan.pace.0, plan.pace.1) as f64;
         match order % 4 {
             0 => b.douyin(t0, pace),
             1 => b.youzan(t0, pace),

@@ -4,11 +4,13 @@
 //! one on the local stack (`tests/aws/soak.rs`, the AWS adapters over `adapters::faults`).
 //!
 //! - [`day`]: the day's callbacks, signed as each platform signs them, and what the platforms know;
+//! - [`lambdas`]: the functions' handlers as their triggers call them;
 //! - [`run`]: the senders, the SQS event sources and the template's schedules, with deadlines;
 //! - [`sim`]: the clock, SQS, the event bus rule and Douyin's query API, simulated;
 //! - [`oracle`]: what must hold afterwards.
 
 pub mod day;
+pub mod lambdas;
 pub mod oracle;
 pub mod run;
 pub mod sim;
