@@ -14,5 +14,6 @@ mod platform;
 mod refund;
 mod samples;
 mod schema;
+mod soak;
 mod trust;
 mod webhook;

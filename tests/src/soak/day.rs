@@ -43,8 +43,9 @@ pub fn shop_secret(source: Source, shop: &str) -> String {
 pub async fn install_secrets(secrets: &dyn domain::ports::Secrets, start: DateTime<Utc>) {
     for (source, shops) in SHOPS {
         for shop in shops {
-            let mut value: Value = serde_json::from_str(&fixtures::secret_json(source, &shop_secret(source, shop), None))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let mut value: Value =
+                serde_json::from_str(&fixtures::secret_json(source, &shop_secret(source, shop), None))
+                    .unwrap_or_else(|e| panic!("{e}"));
             if source == Source::Douyin {
                 value["access_token"] = json!("tok-1");
                 value["access_token_expires_at"] = json!((start + Duration::hours(30)).to_rfc3339());
