@@ -23,7 +23,7 @@ for part in "${parts[@]}"; do
       ;;
     coldstart)
       echo "== cold start (release binaries, mock Lambda Runtime API)"
-      cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report
+      cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report -p notify
       cargo build --release --locked -p tests --bin coldstart
       start_moto
       create_stack

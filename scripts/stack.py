@@ -125,6 +125,16 @@ def main() -> int:
     # the template) but disabled: the tests and the demo play the event sources themselves.
     for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    # For the same reason, rules stay but lose their Lambda targets: moto's PutEvents fails with a
+    # 500 (NotImplementedError) on a matching rule whose target is a function, which would fail
+    # every publisher of those events. The tests and the demo hand such events to the function.
+    events = client("events")
+    for bus in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        for rule in events.list_rules(EventBusName=bus)["Rules"]:
+            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            lambdas = [t["Id"] for t in targets if ":lambda:" in t["Arn"]]
+            if lambdas:
+                events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=lambdas)
 
     # moto's CloudFormation ignores TimeToLiveSpecification: apply it from the template.
     dynamodb = client("dynamodb")

@@ -7,6 +7,10 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# A clean checkout gains nothing from incremental state; it only costs disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+echo "== disk before: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+
 ensure_venv
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -25,4 +29,5 @@ cargo test --workspace --locked
 # Every parser of outside input: replay the committed corpora, then fuzz each target briefly
 # (skipped, with a notice, where no nightly toolchain is installed).
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
+echo "== disk after: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target $(du -sh target 2>/dev/null | cut -f1)"
 echo "== all tests passed"

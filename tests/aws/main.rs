@@ -10,6 +10,7 @@ mod faults;
 mod functions;
 mod health;
 mod normalize;
+mod notify;
 mod platform;
 mod refund;
 mod samples;

@@ -92,12 +92,12 @@ impl Case {
 }
 
 fn codes(answer: &RefundAnswer) -> Vec<String> {
-    answer.statuses.iter().map(|(status, _)| status.to_string()).collect()
+    answer.all_statuses().iter().map(|(status, _)| status.to_string()).collect()
 }
 
 /// The refund state the answer's code of `field` maps to, as a callback's would.
 fn refund_state(platform: Platform, answer: &RefundAnswer, field: &str) -> Option<RefundState> {
-    let (status, _) = answer.statuses.iter().find(|(s, _)| s.field == field)?;
+    let (status, _) = answer.all_statuses().into_iter().find(|(s, _)| s.field == field)?;
     match map_status(source(platform), &status.field, &status.code) {
         StatusMapping::Mapped(target) => target.refund,
         _ => None,
@@ -115,7 +115,7 @@ async fn success_maps_to_succeeded(platform: Platform) {
     };
     assert_eq!(codes(&answer), expected);
     // Every code that speaks of the refund says it succeeded.
-    for (status, at) in &answer.statuses {
+    for (status, at) in answer.all_statuses() {
         if let StatusMapping::Mapped(target) = map_status(source(platform), &status.field, &status.code)
             && let Some(refund) = target.refund
         {
@@ -127,8 +127,14 @@ async fn success_maps_to_succeeded(platform: Platform) {
     assert_eq!(refund_state(platform, &answer, decisive_field(platform)), Some(RefundState::Succeeded));
     assert_eq!(refund_state(platform, &answer, "refund_status"), Some(RefundState::Succeeded));
     match platform {
-        Platform::Douyin => assert_eq!(answer.refund_kind, Some(domain::model::lifecycle::RefundKind::RefundOnly)),
-        Platform::Taobao => assert_eq!(answer.refund_id.as_deref(), Some("200001")),
+        Platform::Douyin => assert_eq!(answer.any_kind(), Some(domain::model::lifecycle::RefundKind::RefundOnly)),
+        Platform::Taobao => {
+            assert_eq!(
+                answer.cases.first().and_then(|c| c.refund_id.as_deref()),
+                Some("200001"),
+                "the refund's own case"
+            )
+        }
         Platform::Pdd => {}
     }
     assert_eq!(case.fake.requests(order_id(platform)), 1);
@@ -373,6 +379,34 @@ macro_rules! for_each_platform {
             }
         }
     };
+}
+
+/// A paid order's lines, from the order detail, signed as Douyin checks it: each sub-order with
+/// the seller's SKU code and its quantity (the paid push names only the sub-order ids).
+#[tokio::test]
+async fn douyin_order_lines_come_from_the_order_detail_with_skus_and_quantities() {
+    let case = Case::start(Platform::Douyin).await;
+    let order = order_id(Platform::Douyin);
+    case.fake.script(order, Reply::Paid);
+    let lines = case.client.order_lines(&key(Platform::Douyin, order), &case.credentials).await.unwrap();
+    let got: Vec<(String, String, u32)> =
+        lines.iter().map(|l| (l.line.to_string(), l.sku.to_string(), l.qty)).collect();
+    assert_eq!(
+        got,
+        [(format!("{order}1"), format!("SKU-{order}-1"), 2), (format!("{order}2"), format!("SKU-{order}-2"), 1)]
+    );
+    assert_eq!(case.fake.requests(order), 1, "one call");
+    assert!(case.fake.rejections().is_empty(), "{:?}", case.fake.rejections());
+    assert_eq!(
+        case.client.order_lines(&key(Platform::Douyin, "4781320682406000000"), &case.credentials).await,
+        Err(QueryError::NotFound)
+    );
+    // The other clients have no such query.
+    let pdd = Case::start(Platform::Pdd).await;
+    assert_eq!(
+        pdd.client.order_lines(&key(Platform::Pdd, order_id(Platform::Pdd)), &pdd.credentials).await,
+        Err(QueryError::Unsupported)
+    );
 }
 
 for_each_platform!(

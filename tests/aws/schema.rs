@@ -190,3 +190,85 @@ async fn the_live_tables_and_queues_are_what_the_code_expects() {
         assert!(redrive.contains("DeadLetterQueue"), "{url} has a dead-letter queue: {redrive}");
     }
 }
+
+/// The load limits the reliability promise relies on are in the template.
+#[test]
+fn the_template_limits_load_at_the_door_and_on_every_queue_consumer() {
+    let t = template();
+    let api = &t["Resources"]["WebhookApi"]["Properties"]["DefaultRouteSettings"];
+    for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(!api[limit].is_null(), "the HTTP API has no {limit}: a flood reaches the functions");
+    }
+    for (name, function) in t["Resources"].as_mapping().unwrap() {
+        if function["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        for (_, event) in function["Properties"]["Events"].as_mapping().cloned().unwrap_or_default() {
+            if event["Type"].as_str() == Some("SQS") {
+                let max = &event["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+                assert!(!max.is_null(), "{name:?}: an SQS event source without a maximum concurrency");
+            }
+        }
+    }
+    for function in ["RefundDualCheckFunction", "HealthReportFunction"] {
+        let reserved = t["Resources"][function]["Properties"]["ReservedConcurrentExecutions"].as_u64();
+        assert_eq!(reserved, Some(1), "{function}: one run at a time protects the platforms' APIs and the report");
+    }
+}
+
+/// A delivery's dedupe lease must outlive any attempt that can still act (the function's
+/// timeout), and the door's budget must end before the function is killed.
+#[test]
+fn the_inbox_lease_outlives_the_webhook_function_and_its_budget_ends_before_it() {
+    let t = template();
+    let function = &t["Resources"]["WebhookVerifyFunction"]["Properties"];
+    let timeout_s = function["Timeout"].as_u64().unwrap();
+    let variables = &function["Environment"]["Variables"];
+    let lease_s = variables["INBOX_LEASE_SECONDS"].as_u64().expect("INBOX_LEASE_SECONDS is set");
+    let budget_ms = variables["DOOR_BUDGET_MS"].as_u64().expect("DOOR_BUDGET_MS is set");
+    assert!(lease_s > timeout_s, "lease {lease_s} s must outlive the timeout {timeout_s} s");
+    assert!(budget_ms < timeout_s * 1000, "budget {budget_ms} ms must end before the timeout {timeout_s} s");
+    // After the budget, one more SDK call (giving the lease back) still ends before the kill.
+    let operation_ms = u64::try_from(adapters::aws::SdkLimits::default().operation_timeout.as_millis()).unwrap();
+    assert!(
+        budget_ms + operation_ms < timeout_s * 1000,
+        "budget {budget_ms} ms + one SDK call {operation_ms} ms must end before the timeout {timeout_s} s"
+    );
+}
+
+/// The bus rule sends a carrier's Signed to the trust check, and never a Signed orderhub's own
+/// rule made (a promoted sign would be judged again, and the customer told again).
+#[tokio::test]
+async fn the_live_bus_rule_sends_carrier_signs_to_the_trust_queue_and_not_rule_made_ones() {
+    use domain::model::domain_event::DomainEvent;
+    use domain::model::lifecycle::{Lifecycle, Stage};
+    use domain::model::order::Provenance;
+    use domain::ports::EventPublisher;
+    use domain::{OrderKey, Source};
+
+    let clients = clients().await;
+    let bus = adapters::BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME"));
+    let shop = stack::namespace("rule").replace('-', "");
+    let at = chrono::Utc::now();
+    let signed = |order: &str, provenance| DomainEvent::OrderStatusChanged {
+        key: OrderKey::parse(Source::App, &shop, order).unwrap(),
+        from: Some(Lifecycle::SignPendingConfirmation),
+        to: Lifecycle::Signed,
+        stage: Stage::Signed,
+        event_time: at,
+        applied_at: at,
+        provenance,
+    };
+    let events = [signed("by-carrier", Provenance::Callback), signed("by-rule", Provenance::Rule)];
+    assert!(bus.publish(&events).await.unwrap().is_empty());
+    let url = stack::var("TRUST_QUEUE_URL");
+    let mut ours = Vec::new();
+    // The trust queue is the stack's: keep only this test's messages, poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ours.is_empty() && std::time::Instant::now() < deadline {
+        ours.extend(stack::drain(&clients, &url).await.into_iter().filter(|body| body.contains(&shop)));
+    }
+    ours.extend(stack::drain(&clients, &url).await.into_iter().filter(|body| body.contains(&shop)));
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(ours[0].contains("by-carrier"), "{ours:?}");
+}

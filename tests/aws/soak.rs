@@ -25,7 +25,9 @@ use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
 use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::app::intake::Intake;
+use domain::app::order_lines::PlatformLines;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::sign_check::{Notice, SignCheck};
 use domain::ports::platform::PlatformQuery;
@@ -284,17 +286,9 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         budget: Duration::from_secs(4),
         shards: rules.shards,
     };
-    let normalize = status_normalize::Handler {
-        messages: ApplyMessage::new(write),
-        events: &announce,
-        dead_letter: &dead_letters,
-        stats: &tables.stats,
-    };
-    let trust_rules = TrustRules { app_window: scaled(TrustRules::default().app_window), ..TrustRules::default() };
-    let trust = signin_trust_check::Handler {
-        checker: SignCheck { write, signals: &tables.signals, notify: &notify, rules: &trust_rules },
-        events: &announce,
-    };
+    let inbound_letters = adapters::SqsDeadLetters::new(faulty.sqs.clone(), &inbound.dlq);
+    // The trust queue's dead letters are not what this soak drives.
+    let trust_letters = domain::testing::notify::MemoryDeadLetters::default();
     let douyin = FakeDouyin::new(
         &day.truth,
         &clock,
@@ -302,6 +296,21 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         start + scaled(chrono::Duration::hours(6)),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
+    // A paid Douyin order's lines come from the order detail API (its outages hold them).
+    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    let normalize = status_normalize::Handler {
+        messages: ApplyMessage::new(write).with_lines(&platform_lines),
+        events: &announce,
+        dead_letter: &dead_letters,
+        stats: &tables.stats,
+        letters: DeadLetterOps { dead_letters: &inbound_letters, source: &inbound_queue },
+    };
+    let trust_rules = TrustRules { app_window: scaled(TrustRules::default().app_window), ..TrustRules::default() };
+    let trust = signin_trust_check::Handler {
+        checker: SignCheck { write, signals: &tables.signals, notify: &notify, rules: &trust_rules },
+        events: &announce,
+        letters: DeadLetterOps { dead_letters: &trust_letters, source: &trust_target },
+    };
     let refund_rules = RefundRules {
         pending_recheck_after: scaled(RefundRules::default().pending_recheck_after),
         max_backoff: Duration::from_millis(200),

@@ -21,7 +21,9 @@ use chrono::{TimeZone, Utc};
 use domain::app::announce::Announce;
 use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::app::intake::Intake;
+use domain::app::order_lines::PlatformLines;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::sign_check::{Notice, SignCheck};
 use domain::ports::platform::PlatformQuery;
@@ -109,17 +111,8 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         budget: Duration::from_millis(4000),
         shards: rules.shards,
     };
-    let normalize = status_normalize::Handler {
-        messages: ApplyMessage::new(write),
-        events: &announce,
-        dead_letter: &f_dead_letters,
-        stats: &f_store,
-    };
-    let trust_rules = TrustRules::default();
-    let trust = signin_trust_check::Handler {
-        checker: SignCheck { write, signals: &f_store, notify: &f_notify, rules: &trust_rules },
-        events: &announce,
-    };
+    // The ops events on dead letters are not what the soak drives (its simulated queues redrive).
+    let ops_letters = domain::testing::notify::MemoryDeadLetters::default();
     // Douyin's query API rate-limits every call (HTTP 429) from 02:00 to 04:00, and revokes the
     // first access token at 06:00.
     let douyin = FakeDouyin::new(
@@ -129,6 +122,21 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         start + chrono::Duration::hours(6),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
+    // A paid Douyin order's lines come from the order detail API (its outages hold them).
+    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    let normalize = status_normalize::Handler {
+        messages: ApplyMessage::new(write).with_lines(&platform_lines),
+        events: &announce,
+        dead_letter: &f_dead_letters,
+        stats: &f_store,
+        letters: DeadLetterOps { dead_letters: &ops_letters, source: &f_inbound },
+    };
+    let trust_rules = TrustRules::default();
+    let trust = signin_trust_check::Handler {
+        checker: SignCheck { write, signals: &f_store, notify: &f_notify, rules: &trust_rules },
+        events: &announce,
+        letters: DeadLetterOps { dead_letters: &ops_letters, source: &f_inbound },
+    };
     let refund_rules = RefundRules::default();
     let refunds = refund_dual_check::Handler {
         checker: RefundCheck {

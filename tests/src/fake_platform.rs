@@ -82,6 +82,9 @@ pub enum Reply {
     },
     /// The platform does not know the order (also the answer for an unscripted order).
     NotFound,
+    /// Paid, awaiting shipment, no after-sale (Douyin `order_status` 2 备货中 with two sku orders
+    /// `{order}1` ×2 and `{order}2` ×1; the refund platforms answer as for a pending order).
+    Paid,
     /// A 200 with a body that is not JSON.
     Garbage,
 }
@@ -447,12 +450,20 @@ fn douyin_order(order_id: &str, order_status: u32, main_status: u32, after_sale:
         json!({"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0}),
         |a| json!({"after_sale_status": a.0, "after_sale_type": a.1, "refund_status": a.2}),
     );
+    // Each sku order: its sub-order id, the SKU (Douyin's `sku_id`, the seller's `code`) and the
+    // quantity (zsmhub/doudian-sdk `order_orderDetail_response.go` L225-L387).
     json!({"shop_order_detail": {
         "order_id": order_id, "order_status": order_status, "main_status": main_status,
         "create_time": now - 86_400, "update_time": now,
         "sku_order_list": [{
-            "order_id": order_id, "parent_order_id": order_id, "order_status": order_status,
-            "main_status": main_status, "update_time": now, "after_sale_info": info
+            "order_id": format!("{order_id}1"), "parent_order_id": order_id, "order_status": order_status,
+            "main_status": main_status, "update_time": now, "after_sale_info": info,
+            "sku_id": 1_790_000_000_000_001_i64, "code": format!("SKU-{order_id}-1"), "out_sku_id": "", "item_num": 2
+        }, {
+            "order_id": format!("{order_id}2"), "parent_order_id": order_id, "order_status": order_status,
+            "main_status": main_status, "update_time": now,
+            "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0},
+            "sku_id": 1_790_000_000_000_002_i64, "code": format!("SKU-{order_id}-2"), "out_sku_id": "", "item_num": 1
         }]
     }})
 }
@@ -462,6 +473,7 @@ fn douyin_reply(order_id: &str, reply: &Reply) -> Response {
         // Shipped, refund only after shipment, refund done (发货后退款完结).
         Reply::RefundSucceeded => douyin_ok(douyin_order(order_id, 4, 22, Some((12, 1, 3)))),
         Reply::RefundPending => douyin_ok(douyin_order(order_id, 3, 3, Some((6, 1, 1)))),
+        Reply::Paid => douyin_ok(douyin_order(order_id, 2, 2, None)),
         // The buyer withdrew: after-sale 28 while refund_status stays at 1.
         Reply::RefundClosed => douyin_ok(douyin_order(order_id, 3, 3, Some((28, 1, 1)))),
         Reply::Error { code, sub_code, message } => ok(json!({
@@ -563,7 +575,7 @@ fn pdd_order(order_sn: &str, order_status: u32, after_sales_status: u32, refund_
 fn pdd_reply(order_sn: &str, reply: &Reply) -> Response {
     match reply {
         Reply::RefundSucceeded => ok(pdd_order(order_sn, 2, 10, 4)),
-        Reply::RefundPending => ok(pdd_order(order_sn, 2, 2, 2)),
+        Reply::RefundPending | Reply::Paid => ok(pdd_order(order_sn, 2, 2, 2)),
         Reply::RefundClosed => ok(pdd_order(order_sn, 2, 11, 1)),
         Reply::Error { code, sub_code, message } => ok(json!({"error_response": {
             "error_code": code.parse::<i64>().unwrap_or(50000), "error_msg": message,
@@ -692,7 +704,7 @@ fn taobao_trade(tid: &str, trade_status: &str, refund_status: &str) -> Value {
 fn taobao_reply(tid: &str, reply: &Reply) -> Response {
     match reply {
         Reply::RefundSucceeded => ok(taobao_trade(tid, "TRADE_CLOSED", "SUCCESS")),
-        Reply::RefundPending => ok(taobao_trade(tid, "WAIT_BUYER_CONFIRM_GOODS", "WAIT_SELLER_AGREE")),
+        Reply::RefundPending | Reply::Paid => ok(taobao_trade(tid, "WAIT_BUYER_CONFIRM_GOODS", "WAIT_SELLER_AGREE")),
         Reply::RefundClosed => ok(taobao_trade(tid, "WAIT_BUYER_CONFIRM_GOODS", "CLOSED")),
         Reply::Error { code, sub_code, message } => {
             taobao_error(code.parse().unwrap_or(15), message, sub_code.as_deref().map(|s| (s, message.as_str())))

@@ -7,6 +7,7 @@
 pub mod fake_gateway;
 pub mod fake_notify;
 pub mod fake_platform;
+pub mod policy;
 pub mod runtime_api;
 pub mod soak;
 pub mod stack;

@@ -32,6 +32,8 @@ pub struct Config {
     pub thresholds: HealthThresholds,
     /// `SILENCE_MINUTES` (default 10, 1..=1440) over the default silence rules.
     pub silence: SilenceRules,
+    /// `COUNTER_SHARDS` (default 16): the counter shards a report reads.
+    pub shards: u16,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             event_bus,
             thresholds,
             silence: SilenceRules { silence_minutes, ..SilenceRules::default() },
+            shards: config::parsed(env, "COUNTER_SHARDS", domain::model::counters::DEFAULT_SHARDS)?.max(1),
         })
     }
 }

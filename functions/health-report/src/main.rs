@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
-    let stats = DynamoStats::new(clients.dynamodb.clone(), &config.stats_table);
+    let stats = DynamoStats::new(clients.dynamodb.clone(), &config.stats_table).with_shards(config.shards);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     let clock = SystemClock;
     let reporting = HealthReporting {

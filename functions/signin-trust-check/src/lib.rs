@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::app::dead_letters::{DeadLetterOps, LetterRequest};
 use domain::app::sign_check::{Evidence, RecheckReport, SignCheck};
 use domain::model::domain_event::DomainEvent;
 use domain::model::ids::OrderRef;
@@ -26,6 +27,10 @@ pub struct Config {
     pub resources: Resources,
     /// `NOTIFY_QUEUE_URL`.
     pub notify_queue_url: String,
+    /// `TRUST_QUEUE_URL`: where a redrive sends dead-lettered signs back to.
+    pub trust_queue_url: String,
+    /// `TRUST_DLQ_URL`: the trust queue's dead-letter queue, read back for ops.
+    pub trust_dlq_url: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
     /// `TRUST_THRESHOLD` (default 92, the health target) over the default scoring rules.
@@ -42,6 +47,8 @@ impl Config {
         Ok(Self {
             resources: Resources::from_env(env)?,
             notify_queue_url: config::queue_url(env, "NOTIFY_QUEUE_URL")?,
+            trust_queue_url: config::queue_url(env, "TRUST_QUEUE_URL")?,
+            trust_dlq_url: config::queue_url(env, "TRUST_DLQ_URL")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             trust: TrustRules { threshold, ..TrustRules::default() },
         })
@@ -61,6 +68,10 @@ pub enum Ops {
     Evidence(OneOrder),
     /// `{"recheck": {"orders": […]}}`: re-check these signs now.
     Recheck(Orders),
+    /// `{"dead_letters": {"inspect": {"max": 20}}}`: the signs that failed every check, with
+    /// their receives and orders; `{"dead_letters": {"redrive": {"max": 100}}}`: back to the
+    /// trust queue once the cause is fixed.
+    DeadLetters(LetterRequest),
 }
 
 /// What a sweep looks at.
@@ -91,7 +102,7 @@ pub struct Orders {
 pub const SHAPE: Shape = Shape {
     trigger_marker: Some("Records"),
     trigger_name: "SQS",
-    expected: r#"an SQS batch, {"sweep": "rechecks"}, {"evidence": {"order": …}} or {"recheck": {"orders": […]}}"#,
+    expected: r#"an SQS batch, {"sweep": "rechecks"}, {"evidence": {"order": …}}, {"recheck": {"orders": […]}} or {"dead_letters": {"inspect"|"redrive": {"max": n}}}"#,
 };
 
 /// One order's re-check: its new state, or why it failed.
@@ -119,6 +130,8 @@ pub enum Answer {
     Evidence(Box<Evidence>),
     /// Per order, its re-check.
     Recheck(BTreeMap<String, RecheckAnswer>),
+    /// What an inspection or a redrive of the dead-letter queue did.
+    DeadLetters(Value),
     /// An event that could not be decoded, or an order not found.
     Error(ErrorAnswer),
 }
@@ -129,6 +142,8 @@ pub struct Handler<'a> {
     pub checker: SignCheck<'a>,
     /// The event bus.
     pub events: &'a dyn EventPublisher,
+    /// The trust queue's dead-letter queue read back, and the trust queue.
+    pub letters: DeadLetterOps<'a>,
 }
 
 /// The order an event-bus envelope is about, if it is an `OrderStatusChanged` to `Signed`.
@@ -166,6 +181,7 @@ impl Handler<'_> {
                 Ok(None) => Answer::Error(ErrorAnswer::new("order not found")),
                 Err(err) => Answer::Error(ErrorAnswer::new(err)),
             },
+            Ok(Invocation::Ops(Ops::DeadLetters(request))) => Answer::DeadLetters(self.letters.run(request).await),
             Ok(Invocation::Ops(Ops::Recheck(Orders { orders }))) => {
                 let mut answers = BTreeMap::new();
                 for order in orders {

@@ -1,8 +1,9 @@
 //! signin-trust-check's Lambda entry point: read config, build clients and ports once, serve.
 
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue};
 use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::app::sign_check::SignCheck;
 use domain::ports::clock::SystemClock;
 use domain::rules::timing::Rules;
@@ -22,6 +23,8 @@ async fn main() -> Result<(), Error> {
     // Publishes, then clears the outbox entries of what went out.
     let announce = Announce { bus: &bus, orders: &tables.orders };
     let notify = SqsQueue::new(clients.sqs.clone(), &config.notify_queue_url);
+    let dead_letters = SqsDeadLetters::new(clients.sqs.clone(), &config.trust_dlq_url);
+    let trust_queue = SqsQueue::new(clients.sqs.clone(), &config.trust_queue_url);
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
     let handler = Handler {
@@ -32,6 +35,7 @@ async fn main() -> Result<(), Error> {
             rules: &config.trust,
         },
         events: &announce,
+        letters: DeadLetterOps { dead_letters: &dead_letters, source: &trust_queue },
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

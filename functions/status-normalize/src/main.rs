@@ -1,10 +1,16 @@
 //! status-normalize's Lambda entry point: read config, build clients and ports once, serve.
 
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use std::time::Duration;
+
+use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue, SsmSecrets};
 use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
+use domain::app::order_lines::PlatformLines;
 use domain::ports::clock::SystemClock;
+use domain::ports::platform::PlatformQuery;
+use domain::ports::secrets::SecretCache;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use status_normalize::{Config, Handler};
 
@@ -15,17 +21,35 @@ const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
+    let timeout = Duration::from_millis(config.platform_timeout_ms);
+    let platform_clients =
+        adapters::platform::build_clients(&config.api_urls, timeout).unwrap_or_else(|(source, err)| {
+            adapters::config::exit(&adapters::ConfigError::Malformed {
+                var: "platform API URL",
+                reason: format!("{source}: {err}"),
+            })
+        });
+    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().map(AsRef::as_ref).collect();
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
     // Publishes, then clears the outbox entries of what went out.
     let announce = Announce { bus: &bus, orders: &tables.orders };
     let dead_letter = SqsQueue::new(clients.sqs.clone(), &config.dead_letter_url);
+    let dead_letters = SqsDeadLetters::new(clients.sqs.clone(), &config.dead_letter_url);
+    let inbound = SqsQueue::new(clients.sqs.clone(), &config.inbound_url);
+    let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
+    let secrets =
+        SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
+    // A paid order that names only its line ids gets its lines from the platform (read only:
+    // a token refresh stays with refund-dual-check).
+    let lines = PlatformLines { platforms: &platforms, secrets: &secrets };
     let handler = Handler {
-        messages: ApplyMessage::new(ApplyChange::new(tables.write_ports(&clock), &config.rules)),
+        messages: ApplyMessage::new(ApplyChange::new(tables.write_ports(&clock), &config.rules)).with_lines(&lines),
         events: &announce,
         dead_letter: &dead_letter,
+        letters: DeadLetterOps { dead_letters: &dead_letters, source: &inbound },
         stats: &tables.stats,
     };
     let (handler, requests) = (&handler, &clients.requests);

@@ -36,9 +36,9 @@ pub struct Config {
     pub secret_ttl_s: i64,
     /// `QUARANTINE_QUOTA_PER_HOUR` (default 1000 per source and shop).
     pub quarantine_quota_per_hour: u32,
-    /// `COUNTER_SHARDS` (default 8).
+    /// `COUNTER_SHARDS` (default 16).
     pub shards: u16,
-    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 30 s timeout): how long a delivery
+    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 10 s timeout): how long a delivery
     /// holds its callback's dedupe record while it enqueues.
     pub lease_s: i64,
     /// `DOOR_BUDGET_MS` (default 4000: platforms wait about 5 s for the ack): the time one
@@ -57,7 +57,7 @@ impl Config {
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
             quarantine_quota_per_hour: config::parsed(env, "QUARANTINE_QUOTA_PER_HOUR", 1000)?,
-            shards: config::parsed(env, "COUNTER_SHARDS", 8)?,
+            shards: config::parsed(env, "COUNTER_SHARDS", domain::model::counters::DEFAULT_SHARDS)?,
             lease_s: config::parsed(env, "INBOX_LEASE_SECONDS", 60)?,
             budget_ms: config::parsed(env, "DOOR_BUDGET_MS", 4000)?,
         })
@@ -109,6 +109,7 @@ pub fn incoming(request: &ApiGatewayV2httpRequest, received_at: DateTime<Utc>) -
         headers,
         body,
         received_at,
+        sender: request.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
     })
 }
 

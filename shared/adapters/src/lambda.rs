@@ -74,6 +74,21 @@ where
     F: Fn(&'r SqsMessage) -> Fut,
     Fut: Future<Output = Result<Vec<DomainEvent>, ()>>,
 {
+    batch_published(records, bus, time_left, handle).await.0
+}
+
+/// [`batch`], also returning the events the bus took (for a caller that records what went out,
+/// e.g. the once-a-day alerts).
+pub async fn batch_published<'r, F, Fut>(
+    records: &'r [SqsMessage],
+    bus: &dyn EventPublisher,
+    time_left: Option<Duration>,
+    handle: F,
+) -> (SqsBatchResponse, Vec<DomainEvent>)
+where
+    F: Fn(&'r SqsMessage) -> Fut,
+    Fut: Future<Output = Result<Vec<DomainEvent>, ()>>,
+{
     let until = time_left.map(|left| tokio::time::Instant::now() + left);
     let outcomes = futures::future::join_all(records.iter().map(|record| {
         let span = tracing::info_span!(
@@ -111,13 +126,20 @@ where
             Err(()) => failed.push(records[index].message_id.clone().unwrap_or_default()),
         }
     }
-    for position in publish(bus, &events).await {
-        if let Some(id) = owners.get(position).and_then(|i| records[*i].message_id.clone())
+    let unpublished = publish(bus, &events).await;
+    for position in &unpublished {
+        if let Some(id) = owners.get(*position).and_then(|i| records[*i].message_id.clone())
             && !failed.contains(&id)
         {
             failed.push(id);
         }
     }
+    let published: Vec<DomainEvent> = events
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| !unpublished.contains(position))
+        .map(|(_, event)| event)
+        .collect();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -127,7 +149,7 @@ where
             failure
         })
         .collect();
-    response
+    (response, published)
 }
 
 #[cfg(test)]

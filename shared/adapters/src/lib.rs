@@ -20,6 +20,8 @@ pub mod trigger;
 pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
-pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables};
-pub use sqs::SqsQueue;
+pub use dynamo::{
+    DynamoContacts, DynamoInbox, DynamoInventory, DynamoNotify, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables,
+};
+pub use sqs::{SqsDeadLetters, SqsQueue};
 pub use ssm::SsmSecrets;

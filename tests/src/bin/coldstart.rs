@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = stack::env();
 
     let mut programs: Vec<(String, Vec<String>, String)> =
-        ["webhook-verify", "status-normalize", "refund-dual-check", "signin-trust-check", "health-report"]
+        ["webhook-verify", "status-normalize", "refund-dual-check", "signin-trust-check", "health-report", "notify"]
             .into_iter()
             .map(|f| (f.to_owned(), vec![bin_dir.join(f).to_string_lossy().into_owned()], first_event(f)))
             .collect();

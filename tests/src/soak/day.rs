@@ -123,6 +123,8 @@ impl Callback {
             headers: signed.headers,
             body: signed.body,
             received_at: at,
+            // The platform's push servers (documentation range).
+            sender: Some(std::net::IpAddr::from([203, 0, 113, 10])),
         }
     }
 }
@@ -364,7 +366,7 @@ impl Builder {
                 fixtures::douyin_push(
                     "200",
                     &m,
-                    json!({"p_id": order_id, "apply_time": asked.timestamp(), "aftersale_type": 2}),
+                    json!({"p_id": order_id, "aftersale_id": format!("AS{order_id}"), "apply_time": asked.timestamp(), "aftersale_type": 2}),
                 ),
                 vec![],
                 m,
@@ -397,7 +399,7 @@ impl Builder {
                 fixtures::douyin_push(
                     tag,
                     &m,
-                    json!({"p_id": order_id, time_field: done.timestamp(), "aftersale_type": 2}),
+                    json!({"p_id": order_id, "aftersale_id": format!("AS{order_id}"), time_field: done.timestamp(), "aftersale_type": 2}),
                 ),
                 vec![],
                 m,

@@ -167,8 +167,15 @@ async fn history(orders: &dyn OrderStore, key: &OrderKey) -> Vec<HistoryEntry> {
 /// Packing, and which of the two times entered Shipped, depends on which of the two arrived
 /// first (the report lists this as a finding; the final state does not depend on it).
 fn projection(order: &Order) -> String {
+    // The rule's re-check moves a sign the customer said never arrived to SignException; the
+    // fold runs no rule, so that move compares as the sign it judged.
+    let by_rule = order
+        .lifecycle_stamp
+        .as_ref()
+        .is_some_and(|s| s.message_id.as_str().starts_with("recheck-") || s.message_id.as_str().starts_with("trust-"));
     let lifecycle = order.lifecycle.map(|l| match l.stage() {
         domain::Stage::Signed => "stage:Signed".to_owned(),
+        _ if l == Lifecycle::SignException && by_rule => "stage:Signed".to_owned(),
         _ => l.to_string(),
     });
     let entered: BTreeMap<_, _> = order
@@ -181,7 +188,8 @@ fn projection(order: &Order) -> String {
             )
         })
         .collect();
-    let raw: BTreeMap<_, _> = order.raw.iter().filter(|(f, _)| !f.starts_with("trust")).collect();
+    // `lines` is the held-lines retry's own record (the reference fetched them on the first try).
+    let raw: BTreeMap<_, _> = order.raw.iter().filter(|(f, _)| !f.starts_with("trust") && *f != "lines").collect();
     let mut flags = order.flags.clone();
     flags.remove("dedicated_courier_suggested");
     format!(
@@ -208,6 +216,9 @@ fn reservations_view(reservations: &[Reservation]) -> BTreeMap<String, (String, 
         .map(|r| (r.line.to_string(), (r.sku.to_string(), r.qty)))
         .collect()
 }
+
+/// A callback as the oracle opened it: its message id, its body, what it says.
+type OpenedCallback = (MessageId, Vec<u8>, Vec<SourceEvent>);
 
 /// The months a run's counters may be in.
 fn months(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<chrono::NaiveDate> {
@@ -252,7 +263,7 @@ pub async fn check(evidence: &Evidence<'_>) -> Verdict {
 
     // Every order's history, once.
     let mut keys: BTreeSet<OrderKey> = day.truth.orders.iter().cloned().collect();
-    let mut opened_all: Vec<Option<(MessageId, Vec<u8>, Vec<SourceEvent>)>> = Vec::with_capacity(day.callbacks.len());
+    let mut opened_all: Vec<Option<OpenedCallback>> = Vec::with_capacity(day.callbacks.len());
     let mut probes = BTreeSet::new();
     for n in 0..day.callbacks.len() {
         let callback = &day.callbacks[n];
@@ -545,7 +556,8 @@ pub async fn check(evidence: &Evidence<'_>) -> Verdict {
     let reference_inbox = MemoryInbox::default();
     let reference_clock = FixedClock::new(span.0);
     let write = ApplyChange::new(reference.write_ports(&reference_inbox, &reference_clock), rules);
-    let apply = ApplyMessage::new(write);
+    let lines = super::sim::TruthLines(&day.truth);
+    let apply = ApplyMessage::new(write).with_lines(&lines);
     enum Step {
         Message(InboundMessage),
         Poll(StatusChange),
@@ -591,7 +603,8 @@ pub async fn check(evidence: &Evidence<'_>) -> Verdict {
             raw: entry.raw.clone(),
             mapping: sources::map_status(entry.key.source, &entry.raw.field, &entry.raw.code),
             provenance: Provenance::Poll,
-            refund_scope: RefundScope::default(),
+            // The case the poll named (the platform's after-sale id), as the dual-check did.
+            refund_scope: RefundScope { id: entry.refund_id.clone(), ..RefundScope::default() },
         };
         steps.push((entry.event_time, entry.message_id.to_string(), Step::Poll(change)));
     }

@@ -15,11 +15,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use domain::model::domain_event::DomainEvent;
+use domain::model::ids::{LineId, Sku};
 use domain::model::ids::{OrderKey, ShopId, Source};
 use domain::model::secret::Secret;
 use domain::model::status::RawStatus;
+use domain::model::stock::OrderLine;
 use domain::ports::clock::Clock;
-use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::ports::platform::{Credentials, OrderLines, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
 use domain::ports::{EventPublisher, OutboundMessage, PublishError, Queue, QueueError};
 use domain::testing::faults::SeededRng;
 
@@ -464,7 +466,24 @@ impl PlatformQuery for FakeDouyin<'_> {
             statuses: vec![(RawStatus::new("after_sale_status", *code), Some(*at))],
             refund_kind: None,
             refund_id: Some(format!("AS{}", key.order_id)),
+            ..RefundAnswer::default()
         })
+    }
+
+    /// `/order/orderDetail`'s `sku_order_list`: the order's sub-orders with their SKU, one each;
+    /// rate-limited and token-checked like every call.
+    async fn order_lines(&self, key: &OrderKey, credentials: &Credentials) -> Result<Vec<OrderLine>, QueryError> {
+        let now = self.clock.now();
+        if now >= self.outage.0 && now < self.outage.1 {
+            self.count("rate_limited");
+            return Err(QueryError::RateLimited { retry_after_s: Some(1) });
+        }
+        if credentials.access_token.expose() == "tok-1" && now >= self.revoke_first_token_at {
+            self.count("token_expired");
+            return Err(QueryError::TokenExpired);
+        }
+        self.count("lines");
+        truth_lines(self.truth, key).ok_or(QueryError::NotFound)
     }
 
     async fn refresh_token(&self, _shop: &ShopId, _credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
@@ -474,5 +493,28 @@ impl PlatformQuery for FakeDouyin<'_> {
             expires_at: self.clock.now() + chrono::Duration::days(7),
             refresh_token: Some(Secret::new("refresh-2")),
         })
+    }
+}
+
+/// An order's lines as the platform knows them (one unit each), for the order detail API.
+fn truth_lines(truth: &Truth, key: &OrderKey) -> Option<Vec<OrderLine>> {
+    let lines = truth.lines.get(key)?;
+    Some(
+        lines
+            .iter()
+            .filter_map(|(line, sku)| {
+                Some(OrderLine { line: LineId::parse(line).ok()?, sku: Sku::parse(sku).ok()?, qty: 1 })
+            })
+            .collect(),
+    )
+}
+
+/// The order detail API without outages: the reference world's view of the lines.
+pub struct TruthLines<'a>(pub &'a Truth);
+
+#[async_trait]
+impl OrderLines for TruthLines<'_> {
+    async fn order_lines(&self, key: &OrderKey) -> Result<Vec<OrderLine>, QueryError> {
+        truth_lines(self.0, key).ok_or(QueryError::NotFound)
     }
 }

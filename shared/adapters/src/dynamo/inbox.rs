@@ -172,7 +172,9 @@ impl Inbox for DynamoInbox {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR attempt = :attempt OR lease_until < :now")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (attribute_exists(lease_until) AND (attempt = :attempt OR lease_until < :now))",
+            )
             .expression_attribute_values(":attempt", s(attempt))
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -272,7 +274,7 @@ impl Inbox for DynamoInbox {
         let (pk, gsi_pk, gsi_sk) = quarantine_keys(quarantined);
         let quota = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(format!("QQ#{}#{}#{}", cb.source, cb.shop, cb.received_at.format("%Y-%m-%dT%H"))))
+            .key(PK, s(format!("QQ#{}#{}#{}", cb.source, quarantined.bucket, cb.received_at.format("%Y-%m-%dT%H"))))
             .update_expression("ADD used :one SET expires_at = :ttl")
             .condition_expression("attribute_not_exists(used) OR used < :quota")
             .expression_attribute_values(":one", n(1))
@@ -286,6 +288,7 @@ impl Inbox for DynamoInbox {
         item.insert(GSI1_SK.into(), s(gsi_sk));
         item.insert("id".into(), s(quarantined.id.clone()));
         item.insert("reason".into(), s(quarantined.reason.clone()));
+        item.insert("bucket".into(), s(quarantined.bucket.clone()));
         item.insert(TTL.into(), ttl(cb.received_at, self.quarantine_ttl));
         callback_attributes(&mut item, cb)?;
         let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(build_error)?;
@@ -341,7 +344,12 @@ impl Inbox for DynamoInbox {
             .iter()
             .map(|item| {
                 let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                Ok(Quarantined { id: text("id"), reason: text("reason"), callback: callback_from(item)? })
+                Ok(Quarantined {
+                    id: text("id"),
+                    reason: text("reason"),
+                    bucket: text("bucket"),
+                    callback: callback_from(item)?,
+                })
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next: cursor_out(out.last_evaluated_key.as_ref()) })

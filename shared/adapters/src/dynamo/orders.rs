@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, Delete, DeleteRequest, Put, Tr
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use domain::model::counters::CounterAdd;
 use domain::model::domain_event::DomainEvent;
 use domain::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use domain::ports::{OrderStore, Page, StoreError};
@@ -218,22 +219,51 @@ impl OrderStore for DynamoOrders {
         out.item.map(|item| decode::<HistoryItem>(item).map(|h| h.entry)).transpose()
     }
 
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
             .table_name(&self.orders_table)
             .key(PK, s(order_pk(key)))
             .key(SK, s(format!("D#{}", kind.as_str())))
             .condition_expression("#due = :due")
             .expression_attribute_names("#due", GSI1_SK)
             .expression_attribute_values(":due", s(due_sort_key(due_at)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(sdk_error(&err)),
+            .build()
+            .map_err(build_error)?;
+        if counters.is_empty() {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(delete.table_name())
+                .set_key(Some(delete.key().clone()))
+                .set_condition_expression(delete.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(delete.expression_attribute_names().cloned())
+                .set_expression_attribute_values(delete.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(true),
+                Err(err) if is_condition_failed(&err) => Ok(false),
+                Err(err) => Err(sdk_error(&err)),
+            };
+        }
+        // The marker's removal and its counters in one transaction.
+        let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
+        for update in counter_updates(&self.stats_table, counters)? {
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(true),
+            Err(TransactFailure::Cancelled(reasons)) if reason_is(&reasons, Some(0), "ConditionalCheckFailed") => {
+                Ok(false)
+            }
+            Err(TransactFailure::Cancelled(_)) => Err(StoreError::Conflict),
+            Err(TransactFailure::Other(err)) => Err(err),
         }
     }
 

@@ -17,10 +17,15 @@
 //! `***`), and a provider's message is scrubbed before it is kept (Aliyun echoes its string to
 //! sign, phone number included, in `SignatureDoesNotMatch`: dromara/SMS4J issue 34).
 //!
+//! The domain's ports over these clients: [`robots::RobotDirectory`] (robots by name, from their
+//! SSM parameters) and [`sms::SmsGateway`] (the configured SMS provider and its templates).
+//!
 //! Where every fact comes from is in `docs/notify-channels.md`.
 
 pub mod aliyun_sms;
 pub mod dingtalk;
+pub mod robots;
+pub mod sms;
 pub mod tencent_sms;
 pub mod wecom;
 

@@ -17,7 +17,7 @@ use crate::app::sla_sweep::{breach_count, breach_token};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::RefundId;
-use crate::model::lifecycle::{Lifecycle, RefundState};
+use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
 use crate::model::order::{Order, Provenance, StatusChange, Verdict, apply};
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
 use crate::model::source_event::OrderFacts;
@@ -25,7 +25,7 @@ use crate::model::status::{StatusMapping, Target};
 use crate::model::stock::{OrderLine, Reservation};
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
-use crate::ports::{Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
+use crate::ports::{DAILY_CLAIM_LEASE, DailyMarker, Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
 use crate::rules::timing::Rules;
 
 /// The ports the write path and its callers need, bundled so a use case is built in one line.
@@ -256,6 +256,7 @@ impl<'a> ApplyChange<'a> {
     /// Side effects and events of an applied event (repeated identically on redelivery).
     pub(crate) async fn effects(&self, applied: &Applied, facts: &OrderFacts) -> Result<Vec<DomainEvent>, Failure> {
         let mut events = events_of(&applied.entry);
+        self.unmapped_once_a_day(&mut events, &applied.entry).await;
         let key = &applied.order.key;
         // A Paid that arrives after a refund already succeeded reserves nothing the refund covers
         // (nothing at all after a whole-order refund): that stock would never be released.
@@ -326,14 +327,17 @@ impl<'a> ApplyChange<'a> {
             .or_else(|| applied.order.refund_entered.get(&RefundState::Succeeded))
             .copied()
             .unwrap_or(applied.entry.event_time);
+        // A price-protection refund (money back, the goods stay and ship) gives no stock back.
+        let gives_stock_back =
+            applied.order.refunds.get(&case).and_then(|c| c.kind).is_none_or(RefundKind::releases_stock);
         if let Some((_, RefundState::Succeeded)) = applied.entry.refund
             && applied.order.before_shipment(refunded_at)
+            && gives_stock_back
         {
             let covered = applied.order.refunds.get(&case).map(|c| c.lines.clone()).unwrap_or_default();
             events.extend(
                 release_order(
                     self.ports.inventory,
-                    self.ports.stats,
                     self.ports.orders,
                     key,
                     &covered,
@@ -379,6 +383,43 @@ pub fn callback_missing(key: &crate::model::ids::OrderKey) -> DomainEvent {
     }
 }
 
+impl ApplyChange<'_> {
+    /// Keeps one `UnmappedStatus` per (source, field, code) per Beijing day of receipt: the
+    /// first occurrence claims the day's marker (a conditional write in the stats table, so it
+    /// holds across Lambda instances) and publishes; later ones that day drop theirs. A
+    /// redelivery of the claimant re-claims and publishes again; a claim whose publish was never
+    /// confirmed (the function confirms after the bus took it) lapses after
+    /// [`DAILY_CLAIM_LEASE`] and the next occurrence publishes instead. A failed claim publishes:
+    /// an alert twice is better than none.
+    async fn unmapped_once_a_day(&self, events: &mut Vec<DomainEvent>, entry: &HistoryEntry) {
+        let now = self.ports.clock.now();
+        let mut keep = Vec::with_capacity(events.len());
+        for event in events.drain(..) {
+            if let Some((marker, claimant)) = unmapped_marker(&event) {
+                match self.ports.stats.claim_daily(&marker, &claimant, now, DAILY_CLAIM_LEASE).await {
+                    Ok(false) => continue,
+                    Ok(true) => {}
+                    Err(err) => {
+                        tracing::warn!(order_id = %entry.key.order_id, error = %err, "unmapped alert not deduplicated");
+                    }
+                }
+            }
+            keep.push(event);
+        }
+        *events = keep;
+    }
+}
+
+/// The daily marker and claimant of an `UnmappedStatus` event (none for other events).
+pub fn unmapped_marker(event: &DomainEvent) -> Option<(DailyMarker, String)> {
+    match event {
+        DomainEvent::UnmappedStatus { key, raw, day: Some(day) } => {
+            Some((DailyMarker::unmapped(*day, key.source, raw), key.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// The domain events a history entry stands for.
 pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
     let mut events = Vec::new();
@@ -416,7 +457,11 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
         }
     }
     if entry.verdict == Verdict::Unmapped {
-        events.push(DomainEvent::UnmappedStatus { key: entry.key.clone(), raw: entry.raw.clone() });
+        events.push(DomainEvent::UnmappedStatus {
+            key: entry.key.clone(),
+            raw: entry.raw.clone(),
+            day: Some(business_day(entry.received_at)),
+        });
     }
     events
 }

@@ -1,7 +1,8 @@
 //! status-normalize's use case: one inbound message in — parsed by its source's module into
 //! platform-neutral events — and each event applied through [`ApplyChange`], the one write path.
 
-use crate::app::apply::{ApplyChange, Failure, flag_no_time, is_shipping};
+use crate::app::apply::{ApplyChange, Failure, flag_no_time};
+use crate::app::order_lines::{LINES_PENDING, fetch_lines, retry_marker};
 use crate::model::callback::InboundMessage;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -13,6 +14,7 @@ use crate::model::signal::{AppSignalKind, SignalRecord, customer_key};
 use crate::model::source_event::{AddressEvent, AppEvent, LogisticsEvent, OrderFacts, SourceEvent, StatusEvent};
 use crate::model::status::{RawStatus, StatusMapping, Target};
 use crate::model::time::business_day;
+use crate::ports::platform::OrderLines;
 use crate::sources;
 
 /// Applies inbound messages.
@@ -20,12 +22,20 @@ use crate::sources;
 pub struct ApplyMessage<'a> {
     /// The write path.
     pub write: ApplyChange<'a>,
+    /// Where a paid order's lines are fetched when its message named only their ids (none: such
+    /// an order is held, see [`crate::app::order_lines`]).
+    pub lines: Option<&'a dyn OrderLines>,
 }
 
 impl<'a> ApplyMessage<'a> {
-    /// Over the one write path.
+    /// Over the one write path (without a platform to fetch order lines from).
     pub fn new(write: ApplyChange<'a>) -> Self {
-        Self { write }
+        Self { write, lines: None }
+    }
+
+    /// Fetching missing order lines from `lines`.
+    pub fn with_lines(self, lines: &'a dyn OrderLines) -> Self {
+        Self { lines: Some(lines), ..self }
     }
 
     /// Parses and applies one message; returns the domain events to publish.
@@ -60,7 +70,9 @@ impl<'a> ApplyMessage<'a> {
     }
 
     async fn status(&self, message: &InboundMessage, event: StatusEvent) -> Result<Vec<DomainEvent>, Failure> {
-        let mapping = sources::map_status(message.source, &event.raw.field, &event.raw.code);
+        // The after-sale's own type field names its kind (价保 included).
+        let mapping = sources::map_status(message.source, &event.raw.field, &event.raw.code)
+            .with_refund_kind(event.facts.refund_kind);
         let change = StatusChange {
             key: event.key.clone(),
             message_id: event.message_id.clone(),
@@ -71,15 +83,64 @@ impl<'a> ApplyMessage<'a> {
             provenance: Provenance::Callback,
             refund_scope: event.facts.refund.clone(),
         };
+        // A platform's "shipped" is the seller's declaration, not a scan-out: the waybill-and-scan
+        // hold keeps it as Packing until the carrier's tracking scans it (only the seller's own
+        // app may say `scanned_out` itself).
         let mut facts = event.facts.clone();
-        // A platform's own shipped code is its scan-out; the seller's app must say so itself.
-        if message.source != Source::App && is_shipping(&change.mapping) {
-            facts.scanned_out = true;
-        }
+        let paid = matches!(change.mapping, StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Paid), .. }));
+        let held = paid && fetch_lines(self.lines, &event.key, &mut facts).await;
         let no_time = event.event_time.is_none();
-        let applied =
-            self.write.apply_change(&change, &facts, &|order: &mut Order| flag_no_time(order, no_time), &[]).await?;
+        let pending = facts.line_ids.clone();
+        let patch = |order: &mut Order| {
+            flag_no_time(order, no_time);
+            if held {
+                order.flags.insert(LINES_PENDING.to_owned());
+                order.pending_lines.clone_from(&pending);
+            }
+        };
+        let ports = self.write.ports;
+        if held {
+            // The retry's marker first: a function killed after the commit still leaves the held
+            // order a retry (the marker is due only minutes later, after the commit).
+            let due_at = ports.clock.now() + LINES_RETRY_AFTER;
+            ports.orders.set_due(&retry_marker(&event.key, due_at, self.write.rules.shards)).await?;
+        }
+        let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
+        if held && !applied.fresh && !applied.order.flags.contains(LINES_PENDING) {
+            // A redelivery whose first delivery fetched the lines and committed, but died before
+            // it reserved them; this one could not fetch them. Unless they were reserved then,
+            // hold the order now, with a change of its own (the first commit carried no hold).
+            let recorded = ports.inventory.reservations(&event.key).await?;
+            if !facts.line_ids.iter().all(|id| recorded.iter().any(|r| r.line == *id)) {
+                self.hold_lines(&change, &facts.line_ids).await?;
+            }
+        }
         self.write.effects(&applied, &facts).await
+    }
+
+    /// Flags an already committed paid order as holding `ids` for the lines retry: a rule-made
+    /// entry stamped with the payment's own time and id, so a redelivery finds it done.
+    async fn hold_lines(&self, paid: &StatusChange, ids: &[crate::model::ids::LineId]) -> Result<(), Failure> {
+        let id = format!("lines-held-{}", paid.message_id);
+        let now = self.write.ports.clock.now();
+        let change = StatusChange {
+            key: paid.key.clone(),
+            message_id: crate::model::ids::MessageId::parse(&id)
+                .unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
+            event_time: paid.event_time,
+            received_at: now,
+            raw: RawStatus::new("lines", "held"),
+            mapping: StatusMapping::Informational("order lines to fetch again"),
+            provenance: Provenance::Rule,
+            refund_scope: RefundScope::default(),
+        };
+        let pending = ids.to_vec();
+        let hold = |order: &mut Order| {
+            order.flags.insert(LINES_PENDING.to_owned());
+            order.pending_lines.clone_from(&pending);
+        };
+        self.write.apply_change(&change, &OrderFacts::default(), &hold, &[]).await?;
+        Ok(())
     }
 
     /// Stores an app signal with its counters; a customer's confirmation or "not received"
@@ -151,6 +212,9 @@ impl<'a> ApplyMessage<'a> {
     }
 
     async fn logistics(&self, message: &InboundMessage, event: LogisticsEvent) -> Result<Vec<DomainEvent>, Failure> {
+        if let Some(reason) = &event.stopped {
+            return self.tracking_stopped(message, &event, reason).await;
+        }
         let mapping = sources::map_status(message.source, "state", &event.state);
         let at = event.event_time.unwrap_or(message.received_at);
         let change = StatusChange {
@@ -165,6 +229,8 @@ impl<'a> ApplyMessage<'a> {
         };
         // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.
         let facts = OrderFacts { waybill: Some(event.waybill.clone()), scanned_out: true, ..OrderFacts::default() };
+        let exception =
+            matches!(mapping, StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::SignException), .. }));
         let sign = matches!(
             mapping,
             StatusMapping::Mapped(Target { lifecycle: Some(Lifecycle::Signed | Lifecycle::SignException), .. })
@@ -180,6 +246,12 @@ impl<'a> ApplyMessage<'a> {
         let no_time = event.event_time.is_none();
         let patch = |order: &mut Order| {
             flag_no_time(order, no_time);
+            // Tracking runs again (re-subscribed).
+            order.flags.remove(TRACKING_STOPPED);
+            // Returned (4 退签, 6 退回) or refused (14 拒签, 203 拒收): the parcel goes back.
+            if exception {
+                order.flags.insert(RETURNED_TO_SENDER.to_owned());
+            }
             if let Some(sign) = &sign
                 && order.sign.as_ref().is_none_or(|s| s.at <= sign.at)
             {
@@ -189,7 +261,52 @@ impl<'a> ApplyMessage<'a> {
         let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
         self.write.effects(&applied, &facts).await
     }
+
+    /// Kuaidi100 aborted the waybill's tracking: noted (it moves no state), the order flagged,
+    /// and `TrackingStopped` published for the re-subscription (derived again on redelivery).
+    async fn tracking_stopped(
+        &self,
+        message: &InboundMessage,
+        event: &LogisticsEvent,
+        reason: &str,
+    ) -> Result<Vec<DomainEvent>, Failure> {
+        // An abort has no time of its own (its trace, if any, is old): each one is its own event
+        // at its receipt, so an abort after tracking resumed is recorded (and flagged) again.
+        let at = message.received_at;
+        let change = StatusChange {
+            key: event.key.clone(),
+            message_id: event.message_id.clone(),
+            event_time: at,
+            received_at: message.received_at,
+            raw: RawStatus::new("status", "abort"),
+            mapping: sources::map_status(message.source, "status", "abort"),
+            provenance: Provenance::Callback,
+            refund_scope: RefundScope::default(),
+        };
+        let patch = |order: &mut Order| {
+            order.flags.insert(TRACKING_STOPPED.to_owned());
+        };
+        let facts = OrderFacts::default();
+        let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
+        let mut events = self.write.effects(&applied, &facts).await?;
+        let waybill = match (&applied.order.waybill, event.waybill.number.is_empty()) {
+            (Some(stored), true) => stored.clone(),
+            _ => event.waybill.clone(),
+        };
+        events.push(DomainEvent::TrackingStopped { key: event.key.clone(), waybill, reason: reason.to_owned(), at });
+        Ok(events)
+    }
 }
+
+/// The flag of an order whose waybill Kuaidi100 stopped tracking (`status` = `abort`), until a
+/// tracking push arrives again.
+pub const TRACKING_STOPPED: &str = "tracking_stopped";
+
+/// The flag of an order whose parcel the carrier returned or the recipient refused.
+pub const RETURNED_TO_SENDER: &str = "returned_to_sender";
+
+/// How long a held order waits before its lines are asked for again.
+pub const LINES_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
 #[cfg(test)]
 mod tests {
@@ -203,7 +320,7 @@ mod tests {
     use crate::rules::timing::Rules;
     use crate::testing::clock::FixedClock;
     use crate::testing::fixtures;
-    use crate::testing::memory::{MemoryInbox, MemoryStore};
+    use crate::testing::memory::{MemoryInbox, MemoryLines, MemoryStore};
     use chrono::TimeZone;
     use chrono::{DateTime, Utc};
     use serde_json::json;
@@ -217,16 +334,23 @@ mod tests {
         inbox: MemoryInbox,
         clock: FixedClock,
         rules: Rules,
+        lines: MemoryLines,
     }
 
     impl World {
         fn new() -> Self {
-            World {
+            let world = World {
                 store: MemoryStore::default(),
                 inbox: MemoryInbox::default(),
                 clock: FixedClock::new(at()),
                 rules: Rules::default(),
-            }
+                lines: MemoryLines::default(),
+            };
+            // Douyin's order detail of order 6921: two sub-orders, the first with the parent's id.
+            world
+                .lines
+                .set_simple(&key(Source::Douyin, "6921"), &[("69211", "TEA-LJ-250", 2), ("69212", "CUP-GL-01", 1)]);
+            world
         }
 
         fn write(&self) -> ApplyChange<'_> {
@@ -234,13 +358,17 @@ mod tests {
         }
 
         fn messages(&self) -> ApplyMessage<'_> {
-            ApplyMessage::new(self.write())
+            ApplyMessage::new(self.write()).with_lines(&self.lines)
         }
 
         async fn order(&self, source: Source, id: &str) -> Option<Order> {
             let key = OrderKey::parse(source, "shop-1001", id).unwrap_or_else(|e| panic!("{e}"));
             self.store.get(&key).await.unwrap_or_else(|e| panic!("{e}"))
         }
+    }
+
+    fn key(source: Source, id: &str) -> OrderKey {
+        OrderKey::parse(source, "shop-1001", id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn message(source: Source, payload: Vec<u8>, query: Vec<(String, String)>, id: &str) -> InboundMessage {
@@ -463,6 +591,9 @@ mod tests {
 
         // Douyin: the Paid with the order's lines arrives after the shipment (late delivery).
         let late = World::new();
+        let key = OrderKey::parse(Source::Douyin, "shop-1001", "6931").unwrap_or_else(|e| panic!("{e}"));
+        // The order detail API's answer for the sub-order the payment push names.
+        late.lines.set_simple(&key, &[("69311", "SKU-6931", 1)]);
         let n = late.messages();
         n.handle(&douyin(
             "102",
@@ -475,7 +606,6 @@ mod tests {
         n.handle(&douyin("101", "m1", json!({"p_id": "6931", "pay_time": at().timestamp() - 600, "s_ids": ["69311"]})))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let key = OrderKey::parse(Source::Douyin, "shop-1001", "6931").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(held(late.store.reservations(&key).await.unwrap_or_default()), ["69311"], "as if in order");
     }
 

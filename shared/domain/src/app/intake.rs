@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback, Rejection};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback, Rejection, quota_bucket};
 use crate::model::callback::{INLINE_PAYLOAD_LIMIT, InboundMessage};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
@@ -22,11 +22,21 @@ use crate::model::ids::{ShopId, Source};
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
 use crate::ports::secrets::{SecretCache, SecretLookupError};
-use crate::ports::{EventPublisher, Inbox, OutboundMessage, Queue, Stats};
+use crate::ports::{EventPublisher, Inbox, MAX_MESSAGE_BYTES, OutboundMessage, Queue, Stats};
 use crate::sources::{self, Opened, Refusal};
 
-/// Bodies above this are refused with 413 (platform callbacks are a few KB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bodies above this are refused with 413 (platform callbacks are a few KB; a long Kuaidi100
+/// trace tens of KB). The bound is what the archive can always keep: one DynamoDB item holds at
+/// most 400 KiB, and the dedupe record carries the body and, for encrypted sources, the opened
+/// payload (never longer than the body), plus headers (API Gateway allows 10 KiB): twice 192 KiB
+/// plus 10 KiB is under 400 KiB even when nothing compresses. Above it the sender gets 413 at once,
+/// instead of a 503 for a write that can never succeed.
+pub const MAX_BODY_BYTES: usize = 192 * 1024;
+
+/// Callbacks kept per source and sender network per hour for all shops without a configured
+/// secret together (a shop being set up; a mistyped URL): enough to replay a new shop's first
+/// hour, bounded however many shop names a sender makes up.
+pub const UNCONFIGURED_SHOPS_QUOTA_PER_HOUR: u32 = 200;
 
 /// One HTTP request at the door, as the HTTP adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +55,9 @@ pub struct Incoming {
     pub body: Vec<u8>,
     /// Arrival time.
     pub received_at: DateTime<Utc>,
+    /// The sender's address as API Gateway saw it (`requestContext.http.sourceIp`): only its
+    /// network is used, for the quarantine quota, and it is never logged.
+    pub sender: Option<std::net::IpAddr>,
 }
 
 /// Everything the door needs.
@@ -118,10 +131,21 @@ impl Intake<'_> {
         if incoming.body.len() > MAX_BODY_BYTES {
             return self.refuse(&incoming, Some(source), Rejection::TooLarge, "body too large", None).await;
         }
+        let callback = RawCallback {
+            source,
+            shop: shop.clone(),
+            received_at: incoming.received_at,
+            query: incoming.query.clone(),
+            headers: incoming.headers.clone(),
+            body: incoming.body.clone(),
+        };
         let secret = match self.secrets.get(source, &shop).await {
             Ok(secret) => secret,
             Err(SecretLookupError::UnknownShop) => {
-                return self.refuse(&incoming, Some(source), Rejection::UnknownShop, "unknown shop", None).await;
+                // A shop whose secret is not configured yet (a new shop, a typo in the stage):
+                // kept, within one small quota for all such shops, to replay once it is set.
+                let reason = "unknown shop: no secret configured";
+                return self.refuse(&incoming, Some(source), Rejection::UnknownShop, reason, Some(callback)).await;
             }
             Err(SecretLookupError::Malformed(reason)) => {
                 tracing::error!(%source, %shop, %reason, "shop secret parameter is malformed");
@@ -131,14 +155,6 @@ impl Intake<'_> {
                 tracing::warn!(%source, %shop, error = %err, "secrets unavailable");
                 return Handled::Unavailable(err.to_string());
             }
-        };
-        let callback = RawCallback {
-            source,
-            shop: shop.clone(),
-            received_at: incoming.received_at,
-            query: incoming.query.clone(),
-            headers: incoming.headers.clone(),
-            body: incoming.body.clone(),
         };
         match sources::open(&callback, &secret) {
             Ok(Opened::Probe { key_slot }) => {
@@ -179,7 +195,9 @@ impl Intake<'_> {
         let shop = callback.shop.clone();
         let received_at = callback.received_at;
         let inline = (payload.len() <= INLINE_PAYLOAD_LIMIT).then(|| String::from_utf8(payload.clone()).ok()).flatten();
-        let opened = (inline.is_none() && payload != callback.body).then_some(payload);
+        // The archive keeps the opened payload whenever it is not the body itself, so the
+        // consumer can read it from there whether or not the message carries it.
+        let opened = (payload != callback.body).then_some(payload);
         let accepted = Accepted { message_id: message_id.clone(), callback, key_slot: Some(key_slot.clone()), opened };
         let attempt = attempt_id(received_at);
         let now = self.clock.now();
@@ -208,6 +226,14 @@ impl Intake<'_> {
             origin: origin.to_owned(),
         };
         let body = match serde_json::to_string(&message) {
+            // Escaping can make an inline payload's message too long for SQS: then the
+            // consumer reads it from the archive, like any large payload.
+            Ok(body) if body.len() > MAX_MESSAGE_BYTES => {
+                match serde_json::to_string(&InboundMessage { payload: None, ..message }) {
+                    Ok(body) => body,
+                    Err(err) => return Handled::Unavailable(err.to_string()),
+                }
+            }
             Ok(body) => body,
             Err(err) => return Handled::Unavailable(err.to_string()),
         };
@@ -259,12 +285,15 @@ impl Intake<'_> {
                 identity.extend_from_slice(name.as_bytes());
                 identity.extend_from_slice(value.as_bytes());
             }
+            let configured = rejection != Rejection::UnknownShop;
             let copy = Quarantined {
                 id: crate::model::ids::body_hash_id(&identity).to_string(),
                 callback: callback.clone(),
                 reason: reason.to_owned(),
+                bucket: quota_bucket(configured.then_some(&callback.shop), incoming.sender),
             };
-            match self.inbox.quarantine(&copy, self.quarantine_quota_per_hour).await {
+            let quota = if configured { self.quarantine_quota_per_hour } else { UNCONFIGURED_SHOPS_QUOTA_PER_HOUR };
+            match self.inbox.quarantine(&copy, quota).await {
                 Ok(QuarantineOutcome::Stored) => quarantined = true,
                 Ok(QuarantineOutcome::OverQuota) => {
                     tracing::warn!(source = %callback.source, shop = %callback.shop, "quarantine quota used up; not kept");

@@ -19,9 +19,9 @@ use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
+use crate::model::ids::{LineId, MessageId, OrderKey, RefundId, ShopId, Source};
 use crate::model::lifecycle::RefundState;
-use crate::model::order::{Provenance, RefundScope, StatusChange};
+use crate::model::order::{Order, Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::secret::{ApiAccess, ApiTokens};
 use crate::model::source_event::OrderFacts;
@@ -247,34 +247,43 @@ impl RefundCheck<'_> {
             }
         };
         let now = n.ports.clock.now();
-        let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
+        let stored = n.ports.orders.get(key).await?;
         let mut found_by_poll = false;
-        for (raw, at) in &answer.statuses {
-            let at = at.unwrap_or(now);
-            let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
-            let change = StatusChange {
-                key: key.clone(),
-                message_id: MessageId::parse(&id).unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
-                event_time: at,
-                received_at: now,
-                raw: raw.clone(),
-                mapping: sources::map_status(key.source, &raw.field, &raw.code),
-                provenance: Provenance::Poll,
-                refund_scope: RefundScope::default(),
-            };
-            let (applied, produced) = n.apply_status(&change, &facts).await?;
-            // The recorded entry, not whether this call wrote it: the poll found the refund (its
-            // `CallbackMissing` and count go with the change itself, see `apply::events_of`).
-            if applied.entry.provenance == Provenance::Poll
-                && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
-            {
-                found_by_poll = true;
+        let cases = std::iter::once(&answer).chain(answer.cases.iter());
+        for case in cases {
+            // The case named as the platform's callbacks name it.
+            let scope = poll_scope(case.refund_id.as_deref(), &case.lines, stored.as_ref());
+            let facts = OrderFacts { refund_kind: case.refund_kind, ..OrderFacts::default() };
+            for (raw, at) in &case.statuses {
+                let at = at.unwrap_or(now);
+                let id = format!("poll-{}-{}-{}-{}", scope.case(), raw.field, raw.code, at.timestamp());
+                let change = StatusChange {
+                    key: key.clone(),
+                    message_id: MessageId::parse(&id)
+                        .unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
+                    event_time: at,
+                    received_at: now,
+                    raw: raw.clone(),
+                    mapping: sources::map_status(key.source, &raw.field, &raw.code).with_refund_kind(case.refund_kind),
+                    provenance: Provenance::Poll,
+                    refund_scope: scope.clone(),
+                };
+                let (applied, produced) = n.apply_status(&change, &facts).await?;
+                // The recorded entry, not whether this call wrote it: the poll found the refund
+                // (its `CallbackMissing` and count go with the change itself, see
+                // `apply::events_of`), also when a retry finds its own write done.
+                if applied.entry.provenance == Provenance::Poll
+                    && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
+                {
+                    found_by_poll = true;
+                }
+                events.extend(produced);
             }
-            events.extend(produced);
         }
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
         if found_by_poll {
+            // Its CallbackMissing event and counter were committed with the change (events_of).
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
             return Ok(CheckOutcome::Confirmed);
         }
@@ -315,18 +324,8 @@ impl RefundCheck<'_> {
         let Some(refunded) = order.lines_to_release() else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
         let now = n.ports.clock.now();
-        let produced = release_order(
-            n.ports.inventory,
-            n.ports.stats,
-            n.ports.orders,
-            key,
-            &refunded,
-            refunded_at,
-            now,
-            "poll",
-            n.rules,
-        )
-        .await?;
+        let produced =
+            release_order(n.ports.inventory, n.ports.orders, key, &refunded, refunded_at, now, "poll", n.rules).await?;
         let lines = produced
             .iter()
             .map(|e| match e {
@@ -399,7 +398,7 @@ impl RefundCheck<'_> {
             match self.release_if_due(&marker.key, &mut events).await {
                 Ok(_) => {
                     report.count(CheckOutcome::Released);
-                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
                 }
                 Err(_) => report.count(CheckOutcome::Failed),
             }
@@ -429,7 +428,7 @@ impl RefundCheck<'_> {
             ) {
                 // The order moved on, or its refund is settled: this marker is done (a moved
                 // marker — rescheduled meanwhile — is kept by the condition).
-                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
             }
             if report.token_failures.is_empty()
                 && events.iter().any(|e| matches!(e, DomainEvent::TokenRefreshFailed { .. }))
@@ -527,18 +526,18 @@ impl RefundCheck<'_> {
                 .await;
         let mut events = Vec::new();
         let mut answers = BTreeMap::new();
-        // The whole call's counters go in one write at the end, not one per order.
-        let mut counters = vec![CounterAdd {
+        // The call itself is counted once at the end.
+        let counters = vec![CounterAdd {
             channel: orders.first().map_or(Source::App, |k| k.source),
             day: business_day(now),
             shard: 0,
             name: names::OPS_CALLS.into(),
             by: 1,
         }];
-        for (key, answer, produced, adds) in results {
+        // Each release's own counters went with it (one write, exactly once).
+        for (key, answer, produced, _written) in results {
             answers.insert(key, answer);
             events.extend(produced);
-            counters.extend(adds);
         }
         add_counters(n.ports.stats, &merge(counters), "ops release").await;
         (events, answers)
@@ -565,6 +564,24 @@ fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
     merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
 }
 
+/// The refund case a poll answer's codes are about, named as the platform's callbacks name it:
+/// the answer's refund id; else the stored case (named by a callback's after-sale id) that covers
+/// the answer's lines — Douyin's order detail gives each sku order's after-sale state but not its
+/// after-sale id; else the whole order's case, over the answer's lines.
+pub fn poll_scope(refund_id: Option<&str>, lines: &[String], stored: Option<&Order>) -> RefundScope {
+    let lines: Vec<LineId> = lines.iter().filter_map(|l| LineId::parse(l).ok()).collect();
+    let id = refund_id.and_then(|id| RefundId::parse(id).ok()).or_else(|| {
+        let order = stored?;
+        order
+            .refunds
+            .iter()
+            .filter(|(id, case)| **id != RefundId::whole_order() && lines.iter().any(|l| case.lines.contains(l)))
+            .max_by(|a, b| a.1.stamp.cmp(&b.1.stamp))
+            .map(|(id, _)| id.clone())
+    });
+    RefundScope { id, lines }
+}
+
 fn credentials(access: &ApiAccess) -> Option<Credentials> {
     Some(Credentials {
         app_key: access.app_key.clone(),
@@ -585,7 +602,7 @@ mod tests {
     use crate::rules::timing::Rules;
     use crate::testing::clock::FixedClock;
     use crate::testing::fixtures::{self, DayCallback};
-    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore};
+    use crate::testing::memory::{MemoryInbox, MemoryLines, MemorySecrets, MemoryStore};
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::json;
@@ -618,6 +635,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "12"), Some(at))],
             refund_kind: None,
             refund_id: Some("as-1".into()),
+            ..RefundAnswer::default()
         })
     }
 
@@ -626,6 +644,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "6"), None)],
             refund_kind: None,
             refund_id: None,
+            ..RefundAnswer::default()
         })
     }
 
@@ -670,6 +689,7 @@ mod tests {
         clock: FixedClock,
         rules: Rules,
         refund_rules: RefundRules,
+        lines: MemoryLines,
     }
 
     impl World {
@@ -681,6 +701,7 @@ mod tests {
                 clock: FixedClock::new(at() - Duration::hours(3)),
                 rules: Rules::default(),
                 refund_rules: RefundRules { max_backoff: StdDuration::from_millis(5), ..RefundRules::default() },
+                lines: MemoryLines::default(),
             };
             for shop in ["shop-1001", "shop-2002"] {
                 let secret = json!({"app_key": "7123", "secret": "app-secret", "access_token": token,
@@ -696,17 +717,24 @@ mod tests {
         }
 
         fn messages(&self) -> ApplyMessage<'_> {
-            ApplyMessage::new(self.write())
+            ApplyMessage::new(self.write()).with_lines(&self.lines)
         }
         /// A douyin order paid (one reserved line) whose refund was asked for 3 h before `at()`.
         async fn refund_requested(&self, shop: &str, id: &str) -> OrderKey {
             let t = at() - Duration::hours(3);
+            let key = OrderKey::parse(Source::Douyin, shop, id).unwrap_or_else(|e| panic!("{e}"));
+            self.lines.set_simple(&key, &[(&format!("{id}1"), &format!("SKU-{id}"), 1)]);
             for (tag, data) in [
                 (
                     "101",
                     json!({"p_id": id, "pay_time": (t - Duration::minutes(30)).timestamp(), "s_ids": [format!("{id}1")]}),
                 ),
-                ("200", json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2})),
+                // Douyin names the after-sale (`aftersale_id`) and its sub-order (`s_id`): the case
+                // the poll's answer must name the same way.
+                (
+                    "200",
+                    json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2, "aftersale_id": "as-1", "s_id": format!("{id}1")}),
+                ),
             ] {
                 let callback = DayCallback {
                     source: Source::Douyin,
@@ -756,6 +784,10 @@ mod tests {
         assert_eq!(order.refund, RefundState::Succeeded);
         let history = world.store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(history.last().map(|h| h.provenance), Some(Provenance::Poll));
+        // The missing callback is derived from the committed entry (so it is in the order's
+        // outbox): a sweep killed after the commit still tells ops.
+        let derived = history.last().map(crate::app::apply::events_of).unwrap_or_default();
+        assert!(kinds(&derived).contains(&"CallbackMissing"), "{derived:?}");
         // A second sweep has nothing due; a late callback releases nothing more.
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!((events.len(), report.checked), (0, 0));
@@ -765,7 +797,7 @@ mod tests {
             payload: fixtures::douyin_push(
                 "206",
                 "late",
-                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp()}),
+                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp(), "aftersale_id": "as-1", "s_id": "69210011"}),
             ),
             query: vec![],
             message_id: "late".into(),
@@ -915,9 +947,10 @@ mod tests {
             .store
             .release(
                 &refunded,
-                &crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}")),
+                &[crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}"))],
                 at(),
                 "refund",
+                &[],
             )
             .await;
         let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));

@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::failure::{Failure, add_counters_once};
+use crate::app::failure::Failure;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, OrderKey};
 use crate::model::stock::{OrderLine, ReleaseOutcome, Reservation};
 use crate::model::time::business_day;
-use crate::ports::{InventoryStore, OrderStore, Stats};
+use crate::ports::{InventoryStore, OrderStore};
 use crate::rules::timing::Rules;
 
 /// What releasing an order's reserved stock did.
@@ -21,20 +21,17 @@ pub struct Released {
     /// Lines released before (a redelivery, a retry, a concurrent run, or a release whose
     /// answer was lost), with the reason they were released for.
     pub before: Vec<(OrderLine, String)>,
-    /// The counters to add for the lines released by this call (not yet written: a batch
-    /// writes them once).
+    /// The counters added (in the same write as the release) for the lines released by this
+    /// call.
     pub counters: Vec<CounterAdd>,
-    /// Per line released by this call or before (for any reason but `ops`, whose batch counts
-    /// its own): a token and its counters, from the line's own release time, to add once per
-    /// token ([`crate::ports::Stats::add_once`]) — so a release whose counting was lost is
-    /// counted by whoever finds it done, and none is counted twice.
-    pub once: Vec<(String, Vec<CounterAdd>)>,
 }
 
 impl Released {
     /// The `InventoryReleased` events of every line released — by this call for `reason`, or
     /// earlier for whatever reason it was — one per reason, so a retry after a failed publish,
-    /// or a later run that finds the lines released, derives the same events (same ids).
+    /// or a later run that finds the lines released (for its own reason or another: a refund's
+    /// release whose answer was lost, found by the dual-check's follow-up), derives the same
+    /// events (same ids).
     pub fn events(&self, key: &OrderKey, reason: &str) -> Vec<DomainEvent> {
         let mut by_reason: std::collections::BTreeMap<&str, Vec<OrderLine>> = std::collections::BTreeMap::new();
         for line in &self.lines {
@@ -54,8 +51,9 @@ impl Released {
 }
 
 /// Releases the still-reserved lines of `reserved` that `only` names (every line when `only` is
-/// empty): exactly once each, a conditional write per line, the lines of an order at the same
-/// time. Lines released before (for any reason) are reported in [`Released::before`].
+/// empty): exactly once each, in one conditional write with their counters. When another run
+/// released some of them in between, the reservations are read again and the rest released.
+/// Lines released before (for any reason) are reported in [`Released::before`].
 #[allow(clippy::too_many_arguments)]
 pub async fn release_lines(
     inventory: &dyn InventoryStore,
@@ -67,49 +65,54 @@ pub async fn release_lines(
     reason: &str,
     rules: &Rules,
 ) -> Result<Released, Failure> {
-    let mut released = Released::default();
-    let covered: Vec<Reservation> =
-        reserved.into_iter().filter(|r| only.is_empty() || only.contains(&r.line)).collect();
-    let (open, done): (Vec<Reservation>, Vec<Reservation>) = covered.into_iter().partition(|r| r.released_at.is_none());
-    released.before =
-        done.iter().map(|r| (r.order_line(), r.released_by.clone().unwrap_or_else(|| reason.to_owned()))).collect();
-    let outcomes =
-        futures::future::join_all(open.iter().map(|line| inventory.release(key, &line.line, now, reason))).await;
-    for (line, outcome) in open.iter().zip(outcomes) {
-        if outcome? == ReleaseOutcome::Released {
-            released.lines.push(line.order_line());
+    let mut reserved = reserved;
+    for attempt in 0..4 {
+        let mut released = Released::default();
+        let covered: Vec<Reservation> =
+            reserved.into_iter().filter(|r| only.is_empty() || only.contains(&r.line)).collect();
+        let (open, done): (Vec<Reservation>, Vec<Reservation>) =
+            covered.into_iter().partition(|r| r.released_at.is_none());
+        released.before =
+            done.iter().map(|r| (r.order_line(), r.released_by.clone().unwrap_or_else(|| reason.to_owned()))).collect();
+        if open.is_empty() {
+            return Ok(released);
+        }
+        let counters = release_counters(key, open.len(), refunded_at, now, reason, rules);
+        let lines: Vec<LineId> = open.iter().map(|r| r.line.clone()).collect();
+        match inventory.release(key, &lines, now, reason, &counters).await? {
+            ReleaseOutcome::Released => {
+                released.lines = open.iter().map(Reservation::order_line).collect();
+                released.counters = counters;
+                tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.lines.len(), reason, "stock released");
+                return Ok(released);
+            }
+            // Some line went in between (or our own write landed and its answer was lost):
+            // read again and release what is still open.
+            ReleaseOutcome::AlreadyReleased | ReleaseOutcome::NotReserved => {
+                crate::app::failure::backoff(attempt).await;
+                reserved = inventory.reservations(key).await?;
+            }
         }
     }
-    let shard = key.shard(rules.shards);
-    let line_counters = |released_at: DateTime<Utc>| {
-        let day = business_day(released_at);
-        let delay = (released_at - refunded_at).num_seconds().max(0);
-        let add = |name: &str, by: i64| CounterAdd { channel: key.source, day, shard, name: name.into(), by };
-        let mut adds = vec![
-            add(names::STOCK_RELEASE_DUE, 1),
-            add(names::STOCK_RELEASED, 1),
-            add(names::STOCK_RELEASE_DELAY_SUM_S, delay),
-        ];
-        if released_at - refunded_at <= rules.release_within {
-            adds.push(add(names::STOCK_RELEASED_ON_TIME, 1));
-        }
-        adds
-    };
-    let token = |line: &LineId| format!("release#{key}#{line}");
-    released.once = done
-        .iter()
-        .filter(|r| r.released_by.as_deref() != Some("ops"))
-        .map(|r| (token(&r.line), line_counters(r.released_at.unwrap_or(now))))
-        .chain(released.lines.iter().filter(|_| reason != "ops").map(|l| (token(&l.line), line_counters(now))))
-        .collect();
-    if released.lines.is_empty() {
-        return Ok(released);
-    }
+    Err(Failure::Retry("stock release kept conflicting".into()))
+}
+
+/// The counters of releasing `lines` lines now for a refund at `refunded_at`.
+fn release_counters(
+    key: &OrderKey,
+    lines: usize,
+    refunded_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    reason: &str,
+    rules: &Rules,
+) -> Vec<CounterAdd> {
     let day = business_day(now);
+    let shard = key.shard(rules.shards);
     let delay = (now - refunded_at).num_seconds().max(0);
-    let lines = i64::try_from(released.lines.len()).unwrap_or(i64::MAX);
+    let lines = i64::try_from(lines).unwrap_or(i64::MAX);
+    let mut counters = Vec::new();
     let mut add = |name: &str, by: i64| {
-        released.counters.push(CounterAdd { channel: key.source, day, shard, name: name.into(), by });
+        counters.push(CounterAdd { channel: key.source, day, shard, name: name.into(), by });
     };
     add(names::STOCK_RELEASE_DUE, lines);
     add(names::STOCK_RELEASED, lines);
@@ -120,18 +123,15 @@ pub async fn release_lines(
     if reason == "ops" {
         add(names::OPS_RELEASES, lines);
     }
-    tracing::info!(source = %key.source, shop = %key.shop, order_id = %key.order_id, lines = released.lines.len(), reason, "stock released");
-    Ok(released)
+    counters
 }
 
-/// Releases the reserved stock of an order's lines `only` (every line when empty), counts it
-/// (once per line, also lines found released whose counting was lost),
+/// Releases the reserved stock of an order's lines `only` (every line when empty), counts it,
 /// keeps the `InventoryReleased` event in the order's outbox (so it is published even if this
 /// function dies before it does) and returns it (none when nothing was released for `reason`).
 #[allow(clippy::too_many_arguments)]
 pub async fn release_order(
     inventory: &dyn InventoryStore,
-    stats: &dyn Stats,
     orders: &dyn OrderStore,
     key: &OrderKey,
     only: &BTreeSet<LineId>,
@@ -142,12 +142,6 @@ pub async fn release_order(
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
     let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
-    // The release itself happened exactly once; so are its counts, per line, whoever makes
-    // them (retried, then logged; a later run counts what is left).
-    futures::future::join_all(
-        released.once.iter().map(|(token, adds)| add_counters_once(stats, token, adds, "stock release")),
-    )
-    .await;
     let events = released.events(key, reason);
     orders.keep(key, key.shard(rules.shards), &events, now).await?;
     Ok(events)
@@ -187,9 +181,9 @@ mod tests {
         let lost = Faults::new(FaultPlan::new(1).rate("inventory.release", Fault::After, 1.0));
         let faulty = Faulty::new(&store, &lost);
         let everything = BTreeSet::new();
-        let first = release_order(&faulty, &store, &store, &key, &everything, at, at, "refund", &rules).await;
+        let first = release_order(&faulty, &store, &key, &everything, at, at, "refund", &rules).await;
         assert!(first.is_err(), "the answer was lost");
-        let events = release_order(&store, &store, &store, &key, &everything, at, at, "poll", &rules)
+        let events = release_order(&store, &store, &key, &everything, at, at, "poll", &rules)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
@@ -199,9 +193,9 @@ mod tests {
         );
         let kept = store.unpublished(key.shard(rules.shards), at, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(kept.len(), 1, "and kept in the outbox until published");
-        // Counted once, though the release that did it failed before counting (found by the
-        // soak, seed 12: `stock_released` below the lines released).
-        release_order(&store, &store, &store, &key, &everything, at, at, "poll", &rules)
+        // Counted once: with the release, in its own write (the soak, seed 12, found a count
+        // lost when it was a separate write).
+        release_order(&store, &store, &key, &everything, at, at, "poll", &rules)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let month = store.month(key.source, at.date_naive()).await.unwrap_or_default();

@@ -448,7 +448,7 @@ impl SignCheck<'_> {
                             // One re-check per marker; the customer's later word sets a new one.
                             if n.ports
                                 .orders
-                                .clear_due(&marker.key, DueKind::TrustRecheck, marker.due_at)
+                                .clear_due(&marker.key, DueKind::TrustRecheck, marker.due_at, &[])
                                 .await
                                 .is_err()
                             {
@@ -622,7 +622,13 @@ mod tests {
     async fn a_station_sign_without_app_evidence_is_downgraded_and_the_customer_told() {
         let world = World::new();
         let key = world
-            .signed_order("o1", "addr-1", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .signed_order(
+                "o1",
+                "addr-1",
+                "304",
+                "快件已存放至【菜鸟驿站(幸福里店)】，请凭取货码取件",
+                "120.1552,30.2742",
+            )
             .await;
         let n = world.write();
         let events = checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
@@ -644,7 +650,13 @@ mod tests {
         assert_eq!(notice.text, "您的包裹已在菜鸟驿站(幸福里店)，请及时领取");
         let due = world
             .store
-            .due(DueKind::TrustRecheck, key.shard(8), at() + Duration::hours(2), None, 10)
+            .due(
+                DueKind::TrustRecheck,
+                key.shard(crate::model::counters::DEFAULT_SHARDS),
+                at() + Duration::hours(2),
+                None,
+                10,
+            )
             .await
             .map(|p| p.items)
             .unwrap_or_default();
@@ -853,8 +865,9 @@ mod tests {
     async fn the_recheck_follows_the_customers_word() {
         for (signal, want) in [("sign.confirmed", Lifecycle::Signed), ("sign.not_received", Lifecycle::SignException)] {
             let world = World::new();
-            let key =
-                world.signed_order("o4", "addr-4", "501", "快件已送达【菜鸟驿站(幸福里店)】", "120.1552,30.2742").await;
+            let key = world
+                .signed_order("o4", "addr-4", "304", "快件已存放至【菜鸟驿站(幸福里店)】", "120.1552,30.2742")
+                .await;
             let n = world.write();
             let check = checker(&world, &n);
             check.on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
@@ -871,7 +884,7 @@ mod tests {
     async fn without_evidence_the_recheck_leaves_the_sign_pending() {
         let world = World::new();
         let key =
-            world.signed_order("o5", "addr-5", "501", "快件已送达【菜鸟驿站(幸福里店)】", "120.1552,30.2742").await;
+            world.signed_order("o5", "addr-5", "304", "快件已存放至【菜鸟驿站(幸福里店)】", "120.1552,30.2742").await;
         let n = world.write();
         let check = checker(&world, &n);
         check.on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
@@ -890,7 +903,7 @@ mod tests {
         let mut suggested = Vec::new();
         for id in ["p1", "p2", "p3"] {
             let key = world
-                .signed_order(id, "addr-shared", "501", "快件已送达【菜鸟驿站(幸福里店)】", "120.1552,30.2742")
+                .signed_order(id, "addr-shared", "304", "快件已存放至【菜鸟驿站(幸福里店)】", "120.1552,30.2742")
                 .await;
             let events = checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
             suggested.push(
@@ -911,7 +924,10 @@ mod tests {
         check.on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
         let evidence = check.evidence(&key).await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("found"));
         assert_eq!(evidence.signer_kind, Some(SignKind::ProxyPerson));
-        assert!(evidence.distance_m.is_some_and(|d| d > 1000.0), "{:?}", evidence.distance_m);
+        // The sign location is Kuaidi100's area centre: the page says which area, never metres
+        // (it said "> 1000 m" from the centre of the area as if the courier had stood there).
+        assert_eq!(evidence.distance_m, None);
+        assert!(evidence.reasons.iter().any(|r| r.contains("签收所在")), "{:?}", evidence.reasons);
         assert!(evidence.score.is_some() && !evidence.reasons.is_empty());
         assert_eq!(evidence.last_signs.len(), 1);
         let page = serde_json::to_string(&evidence).unwrap_or_default();

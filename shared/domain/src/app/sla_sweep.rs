@@ -59,7 +59,7 @@ pub async fn sla_sweep(
                 });
                 let Some((state, since)) = stuck else {
                     // Moved on: the marker is done.
-                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
                         Ok(_) => report.resolved += 1,
                         Err(_) => report.errors += 1,
                     }
@@ -90,7 +90,7 @@ pub async fn sla_sweep(
                     report.errors += 1;
                     continue;
                 }
-                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => {

@@ -111,6 +111,29 @@ pub struct Quarantined {
     pub callback: RawCallback,
     /// Why it was rejected (no secret material).
     pub reason: String,
+    /// The hourly quota this copy counts against, within its source: see [`quota_bucket`].
+    #[serde(default)]
+    pub bucket: String,
+}
+
+/// The quota bucket of a refused callback: per shop (or one bucket for all shops not configured
+/// yet, so random shop names in URLs cannot grow the table without bound) and per sender network
+/// (IPv4 /24, IPv6 /48), so nobody can use up a platform's quota for a shop by sending junk from
+/// elsewhere.
+pub fn quota_bucket(shop: Option<&ShopId>, sender: Option<std::net::IpAddr>) -> String {
+    let shop = shop.map_or("?unconfigured", ShopId::as_str);
+    let net = match sender {
+        Some(std::net::IpAddr::V4(ip)) => {
+            let [a, b, c, _] = ip.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Some(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        None => "?".to_owned(),
+    };
+    format!("{shop}@{net}")
 }
 
 /// What quarantining did.

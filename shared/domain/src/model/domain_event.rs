@@ -1,7 +1,7 @@
 //! Domain events published to the event bus. The wire shape is the `detail` JSON; the
 //! detail-type is the variant name.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -10,6 +10,7 @@ use crate::model::health::{Indicator, ReportKind, Scope};
 use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
+use crate::model::source_event::Waybill;
 use crate::model::status::RawStatus;
 use crate::model::stock::OrderLine;
 
@@ -50,12 +51,30 @@ pub enum DomainEvent {
         /// Callback, poll, ops or rule.
         provenance: Provenance,
     },
-    /// A code without a mapping row arrived.
-    UnmappedStatus {
+    /// Kuaidi100 stopped tracking an order's waybill (`status` = `abort`): nobody hears of the
+    /// parcel again until it is re-subscribed (Kuaidi100 asks for that after 30 minutes). The
+    /// order is flagged `tracking_stopped` until a tracking push arrives again.
+    TrackingStopped {
         /// The order.
+        key: OrderKey,
+        /// The waybill whose tracking stopped (the order's stored one when the push named none).
+        waybill: Waybill,
+        /// Why, in Kuaidi100's words (`3天查询无记录`, `60天无变化`); `; comNew=<code>` is appended
+        /// when Kuaidi100 corrected the carrier code (re-subscribe with that code).
+        reason: String,
+        /// When orderhub received the abort (the push has no time of its own).
+        at: DateTime<Utc>,
+    },
+    /// A code without a mapping row arrived (published once per source, field and code per
+    /// Beijing day, not once per order).
+    UnmappedStatus {
+        /// The order (the first of the day with this code).
         key: OrderKey,
         /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
         raw: RawStatus,
+        /// The Beijing day of receipt this alert stands for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        day: Option<NaiveDate>,
     },
     /// A refund's success was confirmed (by callback or by polling the platform).
     RefundConfirmed {
@@ -178,6 +197,62 @@ pub enum DomainEvent {
         /// Daily, monthly or range.
         kind: ReportKind,
     },
+    /// The daily count reconciliation found orders the platform has and the hub does not (issue
+    /// 14 publishes it; notify routes it).
+    OrdersMissing {
+        /// The channel.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// The Beijing business day compared.
+        day: NaiveDate,
+        /// Orders the platform counted that the hub had not seen.
+        missing: u32,
+        /// The platform's count of orders changed that day.
+        platform_count: u32,
+        /// The hub's count for the same day.
+        hub_count: u32,
+    },
+    /// A shop's token nears its expiry and must be renewed before then (issue 14 publishes it;
+    /// notify routes it). No token material.
+    TokenExpiring {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// Which token: `access_token` or `refresh_token`.
+        token: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+    /// A CloudWatch alarm changed state (read from the `aws.cloudwatch` event; notify routes it).
+    AlarmStateChanged {
+        /// The alarm's name.
+        alarm: String,
+        /// `ALARM`, `OK` or `INSUFFICIENT_DATA`.
+        state: String,
+        /// The state before, when given.
+        previous: Option<String>,
+        /// CloudWatch's reason text.
+        reason: String,
+        /// When the state changed, as CloudWatch wrote it.
+        at: String,
+    },
+    /// notify could not carry a finding or a notice to its destination (an unknown event type, a
+    /// malformed robot URL or key, a provider's refusal). Raised once per cause and window; the
+    /// message itself is kept (dead-letter queue or parked record), never dropped.
+    NotifyFailed {
+        /// What failed: `route`, `robot`, `sms`, `config`.
+        stage: String,
+        /// Whom it was for: a robot's name, `sms`, or the event type.
+        target: String,
+        /// A short code: the provider's code, `unknown_event`, `malformed_robot`, …
+        code: String,
+        /// Why, in one line (no secret, no number).
+        reason: String,
+        /// Start of the window this failure was reported in (one event per cause and window).
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -187,6 +262,7 @@ impl DomainEvent {
             DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
             DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
             DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::TrackingStopped { .. } => "TrackingStopped",
             DomainEvent::RefundConfirmed { .. } => "RefundConfirmed",
             DomainEvent::StockReserved { .. } => "StockReserved",
             DomainEvent::InventoryReleased { .. } => "InventoryReleased",
@@ -199,6 +275,10 @@ impl DomainEvent {
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
+            DomainEvent::OrdersMissing { .. } => "OrdersMissing",
+            DomainEvent::TokenExpiring { .. } => "TokenExpiring",
+            DomainEvent::AlarmStateChanged { .. } => "AlarmStateChanged",
+            DomainEvent::NotifyFailed { .. } => "NotifyFailed",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Values: what orderhub knows and says, with no I/O and no policy. Everything else in the
 //! domain is built from these.
 
+pub mod alert;
 pub mod callback;
 pub mod counters;
 pub mod domain_event;

@@ -72,11 +72,13 @@ pub enum DueKind {
     TrustRecheck,
     /// An order staying in one state past its limit.
     Sla,
+    /// Fetch again the lines of a paid order whose line fetch failed (nothing reserved yet).
+    Lines,
 }
 
 impl DueKind {
     /// Every kind.
-    pub const ALL: [DueKind; 3] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla];
+    pub const ALL: [DueKind; 4] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Lines];
 
     /// The name used in keys.
     pub fn as_str(self) -> &'static str {
@@ -84,6 +86,7 @@ impl DueKind {
             DueKind::RefundCheck => "refund",
             DueKind::TrustRecheck => "trust",
             DueKind::Sla => "sla",
+            DueKind::Lines => "lines",
         }
     }
 }

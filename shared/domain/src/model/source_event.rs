@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::geo::GeoPoint;
-use crate::model::ids::{MessageId, OrderKey};
+use crate::model::geo::{GeoPoint, Located};
+use crate::model::ids::{LineId, MessageId, OrderKey};
 use crate::model::lifecycle::RefundKind;
 use crate::model::order::RefundScope;
 pub use crate::model::parcel::Waybill;
@@ -19,12 +19,17 @@ use crate::model::stock::OrderLine;
 pub struct OrderFacts {
     /// The waybill, when the event says the parcel left.
     pub waybill: Option<Waybill>,
-    /// Whether the carrier scanned the parcel out (or the platform's own shipped code says so).
+    /// Whether a carrier scanned the parcel (Kuaidi100 tracking, or a platform field that really
+    /// is the carrier's scan). A platform's "shipped" code is the seller's declaration: not this.
     pub scanned_out: bool,
     /// Promised ship time (platform SLA).
     pub promised_ship_at: Option<DateTime<Utc>>,
     /// The order's lines, for stock reservation on payment.
     pub lines: Vec<OrderLine>,
+    /// Line (sub-order) ids the message names without their SKUs and quantities (Douyin `s_ids`):
+    /// the lines are fetched from the platform before anything is reserved.
+    #[serde(default)]
+    pub line_ids: Vec<LineId>,
     /// Which refund case the event is about and the lines it covers.
     pub refund: RefundScope,
     /// Refund kind, when the event says.
@@ -66,8 +71,13 @@ pub struct LogisticsEvent {
     pub carrier_code: Option<String>,
     /// The newest trace line's text.
     pub text: String,
-    /// Where the newest line happened (area centre), when known.
-    pub location: Option<GeoPoint>,
+    /// Where the last mile happened, at its precision: the centre of the administrative area of
+    /// the newest sign or delivery line that names one (Kuaidi100 `areaCenter`, `areaCode`).
+    pub location: Option<Located>,
+    /// Kuaidi100 stopped tracking the waybill (`status` = `abort`): why, in its words
+    /// (`3天查询无记录`, `60天无变化`), with `comNew=<code>` when it corrected the carrier code.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// One app signal about a customer (and usually an order).

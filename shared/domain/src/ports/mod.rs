@@ -3,6 +3,8 @@
 //! both must pass.
 
 pub mod clock;
+pub mod dead_letters;
+pub mod notify;
 pub mod platform;
 pub mod secrets;
 
@@ -72,9 +74,16 @@ pub trait OrderStore: Send + Sync {
         message_id: &MessageId,
     ) -> Result<Option<HistoryEntry>, StoreError>;
 
-    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept).
-    /// Returns whether it removed it.
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept), and
+    /// adds `counters` in the same write. Returns whether it removed it (a retry of a removal
+    /// whose answer was lost returns false and counts nothing twice).
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError>;
 
     /// Creates or moves one due marker outside an order write (e.g. "re-check now").
     async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError>;
@@ -163,13 +172,18 @@ pub trait InventoryStore: Send + Sync {
     /// (reserving twice is a no-op).
     async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError>;
 
-    /// Releases one order line, exactly once, recording when and why (`refund`, `ops`).
+    /// Releases order lines, all or none, exactly once each, recording when and why (`refund`,
+    /// `ops`), and adds `counters` in the same write: [`ReleaseOutcome::Released`] when every
+    /// line was still reserved; otherwise nothing is written and the outcome says why (one line
+    /// released before, or never reserved). A retry of a write that was applied but whose answer
+    /// was lost finds the lines released: the counters are never added twice.
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError>;
 
     /// All lines of an order.
@@ -225,9 +239,52 @@ pub trait Inbox: Send + Sync {
     async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError>;
 }
 
+/// A marker that holds once per Beijing day: e.g. "the `UnmappedStatus` alert of
+/// (douyin, tag, 999) went out today".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DailyMarker {
+    /// The Beijing business day.
+    pub day: NaiveDate,
+    /// What it marks (bounded: built from bounded parts).
+    pub name: String,
+}
+
+impl DailyMarker {
+    /// The marker of an unmapped code's alert: one per (source, field, code) per day.
+    pub fn unmapped(day: NaiveDate, source: Source, raw: &crate::model::status::RawStatus) -> Self {
+        Self { day, name: format!("unmapped#{source}#{}#{}", raw.field, raw.code) }
+    }
+}
+
+/// How long an unconfirmed daily claim keeps others off: after it, the claimant's publish is
+/// taken to have failed and the next occurrence claims (and publishes) instead.
+pub const DAILY_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
 /// Daily counters and stored reports.
 #[async_trait]
 pub trait Stats: Send + Sync {
+    /// Claims a daily marker for `claimant` with one conditional write: `true` when nobody
+    /// published it today — it is new, or `claimant` holds it already (a redelivery), or its
+    /// holder never confirmed a publish within `lease`. Stores that cannot claim say `true`
+    /// (the event then goes out every time: at least once, never lost).
+    async fn claim_daily(
+        &self,
+        marker: &DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (marker, claimant, now, lease);
+        Ok(true)
+    }
+
+    /// Records that `claimant`'s event of the marker was published: nobody claims it again
+    /// today. A marker someone else took over since is left alone.
+    async fn confirm_daily(&self, marker: &DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        let _ = (marker, claimant);
+        Ok(())
+    }
+
     /// Adds to counters atomically (each add is applied once per call).
     async fn add(&self, adds: &[CounterAdd]) -> Result<(), StoreError>;
 

@@ -449,8 +449,14 @@ impl<P: OrderStore + ?Sized> OrderStore for Faulty<'_, P> {
         self.call("orders", "history_entry", Call::Read, || self.inner.history_entry(key, event_time, message_id)).await
     }
 
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.call("orders", "clear_due", Call::Write, || self.inner.clear_due(key, kind, due_at)).await
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError> {
+        self.call("orders", "clear_due", Call::Write, || self.inner.clear_due(key, kind, due_at, counters)).await
     }
 
     async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError> {
@@ -511,11 +517,12 @@ impl<P: InventoryStore + ?Sized> InventoryStore for Faulty<'_, P> {
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError> {
-        self.call("inventory", "release", Call::Write, || self.inner.release(key, line, at, reason)).await
+        self.call("inventory", "release", Call::Write, || self.inner.release(key, lines, at, reason, counters)).await
     }
 
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {

@@ -46,6 +46,8 @@ struct StoreState {
     reservations: BTreeMap<(OrderKey, LineId), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
     reports: BTreeMap<(String, String), StoredReport>,
+    /// Daily markers: (claimant, claimed at, published).
+    daily: BTreeMap<crate::ports::DailyMarker, (String, DateTime<Utc>, bool)>,
     signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
     address_signs: BTreeMap<(String, DateTime<Utc>, OrderKey), AddressSign>,
     proxy: BTreeMap<(String, String), u32>,
@@ -190,12 +192,20 @@ impl OrderStore for MemoryStore {
         Ok(lock(&self.state).history.get(&(key.clone(), history_sort_key(event_time, message_id))).cloned())
     }
 
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
         let slot = (key.clone(), kind);
         if state.due.get(&slot).is_some_and(|m| m.due_at == due_at) {
             state.due.remove(&slot);
+            apply_counters(&mut state, counters);
             return Ok(true);
         }
         Ok(false)
@@ -255,21 +265,29 @@ impl InventoryStore for MemoryStore {
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
-        Ok(match state.reservations.get_mut(&(key.clone(), line.clone())) {
-            None => ReleaseOutcome::NotReserved,
-            Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
-            Some(r) => {
+        for line in lines {
+            match state.reservations.get(&(key.clone(), line.clone())) {
+                None => return Ok(ReleaseOutcome::NotReserved),
+                Some(r) if r.released_at.is_some() => return Ok(ReleaseOutcome::AlreadyReleased),
+                Some(_) => {}
+            }
+        }
+        for line in lines {
+            if let Some(r) = state.reservations.get_mut(&(key.clone(), line.clone())) {
                 r.released_at = Some(at);
                 r.released_by = Some(reason.to_owned());
-                ReleaseOutcome::Released
             }
-        })
+        }
+        apply_counters(&mut state, counters);
+        Ok(ReleaseOutcome::Released)
     }
 
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {
@@ -319,6 +337,35 @@ impl Stats for MemoryStore {
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {
         Ok(lock(&self.state).reports.get(&(kind.to_owned(), period.to_owned())).cloned())
+    }
+
+    async fn claim_daily(
+        &self,
+        marker: &crate::ports::DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let free = match state.daily.get(marker) {
+            None => true,
+            Some((holder, at, published)) => !published && (holder == claimant || *at < now - lease),
+        };
+        if free {
+            state.daily.insert(marker.clone(), (claimant.to_owned(), now, false));
+        }
+        Ok(free)
+    }
+
+    async fn confirm_daily(&self, marker: &crate::ports::DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Some((holder, _, published)) = lock(&self.state).daily.get_mut(marker)
+            && holder == claimant
+        {
+            *published = true;
+        }
+        Ok(())
     }
 }
 
@@ -402,7 +449,7 @@ struct Record {
 struct InboxState {
     accepted: HashMap<(Source, ShopId, MessageId), Record>,
     quarantine: BTreeMap<String, Quarantined>,
-    quota: HashMap<(Source, ShopId, String), u32>,
+    quota: HashMap<(Source, String, String), u32>,
 }
 
 /// Callback inbox in memory.
@@ -487,7 +534,7 @@ impl Inbox for MemoryInbox {
         let mut state = lock(&self.state);
         let cb = &quarantined.callback;
         let hour = cb.received_at.format("%Y-%m-%dT%H").to_string();
-        let used = state.quota.entry((cb.source, cb.shop.clone(), hour)).or_default();
+        let used = state.quota.entry((cb.source, quarantined.bucket.clone(), hour)).or_default();
         if *used >= quota_per_hour {
             return Ok(QuarantineOutcome::OverQuota);
         }
@@ -627,6 +674,11 @@ impl Secrets for MemorySecrets {
 }
 
 impl MemoryStore {
+    /// The daily markers claimed so far (tests).
+    pub fn daily_markers(&self) -> Vec<crate::ports::DailyMarker> {
+        lock(&self.state).daily.keys().cloned().collect()
+    }
+
     /// The write path's ports over this store (orders, inventory, counters, signals), `inbox`
     /// and `clock`: how a test builds a use case in one line.
     pub fn write_ports<'a>(
@@ -635,5 +687,60 @@ impl MemoryStore {
         clock: &'a dyn crate::ports::clock::Clock,
     ) -> crate::app::apply::WritePorts<'a> {
         crate::app::apply::WritePorts { orders: self, inventory: self, stats: self, signals: self, inbox, clock }
+    }
+}
+
+/// The platforms' order lines in memory ([`crate::ports::platform::OrderLines`]): the lines set
+/// per order, `NotFound` for the rest; `fail` makes every call fail (a platform outage).
+#[derive(Default)]
+pub struct MemoryLines {
+    lines: Mutex<HashMap<OrderKey, Vec<crate::model::stock::OrderLine>>>,
+    failing: std::sync::atomic::AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl MemoryLines {
+    /// The platform's lines of `key`.
+    pub fn set(&self, key: &OrderKey, lines: Vec<crate::model::stock::OrderLine>) {
+        lock(&self.lines).insert(key.clone(), lines);
+    }
+
+    /// One line per `(line id, sku, qty)` of `key`.
+    pub fn set_simple(&self, key: &OrderKey, lines: &[(&str, &str, u32)]) {
+        let lines = lines
+            .iter()
+            .filter_map(|(line, sku, qty)| {
+                Some(crate::model::stock::OrderLine {
+                    line: LineId::parse(line).ok()?,
+                    sku: crate::model::ids::Sku::parse(sku).ok()?,
+                    qty: *qty,
+                })
+            })
+            .collect();
+        self.set(key, lines);
+    }
+
+    /// Every call fails (or succeeds again).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::platform::OrderLines for MemoryLines {
+    async fn order_lines(
+        &self,
+        key: &OrderKey,
+    ) -> Result<Vec<crate::model::stock::OrderLine>, crate::ports::platform::QueryError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(crate::ports::platform::QueryError::Timeout);
+        }
+        lock(&self.lines).get(key).cloned().ok_or(crate::ports::platform::QueryError::NotFound)
     }
 }

@@ -8,3 +8,4 @@ pub mod contract;
 pub mod faults;
 pub mod fixtures;
 pub mod memory;
+pub mod notify;
