@@ -15,6 +15,5 @@ mod platform;
 mod refund;
 mod samples;
 mod schema;
-mod soak;
 mod trust;
 mod webhook;

@@ -11,6 +11,11 @@
 //! [`SCALE`]; the functions' timeouts, the door's budget and the SDK's limits stay real.
 //! `SOAK_AWS_CALLBACKS` (default 150), `SOAK_AWS_CONCURRENCY` (20), `SOAK_SEED` (12).
 //! `scripts/bench.sh soak` runs it at 1 000.
+//!
+//! Its own test binary, so that cargo runs it after the `aws` suite and not beside it: the day's
+//! load on moto would slow the other tests past their SDK timeouts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
