@@ -176,10 +176,12 @@ impl SignCheck<'_> {
         order: &Order,
         rules: &TrustRules,
         proxy_receipts: u32,
-    ) -> Result<(Classification, TrustAssessment), Failure> {
+    ) -> Result<(Classification, TrustAssessment, DateTime<Utc>), Failure> {
         let signed_at = Self::signed_at(order);
         let classified = classification(order);
         let signals = self.app_signals(order, signed_at, signed_at + rules.app_window).await?;
+        // As old as the evidence it rests on: the sign, or the latest signal of the customer.
+        let evidence_at = signals.iter().map(|s| s.at).fold(signed_at, DateTime::max);
         let inputs = TrustInputs {
             kind: classified.sign_kind().unwrap_or(SignKind::Unknown),
             weak_sign: classified.weak_sign,
@@ -190,7 +192,7 @@ impl SignCheck<'_> {
             proxy_receipts_this_month: proxy_receipts,
         };
         let assessment = assess(&inputs, rules);
-        Ok((classified, assessment))
+        Ok((classified, assessment, evidence_at))
     }
 
     /// Scores an order the carrier says is signed; downgrades it when the evidence is weak.
@@ -226,7 +228,7 @@ impl SignCheck<'_> {
             None => 0,
         };
         let proxy_receipts = earlier + u32::from(kind.is_proxy() && order.address.is_some());
-        let (classified, assessment) = self.assessment(&order, self.rules, proxy_receipts).await?;
+        let (classified, assessment, _) = self.assessment(&order, self.rules, proxy_receipts).await?;
         if let Some(address) = &order.address {
             let sign = AddressSign {
                 at: signed_at,
@@ -385,7 +387,7 @@ impl SignCheck<'_> {
             Some(a) => self.signals.proxy_receipts(&a.addr_key, &business_month(signed_at)).await?,
             None => 0,
         };
-        let (_, assessment) = self.assessment(&order, &rules, receipts).await?;
+        let (_, assessment, evidence_at) = self.assessment(&order, &rules, receipts).await?;
         let said_not_received = assessment.reasons.iter().any(|r| r.rule == TrustRule::CustomerNotReceived);
         let to = if said_not_received {
             Lifecycle::SignException
@@ -398,7 +400,9 @@ impl SignCheck<'_> {
             key: key.clone(),
             message_id: MessageId::parse(&format!("recheck-{}", now.timestamp_millis()))
                 .map_err(|e| Failure::Permanent(e.to_string()))?,
-            event_time: now,
+            // Stamped with its evidence's time, not the check's: the platform's own later word
+            // (a Completed from before the check that arrives after it) still moves the order.
+            event_time: evidence_at,
             received_at: now,
             raw: RawStatus::new("trust_recheck", assessment.score.to_string()),
             mapping: StatusMapping::Mapped(Target::lifecycle(to)),
@@ -487,7 +491,7 @@ impl SignCheck<'_> {
                     }
                     None => 0,
                 };
-                let (_, a) = self.assessment(&order, self.rules, receipts).await?;
+                let (_, a, _) = self.assessment(&order, self.rules, receipts).await?;
                 (Some(a.score), a.reasons.iter().map(|r| r.detail.clone()).collect(), a.distance_m)
             }
             None => (None, Vec::new(), None),
