@@ -6,7 +6,11 @@
 #      the time waited on AWS is printed beside each): AWS requests per callback and per event,
 #      status-normalize throughput for 10 000 events, the refund sweep over 10 000 orders with
 #      300 due, the emergency release of 327 orders, the monthly health report.
-#   scripts/bench.sh [criterion|coldstart|stack]...   (default: all three)
+#   4. soak (issue 12's proof at full size): the in-process sales day, 10 000 callbacks x 3
+#      under injected faults, 50 concurrent, and the day on the local stack through the real SDK,
+#      1 000 x 3, 20 concurrent; each prints lost / double-applied / events missing / DLQ left,
+#      the faults injected and the time. SOAK_SEED picks the day (default 12).
+#   scripts/bench.sh [criterion|coldstart|stack|soak]...   (default: the first three)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -37,6 +41,16 @@ for part in "${parts[@]}"; do
         normalize::throughput normalize::aws_requests webhook::every_source refund::reads_scale refund::the_emergency health:: 2>&1 \
         | grep -E "throughput:|per applied event|per duplicate|AWS requests per accepted|sweep over|ops release|monthly report|range .* over|full layout|test result" || true
       ;;
-    *) echo "unknown part $part (criterion, coldstart, stack)" >&2; exit 2 ;;
+    soak)
+      echo "== soak: in process, ${SOAK_CALLBACKS:=10000} callbacks x 3"
+      SOAK_CALLBACKS=$SOAK_CALLBACKS cargo test --locked -p tests --test soak -- --nocapture 2>&1 \
+        | grep -E "^soak|^  \[|test result" || true
+      echo "== soak: on the local stack, ${SOAK_AWS_CALLBACKS:=1000} callbacks x 3"
+      start_moto
+      create_stack
+      SOAK_AWS_CALLBACKS=$SOAK_AWS_CALLBACKS cargo test --locked -p tests --test aws_soak -- --nocapture 2>&1 \
+        | grep -E "^soak|^  \[|test result" || true
+      ;;
+    *) echo "unknown part $part (criterion, coldstart, stack, soak)" >&2; exit 2 ;;
   esac
 done

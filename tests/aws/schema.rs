@@ -113,6 +113,44 @@ fn every_function_crate_is_a_function_of_the_template_built_by_cargo_lambda() {
     assert_eq!(t["Globals"]["Function"]["Architectures"][0].as_str(), Some("arm64"));
 }
 
+#[test]
+fn every_sweep_the_functions_answer_is_on_a_schedule() {
+    // Found by the soak (tests/soak): status-normalize answers `{"sweep": "outbox"}` — the
+    // publish of events a failed publish or a killed function left in the outbox — but nothing
+    // sent it, so such events (an SLA breach whose publish failed, an assessment whose
+    // function died after its commit) were never published.
+    let t = template();
+    let want: [(&str, serde_json::Value); 4] = [
+        (
+            "StatusNormalizeFunction",
+            serde_json::to_value(status_normalize::Ops::Sweep(status_normalize::Sweep::Sla)).unwrap(),
+        ),
+        (
+            "StatusNormalizeFunction",
+            serde_json::to_value(status_normalize::Ops::Sweep(status_normalize::Sweep::Outbox)).unwrap(),
+        ),
+        (
+            "SigninTrustCheckFunction",
+            serde_json::to_value(signin_trust_check::Ops::Sweep(signin_trust_check::Sweep::Rechecks)).unwrap(),
+        ),
+        (
+            "RefundDualCheckFunction",
+            serde_json::to_value(refund_dual_check::Ops::Sweep(refund_dual_check::Sweep::Refunds)).unwrap(),
+        ),
+    ];
+    for (function, input) in want {
+        let scheduled: Vec<serde_json::Value> = t["Resources"][function]["Properties"]["Events"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default()
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("ScheduleV2"))
+            .filter_map(|e| e["Properties"]["Input"].as_str().and_then(|i| serde_json::from_str(i).ok()))
+            .collect();
+        assert!(scheduled.contains(&input), "{function}: {input} is on no schedule ({scheduled:?})");
+    }
+}
+
 #[tokio::test]
 async fn the_live_tables_and_queues_are_what_the_code_expects() {
     let clients = clients().await;

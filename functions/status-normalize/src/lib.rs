@@ -183,7 +183,8 @@ impl Handler<'_> {
             Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records, time_left).await),
             Ok(Invocation::Ops(Ops::Sweep(Sweep::Sla))) => {
                 let write = &self.messages.write;
-                let (events, report) = sla_sweep(write.ports.orders, write.ports.clock, write.rules).await;
+                let (events, report) =
+                    sla_sweep(write.ports.orders, write.ports.stats, write.ports.clock, write.rules).await;
                 let failed = adapters::lambda::publish(self.events, &events).await;
                 tracing::info!(
                     due = report.due,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use domain::Source;
@@ -12,8 +12,13 @@ use domain::model::counters::{CounterAdd, DayCounters, StoredReport};
 use domain::ports::{DailyMarker, Stats, StoreError};
 
 use super::keys::{daily_pk, stats_pk};
-use super::{Item, TransactFailure, counter_updates, is_condition_failed, n, s, sdk_error, transact, ttl};
-use crate::schema::{PK, SK};
+use super::{
+    Item, TransactFailure, build_error, counter_updates, is_condition_failed, n, reason_is, s, sdk_error, transact, ttl,
+};
+use crate::schema::{PK, SK, TTL};
+
+/// How long a counted-once token is kept: longer than any retry or re-run of the same work.
+const ONCE_KEPT_S: u64 = 8 * 24 * 3600;
 
 /// Day counters and reports (stats table).
 #[derive(Debug, Clone)]
@@ -88,6 +93,37 @@ impl Stats for DynamoStats {
                     Err(TransactFailure::Other(err)) => Err(err),
                 }
             }
+        }
+    }
+
+    /// One transaction: the token's item, written only if absent, and the counters. A token
+    /// already written cancels it with `ConditionalCheckFailed` on the first item: counted
+    /// before, nothing to do.
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        let updates = counter_updates(&self.stats_table, adds)?;
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let marker = Put::builder()
+            .table_name(&self.stats_table)
+            .item(PK, s(format!("ONCE#{token}")))
+            .item(SK, s("ONCE"))
+            .item(TTL, n(now + ONCE_KEPT_S))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)?;
+        let items = std::iter::once(TransactWriteItem::builder().put(marker).build())
+            .chain(updates.into_iter().map(|u| TransactWriteItem::builder().update(u).build()))
+            .collect();
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Cancelled(reasons)) if reason_is(&reasons, Some(0), "ConditionalCheckFailed") => {
+                Ok(())
+            }
+            Err(TransactFailure::Cancelled(_)) => Err(StoreError::Conflict),
+            Err(TransactFailure::Other(err)) => Err(err),
         }
     }
 

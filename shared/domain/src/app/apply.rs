@@ -11,8 +11,9 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
 pub use crate::app::failure::Failure;
-use crate::app::failure::backoff;
+use crate::app::failure::{add_counters_once, backoff};
 use crate::app::release_stock::release_order;
+use crate::app::sla_sweep::{breach_count, breach_token};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::RefundId;
@@ -134,7 +135,10 @@ impl<'a> ApplyChange<'a> {
                     let recorded =
                         self.ports.orders.history_entry(&change.key, change.event_time, &change.message_id).await?;
                     let entry = recorded.unwrap_or(entry);
-                    let order = stored.unwrap_or(order);
+                    // The order as it is now: the one read above may predate the write that
+                    // recorded this event (a delivery running at the same time as this one), and
+                    // the side effects derived again from it would miss this event's own.
+                    let order = self.ports.orders.get(&change.key).await?.or(stored).unwrap_or(order);
                     return Ok(Applied { entry, order, fresh: false });
                 }
                 Err(err) => return Err(err.into()),
@@ -157,7 +161,9 @@ impl<'a> ApplyChange<'a> {
                 }
                 // Stock may still be reserved: the dual-check confirms the release soon.
                 RefundState::Succeeded
-                    if order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled) =>
+                    if order.before_shipment(
+                        order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(entry.event_time),
+                    ) =>
                 {
                     due.push(marker(DueKind::RefundCheck, now + Duration::minutes(10), "release"));
                 }
@@ -227,8 +233,8 @@ impl<'a> ApplyChange<'a> {
         if let Some((_, RefundState::Succeeded)) = entry.refund {
             add(names::REFUND_SUCCEEDED.into(), 1);
             if change.provenance == Provenance::Poll {
+                // The poll found what no callback told: counted with the change, exactly once.
                 add(names::REFUND_FOUND_BY_POLL.into(), 1);
-                // Counted in the same commit as the change, so a crash after it loses nothing.
                 add(names::CALLBACK_MISSING.into(), 1);
             }
         }
@@ -260,41 +266,75 @@ impl<'a> ApplyChange<'a> {
             .iter()
             .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
             .collect();
-        if let Some((_, Lifecycle::Paid)) = applied.entry.lifecycle
-            && !to_reserve.is_empty()
-        {
-            let lines: Vec<Reservation> = to_reserve
-                .iter()
-                .map(|l| Reservation {
-                    key: key.clone(),
-                    line: l.line.clone(),
-                    sku: l.sku.clone(),
-                    qty: l.qty,
-                    reserved_at: applied.entry.event_time,
-                    released_at: None,
-                    released_by: None,
-                })
-                .collect();
-            self.ports.inventory.reserve(&lines).await?;
-            events.push(DomainEvent::StockReserved {
-                key: key.clone(),
-                lines: to_reserve.into_iter().cloned().collect(),
-            });
+        // Reserved by whichever event carries the lines once the order is paid — not only the
+        // one that moved it to Paid: a line-less payment notice often comes first, and a Paid
+        // delivered late is stale. Reserving is idempotent per line, so this is the same stock
+        // whatever order the events arrive in.
+        if applied.order.entered.contains_key(&Lifecycle::Paid) && !facts.lines.is_empty() {
+            if !to_reserve.is_empty() {
+                let lines: Vec<Reservation> = to_reserve
+                    .iter()
+                    .map(|l| Reservation {
+                        key: key.clone(),
+                        line: l.line.clone(),
+                        sku: l.sku.clone(),
+                        qty: l.qty,
+                        reserved_at: applied.entry.event_time,
+                        released_at: None,
+                        released_by: None,
+                    })
+                    .collect();
+                self.ports.inventory.reserve(&lines).await?;
+            }
+            // A redelivery announces what this event's lines reserved, as recorded (released
+            // since or not), so a `StockReserved` whose publish failed is derived again — the
+            // same event — even when a refund released the lines in between.
+            let announced: Vec<OrderLine> = if applied.fresh {
+                to_reserve.into_iter().cloned().collect()
+            } else {
+                let recorded = self.ports.inventory.reservations(key).await?;
+                facts
+                    .lines
+                    .iter()
+                    .filter_map(|l| recorded.iter().find(|r| r.line == l.line).map(Reservation::order_line))
+                    .collect()
+            };
+            if !announced.is_empty() {
+                events.push(DomainEvent::StockReserved { key: key.clone(), lines: announced });
+            }
         }
-        let before_shipment =
-            applied.order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
+        if let Some((state, due_at, event)) = breach_ended_by(&applied.order, &applied.entry, self.rules) {
+            // The move that ends a breach reports it, as the SLA sweep would have: kept before
+            // counted, counted once (the same token as the sweep's), derived again on redelivery.
+            let shard = key.shard(self.rules.shards);
+            self.ports.orders.keep(key, shard, std::slice::from_ref(&event), self.ports.clock.now()).await?;
+            let since = due_at - self.rules.sla.limit(key.source, state).unwrap_or_default();
+            let add = breach_count(key, shard, due_at);
+            if !add_counters_once(self.ports.stats, &breach_token(key, state, since), &[add], "SLA breach").await {
+                return Err(Failure::Retry("could not count the SLA breach".into()));
+            }
+            events.push(event);
+        }
+        // Only the lines this refund case covers (every line for a whole-order refund), and only
+        // when it succeeded before the parcel left, by the sources' times (not by what arrived
+        // first).
         let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
+        let refunded_at = applied
+            .order
+            .refunds
+            .get(&case)
+            .and_then(|c| c.entered.get(&RefundState::Succeeded))
+            .or_else(|| applied.order.refund_entered.get(&RefundState::Succeeded))
+            .copied()
+            .unwrap_or(applied.entry.event_time);
         // A price-protection refund (money back, the goods stay and ship) gives no stock back.
         let gives_stock_back =
             applied.order.refunds.get(&case).and_then(|c| c.kind).is_none_or(RefundKind::releases_stock);
         if let Some((_, RefundState::Succeeded)) = applied.entry.refund
-            && before_shipment
+            && applied.order.before_shipment(refunded_at)
             && gives_stock_back
         {
-            // Only the lines this refund case covers (every line for a whole-order refund).
             let covered = applied.order.refunds.get(&case).map(|c| c.lines.clone()).unwrap_or_default();
-            let refunded_at =
-                applied.order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(applied.entry.event_time);
             events.extend(
                 release_order(
                     self.ports.inventory,
@@ -310,6 +350,36 @@ impl<'a> ApplyChange<'a> {
             );
         }
         Ok(events)
+    }
+}
+
+/// The SLA breach a move ended, if the order left a state with a limit only after it (by the
+/// sources' times): the state, its due time and `SlaBreached`, the same event the SLA sweep
+/// raises.
+fn breach_ended_by(
+    order: &Order,
+    entry: &HistoryEntry,
+    rules: &Rules,
+) -> Option<(Lifecycle, DateTime<Utc>, DomainEvent)> {
+    let (Some(from), _) = entry.lifecycle? else { return None };
+    let limit = rules.sla.limit(order.key.source, from)?;
+    let since = *order.entered.get(&from)?;
+    let due_at = since + limit;
+    (entry.event_time > due_at).then(|| {
+        let event =
+            DomainEvent::SlaBreached { key: order.key.clone(), state: from, since, limit_minutes: limit.num_minutes() };
+        (from, due_at, event)
+    })
+}
+
+/// The report that a shop's refund callback never came (its refund was found by polling).
+pub fn callback_missing(key: &crate::model::ids::OrderKey) -> DomainEvent {
+    DomainEvent::CallbackMissing {
+        key: key.clone(),
+        hint: format!(
+            "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+            key.source, key.shop
+        ),
     }
 }
 
@@ -380,15 +450,9 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
                 event_time: entry.event_time,
             });
             if entry.provenance == Provenance::Poll {
-                // Our own query found a refund the platform never called back about: derived
-                // from the committed entry (so it is in the order's outbox, at least once).
-                events.push(DomainEvent::CallbackMissing {
-                    key: entry.key.clone(),
-                    hint: format!(
-                        "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
-                        entry.key.source, entry.key.shop
-                    ),
-                });
+                // Written with the change (its outbox) and derived again from its entry: the
+                // report of the missing callback goes out however the check that found it ends.
+                events.push(callback_missing(&entry.key));
             }
         }
     }

@@ -179,6 +179,35 @@ impl LinesRetry<'_> {
         let ids: Vec<LineId> = order.pending_lines.clone();
         let fetched = self.lines.order_lines(&order.key).await.map_err(|e| Failure::Retry(e.to_string()))?;
         let found = lines_for(&ids, &fetched).ok_or_else(|| Failure::Retry("a named line is missing".into()))?;
+        // Reserved and announced (kept in the outbox) before the hold is lifted: a function
+        // killed in between leaves the marker and the flag, and the next sweep does it again
+        // (reserving is idempotent per line; the event keeps its id).
+        let mut events = Vec::new();
+        // A cancelled order reserves nothing; nor do lines a refund already gave back.
+        let refunded = order.refunded_lines();
+        let to_reserve: Vec<OrderLine> = found
+            .into_iter()
+            .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
+            .collect();
+        if order.lifecycle != Some(Lifecycle::Cancelled) && !to_reserve.is_empty() {
+            let paid_at = order.entered.get(&Lifecycle::Paid).copied().unwrap_or(order.updated_at);
+            let reservations: Vec<Reservation> = to_reserve
+                .iter()
+                .map(|l| Reservation {
+                    key: order.key.clone(),
+                    line: l.line.clone(),
+                    sku: l.sku.clone(),
+                    qty: l.qty,
+                    reserved_at: paid_at,
+                    released_at: None,
+                    released_by: None,
+                })
+                .collect();
+            ports.inventory.reserve(&reservations).await?;
+            events.push(DomainEvent::StockReserved { key: order.key.clone(), lines: to_reserve });
+            let shard = order.key.shard(self.write.rules.shards);
+            ports.orders.keep(&order.key, shard, &events, ports.clock.now()).await?;
+        }
         let now = ports.clock.now();
         let id = format!("lines-{}", marker.due_at.timestamp_millis());
         let change = StatusChange {
@@ -195,36 +224,8 @@ impl LinesRetry<'_> {
             o.flags.remove(LINES_PENDING);
             o.pending_lines.clear();
         };
-        let applied = self.write.apply_change(&change, &OrderFacts::default(), &clear, &[]).await?;
+        self.write.apply_change(&change, &OrderFacts::default(), &clear, &[]).await?;
         ports.orders.clear_due(&marker.key, DueKind::Lines, marker.due_at, &[]).await?;
-        let mut events = Vec::new();
-        // A cancelled order reserves nothing; nor do lines a refund already gave back.
-        if applied.order.lifecycle == Some(Lifecycle::Cancelled) {
-            return Ok(Some(events));
-        }
-        let refunded = applied.order.refunded_lines();
-        let to_reserve: Vec<OrderLine> = found
-            .into_iter()
-            .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
-            .collect();
-        if to_reserve.is_empty() {
-            return Ok(Some(events));
-        }
-        let paid_at = applied.order.entered.get(&Lifecycle::Paid).copied().unwrap_or(now);
-        let reservations: Vec<Reservation> = to_reserve
-            .iter()
-            .map(|l| Reservation {
-                key: order.key.clone(),
-                line: l.line.clone(),
-                sku: l.sku.clone(),
-                qty: l.qty,
-                reserved_at: paid_at,
-                released_at: None,
-                released_by: None,
-            })
-            .collect();
-        ports.inventory.reserve(&reservations).await?;
-        events.push(DomainEvent::StockReserved { key: order.key.clone(), lines: to_reserve });
         Ok(Some(events))
     }
 }

@@ -18,31 +18,42 @@ use crate::rules::timing::Rules;
 pub struct Released {
     /// Lines released by this call.
     pub lines: Vec<OrderLine>,
-    /// Lines released before for the same reason (a redelivery, a retry, a concurrent run).
-    pub before: Vec<OrderLine>,
+    /// Lines released before (a redelivery, a retry, a concurrent run, or a release whose
+    /// answer was lost), with the reason they were released for.
+    pub before: Vec<(OrderLine, String)>,
     /// The counters added (in the same write as the release) for the lines released by this
     /// call.
     pub counters: Vec<CounterAdd>,
 }
 
 impl Released {
-    /// The `InventoryReleased` event of every line released for this reason — by this call or
-    /// an earlier one — so a retry after a failed publish derives the same event (same id).
-    pub fn event(&self, key: &OrderKey, reason: &str) -> Option<DomainEvent> {
-        let mut lines: Vec<OrderLine> = self.lines.iter().chain(&self.before).cloned().collect();
-        lines.sort();
-        (!lines.is_empty()).then(|| DomainEvent::InventoryReleased {
-            key: key.clone(),
-            lines,
-            reason: reason.to_owned(),
-        })
+    /// The `InventoryReleased` events of every line released — by this call for `reason`, or
+    /// earlier for whatever reason it was — one per reason, so a retry after a failed publish,
+    /// or a later run that finds the lines released (for its own reason or another: a refund's
+    /// release whose answer was lost, found by the dual-check's follow-up), derives the same
+    /// events (same ids).
+    pub fn events(&self, key: &OrderKey, reason: &str) -> Vec<DomainEvent> {
+        let mut by_reason: std::collections::BTreeMap<&str, Vec<OrderLine>> = std::collections::BTreeMap::new();
+        for line in &self.lines {
+            by_reason.entry(reason).or_default().push(line.clone());
+        }
+        for (line, why) in &self.before {
+            by_reason.entry(why.as_str()).or_default().push(line.clone());
+        }
+        by_reason
+            .into_iter()
+            .map(|(reason, mut lines)| {
+                lines.sort();
+                DomainEvent::InventoryReleased { key: key.clone(), lines, reason: reason.to_owned() }
+            })
+            .collect()
     }
 }
 
 /// Releases the still-reserved lines of `reserved` that `only` names (every line when `only` is
 /// empty): exactly once each, in one conditional write with their counters. When another run
 /// released some of them in between, the reservations are read again and the rest released.
-/// Lines released before for the same `reason` are reported in [`Released::before`].
+/// Lines released before (for any reason) are reported in [`Released::before`].
 #[allow(clippy::too_many_arguments)]
 pub async fn release_lines(
     inventory: &dyn InventoryStore,
@@ -62,7 +73,7 @@ pub async fn release_lines(
         let (open, done): (Vec<Reservation>, Vec<Reservation>) =
             covered.into_iter().partition(|r| r.released_at.is_none());
         released.before =
-            done.iter().filter(|r| r.released_by.as_deref() == Some(reason)).map(Reservation::order_line).collect();
+            done.iter().map(|r| (r.order_line(), r.released_by.clone().unwrap_or_else(|| reason.to_owned()))).collect();
         if open.is_empty() {
             return Ok(released);
         }
@@ -131,7 +142,63 @@ pub async fn release_order(
 ) -> Result<Vec<DomainEvent>, Failure> {
     let reserved = inventory.reservations(key).await?;
     let released = release_lines(inventory, key, reserved, only, refunded_at, now, reason, rules).await?;
-    let events: Vec<DomainEvent> = released.event(key, reason).into_iter().collect();
+    let events = released.events(key, reason);
     orders.keep(key, key.shard(rules.shards), &events, now).await?;
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ids::Sku;
+    use crate::ports::{OrderStore, Stats};
+    use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
+    use crate::testing::memory::MemoryStore;
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn a_release_whose_answer_was_lost_is_announced_by_whoever_finds_it_released() {
+        // Found by the soak (tests/soak, seed 12): a refund released a line, the store's answer
+        // was lost, and the function failed before keeping its `InventoryReleased`. The
+        // dual-check's follow-up ("poll") found the line released for "refund" — another reason —
+        // and derived no event at all: the release was never announced.
+        let store = MemoryStore::default();
+        let key =
+            OrderKey::parse(crate::model::ids::Source::Douyin, "shop-1", "6941").unwrap_or_else(|e| panic!("{e}"));
+        let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default();
+        let sku = Sku::parse("69411").unwrap_or_else(|e| panic!("{e}"));
+        let line = Reservation {
+            key: key.clone(),
+            line: LineId::of_sku(&sku),
+            sku,
+            qty: 1,
+            reserved_at: at,
+            released_at: None,
+            released_by: None,
+        };
+        store.reserve(std::slice::from_ref(&line)).await.unwrap_or_else(|e| panic!("{e}"));
+        let rules = Rules::default();
+        let lost = Faults::new(FaultPlan::new(1).rate("inventory.release", Fault::After, 1.0));
+        let faulty = Faulty::new(&store, &lost);
+        let everything = BTreeSet::new();
+        let first = release_order(&faulty, &store, &key, &everything, at, at, "refund", &rules).await;
+        assert!(first.is_err(), "the answer was lost");
+        let events = release_order(&store, &store, &key, &everything, at, at, "poll", &rules)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(&events[..], [DomainEvent::InventoryReleased { lines, reason, .. }]
+                if reason == "refund" && lines.len() == 1),
+            "the release, announced as what it was: {events:?}"
+        );
+        let kept = store.unpublished(key.shard(rules.shards), at, None, 10).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(kept.len(), 1, "and kept in the outbox until published");
+        // Counted once: with the release, in its own write (the soak, seed 12, found a count
+        // lost when it was a separate write).
+        release_order(&store, &store, &key, &everything, at, at, "poll", &rules)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let month = store.month(key.source, at.date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get(names::STOCK_RELEASED)).sum::<i64>(), 1);
+    }
 }

@@ -176,10 +176,12 @@ impl SignCheck<'_> {
         order: &Order,
         rules: &TrustRules,
         proxy_receipts: u32,
-    ) -> Result<(Classification, TrustAssessment), Failure> {
+    ) -> Result<(Classification, TrustAssessment, DateTime<Utc>), Failure> {
         let signed_at = Self::signed_at(order);
         let classified = classification(order);
         let signals = self.app_signals(order, signed_at, signed_at + rules.app_window).await?;
+        // As old as the evidence it rests on: the sign, or the latest signal of the customer.
+        let evidence_at = signals.iter().map(|s| s.at).fold(signed_at, DateTime::max);
         let inputs = TrustInputs {
             kind: classified.sign_kind().unwrap_or(SignKind::Unknown),
             weak_sign: classified.weak_sign,
@@ -190,7 +192,7 @@ impl SignCheck<'_> {
             proxy_receipts_this_month: proxy_receipts,
         };
         let assessment = assess(&inputs, rules);
-        Ok((classified, assessment))
+        Ok((classified, assessment, evidence_at))
     }
 
     /// Scores an order the carrier says is signed; downgrades it when the evidence is weak.
@@ -202,10 +204,15 @@ impl SignCheck<'_> {
             return Ok(Vec::new());
         };
         let signed_at = Self::signed_at(&order);
-        if let Some(trust) = order.trust.as_ref().filter(|t| t.sign_at == Some(signed_at)) {
+        if let Some(trust) =
+            order.trust.as_ref().filter(|t| t.sign_at == Some(signed_at) || order.lifecycle != Some(Lifecycle::Signed))
+        {
             // This sign was judged: a redelivery (the first publish or notice may have failed),
             // or a Signed made by a rule (a re-check on the customer's word). One assessment and
-            // one notice per sign: its events and notice again, with the same ids.
+            // one notice per sign: its events and notice again, with the same ids. Also when
+            // the order is no longer Signed and its sign's time moved since (the carrier's
+            // record arrived after the platform's Signed it was judged on): that judgment, not
+            // a new one.
             return self.judged(&order, trust).await;
         }
         if order.lifecycle != Some(Lifecycle::Signed) {
@@ -221,7 +228,7 @@ impl SignCheck<'_> {
             None => 0,
         };
         let proxy_receipts = earlier + u32::from(kind.is_proxy() && order.address.is_some());
-        let (classified, assessment) = self.assessment(&order, self.rules, proxy_receipts).await?;
+        let (classified, assessment, _) = self.assessment(&order, self.rules, proxy_receipts).await?;
         if let Some(address) = &order.address {
             let sign = AddressSign {
                 at: signed_at,
@@ -238,7 +245,10 @@ impl SignCheck<'_> {
         let change = StatusChange {
             key: key.clone(),
             message_id: message_id.clone(),
-            event_time: now,
+            // The sign's own time, not "now": the assessment's history entry is then one per
+            // sign, whoever writes it, so two checks racing on the same sign write it once (the
+            // loser finds it recorded) instead of two entries a few milliseconds apart.
+            event_time: signed_at,
             received_at: now,
             raw: RawStatus::new("trust", assessment.score.to_string()),
             mapping: if downgrade {
@@ -308,13 +318,24 @@ impl SignCheck<'_> {
                 proxy_receipts: receipts,
             });
         }
-        // Still waiting for the customer: the notice again (the notify consumer sends a notice
-        // id once).
+        // A downgrade's notice again (the notify consumer sends a notice id once): while the
+        // customer is waited for, and also when the order moved on before a failed notice was
+        // retried — the downgrade happened, its notice is owed. Whether this sign was
+        // downgraded is read from its assessment's history entry (one per sign).
         if !trust.trusted
-            && order.lifecycle == Some(Lifecycle::SignPendingConfirmation)
             && let Some(signed_at) = trust.sign_at
         {
-            self.notify(order, &classification(order), signed_at).await?;
+            let downgraded = order.lifecycle == Some(Lifecycle::SignPendingConfirmation)
+                || self
+                    .write
+                    .ports
+                    .orders
+                    .history_entry(&order.key, signed_at, &sign_message_id(signed_at)?)
+                    .await?
+                    .is_some_and(|e| e.lifecycle.is_some_and(|(_, to)| to == Lifecycle::SignPendingConfirmation));
+            if downgraded {
+                self.notify(order, &classification(order), signed_at).await?;
+            }
         }
         Ok(events)
     }
@@ -366,7 +387,7 @@ impl SignCheck<'_> {
             Some(a) => self.signals.proxy_receipts(&a.addr_key, &business_month(signed_at)).await?,
             None => 0,
         };
-        let (_, assessment) = self.assessment(&order, &rules, receipts).await?;
+        let (_, assessment, evidence_at) = self.assessment(&order, &rules, receipts).await?;
         let said_not_received = assessment.reasons.iter().any(|r| r.rule == TrustRule::CustomerNotReceived);
         let to = if said_not_received {
             Lifecycle::SignException
@@ -379,7 +400,9 @@ impl SignCheck<'_> {
             key: key.clone(),
             message_id: MessageId::parse(&format!("recheck-{}", now.timestamp_millis()))
                 .map_err(|e| Failure::Permanent(e.to_string()))?,
-            event_time: now,
+            // Stamped with its evidence's time, not the check's: the platform's own later word
+            // (a Completed from before the check that arrives after it) still moves the order.
+            event_time: evidence_at,
             received_at: now,
             raw: RawStatus::new("trust_recheck", assessment.score.to_string()),
             mapping: StatusMapping::Mapped(Target::lifecycle(to)),
@@ -468,7 +491,7 @@ impl SignCheck<'_> {
                     }
                     None => 0,
                 };
-                let (_, a) = self.assessment(&order, self.rules, receipts).await?;
+                let (_, a, _) = self.assessment(&order, self.rules, receipts).await?;
                 (Some(a.score), a.reasons.iter().map(|r| r.detail.clone()).collect(), a.distance_m)
             }
             None => (None, Vec::new(), None),
@@ -695,6 +718,128 @@ mod tests {
         assert!(world.notify.drain().is_empty(), "one notice per sign");
         let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
         assert_eq!(month.iter().map(|d| d.get("sign_downgraded")).sum::<i64>(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_downgrade_whose_notice_failed_is_still_told_when_the_order_moved_on() {
+        // Found by the soak (tests/soak, seed 14): the downgrade was written, the notice could
+        // not be queued, and before the Signed came back a platform's own "signed" (Kuaishou
+        // sends one after the carrier's) moved the order on. The retry judged nothing (right)
+        // and told nobody (wrong): a downgrade without its customer notice.
+        let world = World::new();
+        let key = world
+            .signed_order("o8", "addr-8", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .await;
+        let n = world.write();
+        world.notify.fail_next("throttled");
+        assert!(checker(&world, &n).on_signed(&key).await.is_err(), "the notice could not be queued");
+        let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert_eq!(order.lifecycle, Some(Lifecycle::SignPendingConfirmation));
+        // The platform's own Signed, a minute after the carrier's sign (09:30 Beijing).
+        let later = Utc.with_ymd_and_hms(2026, 11, 11, 1, 31, 0).single().unwrap_or_default();
+        world
+            .feed(
+                Source::App,
+                fixtures::app_event(
+                    "order.status",
+                    later,
+                    json!({"order_id": "o8", "status": "Signed", "at": later.to_rfc3339()}),
+                ),
+                &[],
+            )
+            .await;
+        checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        let notices = world.notify.drain();
+        assert_eq!(notices.len(), 1, "the downgrade's notice, once queued");
+    }
+
+    #[tokio::test]
+    async fn a_sign_judged_before_the_carriers_record_arrived_is_not_forgotten_when_it_does() {
+        // Found by the soak (tests/soak, seed 12): the platform's own Signed came before the
+        // carrier's sign record, so the check judged the sign by the platform's time and
+        // downgraded it; its notice failed. Then the carrier's record arrived (an earlier sign
+        // time), and the retried check no longer recognised its own judgment — a different
+        // sign time — found the order downgraded, and did nothing: no notice, no
+        // `SignInTrustAssessed` ever.
+        let world = World::new();
+        let order = "app/shop-1001/o6";
+        let paid = json!({"order_id": "o6", "status": "Paid", "at": (at() - Duration::hours(30)).to_rfc3339()});
+        world.feed(Source::App, fixtures::app_event("order.status", at(), paid), &[]).await;
+        let pickup = fixtures::kuaidi100_param("shunfeng", "SFo6", "1", "101", "已收取快件", "2026-11-10 08:00:00", "");
+        world.feed(Source::Kuaidi100, pickup, &[("order", order)]).await;
+        let platform = Utc.with_ymd_and_hms(2026, 11, 11, 1, 31, 0).single().unwrap_or_default();
+        let signed = json!({"order_id": "o6", "status": "Signed", "at": platform.to_rfc3339()});
+        world.feed(Source::App, fixtures::app_event("order.status", platform, signed), &[]).await;
+        let key = OrderKey::parse(Source::App, "shop-1001", "o6").unwrap_or_else(|e| panic!("{e}"));
+        let n = world.write();
+        world.notify.fail_next("throttled");
+        assert!(checker(&world, &n).on_signed(&key).await.is_err(), "the notice could not be queued");
+        let downgraded = world.store.get(&key).await.ok().flatten().and_then(|o| o.lifecycle);
+        assert_eq!(downgraded, Some(Lifecycle::SignPendingConfirmation));
+        // The carrier's sign record, a minute earlier than the platform's Signed, arrives late.
+        let sign = fixtures::kuaidi100_param(
+            "shunfeng",
+            "SFo6",
+            "3",
+            "304",
+            "快件已被丰巢智能柜签收",
+            "2026-11-11 09:30:00",
+            "",
+        );
+        world.feed(Source::Kuaidi100, sign, &[("order", order)]).await;
+        let events = checker(&world, &n).on_signed(&key).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(events.iter().any(|e| e.detail_type() == "SignInTrustAssessed"), "{events:?}");
+        assert_eq!(world.notify.drain().len(), 1, "the notice owed");
+        let history = world.store.history(&key, None, 100).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(history.iter().filter(|h| h.raw.field == "trust").count(), 1, "judged once");
+    }
+
+    /// A clock that moves a second every time it is read: two invocations never see the same
+    /// "now".
+    struct Ticking(std::sync::atomic::AtomicI64);
+
+    impl Clock for Ticking {
+        fn now(&self) -> DateTime<Utc> {
+            at() + Duration::seconds(self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sign_judged_by_two_deliveries_at_once_is_assessed_once() {
+        // Found by the soak (tests/soak, seed 12): the Signed event reached the trust check
+        // twice at once (the carrier's and the platform's Signed, or an SQS duplicate). Both
+        // read the order before either wrote; the loser of the write race reloaded and wrote its
+        // own assessment, whose history entry differed only by its time ("now"), so the order
+        // had two assessments, two counts, and the second's events only in the outbox.
+        use crate::testing::faults::{FaultPlan, Faults, Faulty};
+        let world = World::new();
+        let key = world
+            .signed_order("o7", "addr-7", "501", "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件", "120.1552,30.2742")
+            .await;
+        // Every store call takes 1–2 ms, so the two checks interleave.
+        let faults = Faults::new(
+            FaultPlan::new(7).latency(std::time::Duration::from_millis(1), std::time::Duration::from_millis(2)),
+        );
+        let store = Faulty::new(&world.store, &faults);
+        let clock = Ticking(std::sync::atomic::AtomicI64::new(0));
+        let ports = crate::app::apply::WritePorts {
+            orders: &store,
+            inventory: &store,
+            stats: &store,
+            signals: &store,
+            inbox: &world.inbox,
+            clock: &clock,
+        };
+        let write = ApplyChange::new(ports, &world.rules);
+        let check = SignCheck { write, signals: &store, notify: &world.notify, rules: &world.trust };
+        let (a, b) = futures::join!(check.on_signed(&key), check.on_signed(&key));
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        let history = world.store.history(&key, None, 100).await.map(|p| p.items).unwrap_or_default();
+        let assessments: Vec<&crate::model::record::HistoryEntry> =
+            history.iter().filter(|h| h.raw.field == "trust").collect();
+        assert_eq!(assessments.len(), 1, "one assessment per sign: {assessments:?}");
+        let month = world.store.month(Source::App, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("trust_assessed")).sum::<i64>(), 1);
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! The SLA sweep: orders stuck in a state past its limit.
 
+use crate::app::failure::add_counters_once;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::record::DueKind;
 use crate::model::time::business_day;
-use crate::ports::OrderStore;
 use crate::ports::clock::Clock;
+use crate::ports::{OrderStore, Stats};
 use crate::rules::timing::Rules;
 
 /// What an SLA sweep did.
@@ -25,6 +26,7 @@ pub struct SlaSweepReport {
 /// with what is due, not with the table) and raises `SlaBreached` once per order and state.
 pub async fn sla_sweep(
     orders: &dyn OrderStore,
+    stats: &dyn Stats,
     clock: &dyn Clock,
     rules: &Rules,
 ) -> (Vec<DomainEvent>, SlaSweepReport) {
@@ -73,21 +75,22 @@ pub async fn sla_sweep(
                 };
                 // Kept in the order's outbox before the marker, its only other trace, is cleared:
                 // a publish that fails, or a sweep that dies, loses no breach. Two overlapping
-                // sweeps keep and publish the same event (the same id); one clears the marker
-                // and counts it.
+                // sweeps keep and publish the same event (the same id) and count it once; one
+                // clears the marker.
                 if orders.keep(&marker.key, marker.shard, std::slice::from_ref(&breach), now).await.is_err() {
                     report.errors += 1;
                     continue;
                 }
-                // Counted with the marker's removal, in one write: exactly once.
-                let add = CounterAdd {
-                    channel: marker.key.source,
-                    day: business_day(now),
-                    shard: marker.shard,
-                    name: names::SLA_BREACHED.into(),
-                    by: 1,
-                };
-                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, std::slice::from_ref(&add)).await {
+                // Counted once per breach (its order, state and since when), before the marker
+                // goes: a count whose answer was lost, or a sweep that dies after it, is neither
+                // repeated nor lost (the next sweep finds the marker; a move that ends the
+                // breach first reports it with the same token, see `apply::breach_ended_by`).
+                let add = breach_count(&marker.key, marker.shard, since + limit);
+                if !add_counters_once(stats, &breach_token(&marker.key, state, since), &[add], "SLA breach").await {
+                    report.errors += 1;
+                    continue;
+                }
+                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => {
@@ -106,4 +109,24 @@ pub async fn sla_sweep(
         }
     }
     (events, report)
+}
+
+/// The once-token of a breach: what its `SlaBreached` says — the order, the state and since
+/// when (the first time the order entered it, which an older event arriving late can move
+/// earlier: then it is the same breach, told with the earlier time) — whoever reports it.
+pub(crate) fn breach_token(
+    key: &crate::model::ids::OrderKey,
+    state: crate::model::lifecycle::Lifecycle,
+    since: chrono::DateTime<chrono::Utc>,
+) -> String {
+    format!("sla#{key}#{state}#{}", since.timestamp_millis())
+}
+
+/// The count of a breach, on the day it was due.
+pub(crate) fn breach_count(
+    key: &crate::model::ids::OrderKey,
+    shard: u16,
+    due_at: chrono::DateTime<chrono::Utc>,
+) -> CounterAdd {
+    CounterAdd { channel: key.source, day: business_day(due_at), shard, name: names::SLA_BREACHED.into(), by: 1 }
 }

@@ -243,6 +243,43 @@ impl Order {
         .then_some(lines)
     }
 
+    /// When the parcel left, by the sources' own times: the first time the order entered a
+    /// state at or past Shipped (`None`: nobody said it left).
+    pub fn shipped_at(&self) -> Option<DateTime<Utc>> {
+        self.entered.iter().filter(|(state, _)| state.level().is_some_and(|l| l >= 4)).map(|(_, at)| *at).min()
+    }
+
+    /// Whether a refund that succeeded at `at` came before the parcel left, by the sources'
+    /// times — so the answer is the same whichever of the two events arrived first.
+    pub fn before_shipment(&self, at: DateTime<Utc>) -> bool {
+        self.shipped_at().is_none_or(|shipped| at < shipped)
+    }
+
+    /// The lines whose stock refunds released: those of the cases that succeeded before the
+    /// parcel left. `None` when no such case, an empty set when a whole-order refund did (every
+    /// line).
+    pub fn lines_to_release(&self) -> Option<BTreeSet<LineId>> {
+        let mut lines = BTreeSet::new();
+        let mut any = false;
+        for case in self.refunds.values().filter(|c| c.state == RefundState::Succeeded) {
+            let succeeded = case.entered.get(&RefundState::Succeeded).copied().or(Some(self.updated_at));
+            if !succeeded.is_some_and(|at| self.before_shipment(at)) {
+                continue;
+            }
+            if case.lines.is_empty() {
+                return Some(BTreeSet::new());
+            }
+            any = true;
+            lines.extend(case.lines.iter().cloned());
+        }
+        if self.refunds.is_empty() && self.refund == RefundState::Succeeded {
+            // An order stored before refund cases existed: its summary is its one case.
+            let succeeded = self.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(self.updated_at);
+            return self.before_shipment(succeeded).then(BTreeSet::new);
+        }
+        any.then_some(lines)
+    }
+
     fn newest_applied_at(&self) -> Option<DateTime<Utc>> {
         [&self.lifecycle_stamp, &self.refund_stamp].into_iter().flatten().map(|stamp| stamp.at).max()
     }

@@ -114,6 +114,10 @@ pub struct AddressEvent {
     pub customer: Option<String>,
     /// Geocoded location.
     pub location: Option<GeoPoint>,
+    /// The sender's time of the message (the payload's own, not its arrival): files the
+    /// address once however often it is delivered.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A payload, parsed: what status-normalize applies.

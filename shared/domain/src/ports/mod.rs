@@ -288,6 +288,17 @@ pub trait Stats: Send + Sync {
     /// Adds to counters atomically (each add is applied once per call).
     async fn add(&self, adds: &[CounterAdd]) -> Result<(), StoreError>;
 
+    /// Adds to counters atomically, at most once per `token`: a call with a token used before
+    /// — a retry whose first answer was lost, a later run that finds the same work done — adds
+    /// nothing and succeeds. For counts of what happens outside an order's write (an SLA
+    /// breach, a stock release), whose plain [`Stats::add`] a lost answer would repeat. A store
+    /// that cannot keep the promise refuses ([`StoreError::Rejected`], the default); it never
+    /// adds twice.
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        let _ = (token, adds);
+        Err(StoreError::Rejected("this store cannot add counters once per token".into()))
+    }
+
     /// The counters of one channel for each day of the month containing `month_of` that has any.
     async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError>;
 

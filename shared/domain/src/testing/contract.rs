@@ -502,6 +502,17 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
     let bad = counter(Source::Kuaishou, day(3), 0, "Bad Name", 1);
     assert!(matches!(stats.add(&[bad]).await, Err(StoreError::Rejected(_))));
 
+    // Once per token: the same work counted again (a retry whose answer was lost) adds nothing.
+    let once = format!("{name}_once");
+    let adds = [counter(Source::Kuaishou, day(5), 1, &once, 1), counter(Source::Kuaishou, day(5), 2, &once, 3)];
+    let token = format!("{ns}#breach#1");
+    stats.add_once(&token, &adds).await.unwrap();
+    stats.add_once(&token, &adds).await.unwrap();
+    stats.add_once(&format!("{ns}#breach#2"), &adds[..1]).await.unwrap();
+    let month = stats.month(Source::Kuaishou, day(20)).await.unwrap();
+    let counted: i64 = month.iter().map(|m| m.get(&once)).sum();
+    assert_eq!(counted, 5, "4 once for the first token, 1 for the second");
+
     let report = StoredReport {
         kind: format!("test-{ns}"),
         period: "2026-11".into(),

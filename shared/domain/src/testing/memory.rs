@@ -51,6 +51,7 @@ struct StoreState {
     signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
     address_signs: BTreeMap<(String, DateTime<Utc>, OrderKey), AddressSign>,
     proxy: BTreeMap<(String, String), u32>,
+    counted_once: std::collections::BTreeSet<String>,
 }
 
 /// Orders, reservations and stats in memory (one struct, as one account holds the tables).
@@ -64,6 +65,11 @@ impl MemoryStore {
     /// How many write calls succeeded or failed (commits, adds, releases).
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// The tokens counters were added once for ([`Stats::add_once`]).
+    pub fn counted_once(&self) -> Vec<String> {
+        lock(&self.state).counted_once.iter().cloned().collect()
     }
 }
 
@@ -295,6 +301,16 @@ impl Stats for MemoryStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         check_counters(adds)?;
         apply_counters(&mut lock(&self.state), adds);
+        Ok(())
+    }
+
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(adds)?;
+        let mut state = lock(&self.state);
+        if state.counted_once.insert(token.to_owned()) {
+            apply_counters(&mut state, adds);
+        }
         Ok(())
     }
 

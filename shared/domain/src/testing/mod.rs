@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod contract;
+pub mod faults;
 pub mod fixtures;
 pub mod memory;
 pub mod notify;

@@ -194,6 +194,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
                 district: text(&data, "district").unwrap_or_default(),
                 customer: text(&data, "customer"),
                 location: location(&data),
+                at,
             })])
         }
         other => Ok(vec![SourceEvent::Ignored(format!(
