@@ -7,7 +7,7 @@ use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::Source;
 use crate::model::lifecycle::Lifecycle;
-use crate::model::order::{DeliveryAddress, Order, Provenance, RefundScope, SignInfo, StatusChange};
+use crate::model::order::{DeliveryAddress, Order, RefundScope, SignInfo, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::signal::{AppSignalKind, SignalRecord, customer_key};
 use crate::model::source_event::{AddressEvent, AppEvent, LogisticsEvent, OrderFacts, SourceEvent, StatusEvent};
@@ -67,7 +67,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: event.raw.clone(),
             mapping,
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: event.facts.refund.clone(),
         };
         let mut facts = event.facts.clone();
@@ -128,7 +128,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: RawStatus::new("address", event.addr_key.clone()),
             mapping: StatusMapping::Informational("delivery address"),
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: RefundScope::default(),
         };
         let address = DeliveryAddress {
@@ -157,7 +157,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: RawStatus::new("state", event.state.clone()),
             mapping,
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: RefundScope::default(),
         };
         // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.

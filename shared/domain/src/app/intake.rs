@@ -21,7 +21,7 @@ use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{ShopId, Source};
 use crate::model::time::business_day;
 use crate::ports::secrets::{SecretCache, SecretLookupError};
-use crate::ports::{EventPublisher, Inbox, OutboundMessage, Queue, Stats};
+use crate::ports::{EventPublisher, Inbox, Queue, Stats};
 use crate::sources::{self, Opened, Refusal};
 
 /// Bodies above this are refused with 413 (platform callbacks are a few KB).
@@ -181,14 +181,9 @@ impl Intake<'_> {
             payload: inline,
             origin: origin.to_owned(),
         };
-        let body = match serde_json::to_string(&message) {
-            Ok(body) => body,
+        let outbound = match crate::app::inbound::outbound(&message, "0") {
+            Ok(outbound) => outbound,
             Err(err) => return Handled::Unavailable(err.to_string()),
-        };
-        let outbound = OutboundMessage {
-            id: "0".into(),
-            body,
-            attributes: vec![("source".into(), source.to_string()), ("shop".into(), shop.to_string())],
         };
         match self.queue.send(std::slice::from_ref(&outbound)).await {
             Ok(failed) if failed.is_empty() => {

@@ -7,12 +7,19 @@
 //! | refund-dual-check | [`refund_check::RefundCheck`], releasing through [`release_stock`] |
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
+//! | order-sync | [`sync_channel::SyncChannel`] (pulls, daily reconciliation), [`tokens::TokenKeeper`] (token lifecycle, also refund-dual-check's), [`subscribe_tracking::SubscribeTracking`] |
+//!
+//! Shared by the ones that bring changes in: [`inbound`] (inbox dedupe and the `inbound` queue).
 
 pub mod apply;
 pub mod apply_message;
 pub mod health_report;
+pub mod inbound;
 pub mod intake;
 pub mod refund_check;
 pub mod release_stock;
 pub mod sign_check;
 pub mod sla_sweep;
+pub mod subscribe_tracking;
+pub mod sync_channel;
+pub mod tokens;

@@ -1,7 +1,7 @@
 //! Domain events published to the event bus. The wire shape is the `detail` JSON; the
 //! detail-type is the variant name.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -10,6 +10,7 @@ use crate::model::health::{Indicator, ReportKind, Scope};
 use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
+use crate::model::source_event::Waybill;
 use crate::model::status::RawStatus;
 use crate::model::stock::OrderLine;
 
@@ -133,6 +134,73 @@ pub enum DomainEvent {
         /// Why (no token or secret material).
         reason: String,
     },
+    /// A shop's access token or refresh token expires soon and cannot be refreshed in time by
+    /// orderhub (the refresh token itself runs out): the shop must authorise the app again.
+    TokenExpiring {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// When the refresh token expires.
+        expires_at: DateTime<Utc>,
+    },
+    /// order-sync could not pull one shop's changes this run: the shop's checkpoint stays where
+    /// it was (nothing is skipped) and the shop is backed off until `retry_at`.
+    SyncFailed {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// `orders` or `refunds`.
+        feed: String,
+        /// Why (the platform's code and message, or what was wrong with its answer; never a
+        /// token).
+        reason: String,
+        /// Consecutive failed runs.
+        failures: u32,
+        /// When the shop is tried again.
+        retry_at: DateTime<Utc>,
+    },
+    /// The daily count reconciliation (全量比对) found orders the platform changed on a Beijing
+    /// business day that the hub had not seen; they were pulled in.
+    OrdersMissing {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// The Beijing business day.
+        day: NaiveDate,
+        /// How many orders were missing.
+        missing: u32,
+        /// The way they should have come: `pull` (the platform's only way in) or `callback`
+        /// (pushed, with the hourly pull as backstop).
+        channel: String,
+    },
+    /// The carrier tracking service stopped tracking a waybill (Kuaidi100 `status=abort`).
+    TrackingStopped {
+        /// The order.
+        key: OrderKey,
+        /// The waybill.
+        waybill: Waybill,
+        /// Kuaidi100's message (`3天查询无记录`, `60天无变化`).
+        reason: String,
+        /// When the push said so.
+        at: DateTime<Utc>,
+    },
+    /// Pulls of a channel that pushes found changes its callbacks had not delivered: the
+    /// summary of a callback outage, per channel and Beijing day.
+    CallbackMissingSummary {
+        /// The channel.
+        channel: Source,
+        /// The Beijing business day.
+        day: NaiveDate,
+        /// Changes pulls applied since the last summary (callbacks had not brought them).
+        missing: i64,
+        /// Of those, refunds that succeeded.
+        refunds: i64,
+        /// What to look at.
+        hint: String,
+    },
     /// A callback was refused at the door.
     WebhookRejected {
         /// Sender.
@@ -196,6 +264,11 @@ impl DomainEvent {
             DomainEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
             DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
+            DomainEvent::TokenExpiring { .. } => "TokenExpiring",
+            DomainEvent::SyncFailed { .. } => "SyncFailed",
+            DomainEvent::OrdersMissing { .. } => "OrdersMissing",
+            DomainEvent::TrackingStopped { .. } => "TrackingStopped",
+            DomainEvent::CallbackMissingSummary { .. } => "CallbackMissingSummary",
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",

@@ -71,11 +71,14 @@ pub enum DueKind {
     TrustRecheck,
     /// An order staying in one state past its limit.
     Sla,
+    /// Subscribe the order's waybill to the carrier tracking service (Kuaidi100); the note
+    /// carries `carrier number` and, after an `abort` push, the time tracking stopped.
+    Subscribe,
 }
 
 impl DueKind {
     /// Every kind.
-    pub const ALL: [DueKind; 3] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla];
+    pub const ALL: [DueKind; 4] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Subscribe];
 
     /// The name used in keys.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +86,7 @@ impl DueKind {
             DueKind::RefundCheck => "refund",
             DueKind::TrustRecheck => "trust",
             DueKind::Sla => "sla",
+            DueKind::Subscribe => "subscribe",
         }
     }
 }

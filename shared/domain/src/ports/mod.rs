@@ -2,9 +2,12 @@
 //! room implements them in process for the domain's tests, and holds the one contract suite
 //! both must pass.
 
+pub mod carrier;
 pub mod clock;
 pub mod platform;
+pub mod pull;
 pub mod secrets;
+pub mod sync;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
