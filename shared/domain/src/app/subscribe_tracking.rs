@@ -130,10 +130,12 @@ fn read_note(note: Option<&str>) -> Option<(Waybill, Option<DateTime<Utc>>)> {
     Some((Waybill { carrier, number }, stopped))
 }
 
-/// Kuaidi100 carrier codes are lower-case letters and digits; anything else (a platform's own
-/// express company id) lets Kuaidi100 identify the carrier from the number (`autoCom`).
+/// Kuaidi100 carrier codes are lower-case words (`shunfeng`, `yuantong`; "一律用小写字母",
+/// java-demo `SubscribeParam.java`); anything else — a platform's numeric express company id —
+/// lets Kuaidi100 identify the carrier from the number (`autoCom`).
 fn is_kuaidi100_code(carrier: &str) -> bool {
-    !carrier.is_empty() && carrier.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    carrier.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && carrier.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 impl SubscribeTracking<'_> {
@@ -324,4 +326,185 @@ enum Outcome {
 
 fn counter(channel: Source, name: &str, now: DateTime<Utc>) -> CounterAdd {
     CounterAdd { channel, day: business_day(now), shard: 0, name: name.into(), by: 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::apply::ApplyChange;
+    use crate::app::apply_message::ApplyMessage;
+    use crate::model::sync::{Feed, PullOrigin, PulledPayload};
+    use crate::ports::secrets::parameter_name;
+    use crate::rules::timing::Rules;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore, MemorySync};
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 4, 0, 0).single().unwrap_or_default()
+    }
+
+    #[derive(Default)]
+    struct Kuaidi100 {
+        requests: Mutex<Vec<SubscribeRequest>>,
+        answers: Mutex<Vec<Result<(), SubscribeError>>>,
+    }
+
+    #[async_trait]
+    impl TrackingSubscriptions for Kuaidi100 {
+        async fn subscribe(&self, request: &SubscribeRequest, key: &Secret) -> Result<(), SubscribeError> {
+            assert_eq!(key.expose(), "account-key");
+            self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request.clone());
+            let mut answers = self.answers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if answers.is_empty() { Ok(()) } else { answers.remove(0) }
+        }
+    }
+
+    impl Kuaidi100 {
+        fn requests(&self) -> Vec<SubscribeRequest> {
+            self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        }
+    }
+
+    struct World {
+        store: MemoryStore,
+        inbox: MemoryInbox,
+        sync: MemorySync,
+        secrets: MemorySecrets,
+        clock: FixedClock,
+        rules: Rules,
+        config: TrackingConfig,
+        tracking: TrackingRules,
+    }
+
+    impl World {
+        async fn new() -> World {
+            let world = World {
+                store: MemoryStore::default(),
+                inbox: MemoryInbox::default(),
+                sync: MemorySync::default(),
+                secrets: MemorySecrets::default(),
+                clock: FixedClock::new(now()),
+                rules: Rules::default(),
+                config: TrackingConfig {
+                    webhook_base: "https://hooks.example.com/".into(),
+                    key_parameter: "/orderhub/test/kuaidi100/key".into(),
+                    instance: "test".into(),
+                },
+                tracking: TrackingRules::default(),
+            };
+            let shop = crate::model::ids::ShopId::parse("shop-9").unwrap_or_else(|e| panic!("{e}"));
+            let _ =
+                world.secrets.put(&parameter_name("test", Source::Kuaidi100, &shop), r#"{"secret":"salt-9"}"#).await;
+            let _ = world.secrets.put("/orderhub/test/kuaidi100/key", "account-key").await;
+            world
+        }
+
+        async fn with<R>(&self, carrier: &Kuaidi100, f: impl AsyncFnOnce(&SubscribeTracking<'_>) -> R) -> R {
+            let cache = SecretCache::new(&self.secrets, &self.clock, "test", Duration::minutes(2));
+            let subscribe = SubscribeTracking {
+                ports: TrackingPorts {
+                    orders: &self.store,
+                    subscriptions: &self.sync,
+                    carrier,
+                    secrets: &cache,
+                    params: &self.secrets,
+                    stats: &self.store,
+                    clock: &self.clock,
+                },
+                config: &self.config,
+                rules: &self.tracking,
+            };
+            f(&subscribe).await
+        }
+
+        /// A PDD order shipped with waybill `number`, as a pull brings it.
+        async fn shipped(&self, id: &str, number: &str, at: DateTime<Utc>) {
+            let row = json!({"order_sn": id, "order_status": 2, "tracking_number": number, "logistics_id": 115,
+                "updated_at": at.with_timezone(&chrono_tz::Asia::Shanghai).format("%Y-%m-%d %H:%M:%S").to_string()});
+            let payload = PulledPayload { pull: PullOrigin { feed: Feed::Orders, api: "t".into() }, row };
+            let message = crate::model::callback::InboundMessage {
+                source: Source::Pdd,
+                shop: crate::model::ids::ShopId::parse("shop-9").unwrap_or_else(|e| panic!("{e}")),
+                message_id: crate::model::ids::MessageId::parse(&format!("m-{id}-{number}"))
+                    .unwrap_or_else(|e| panic!("{e}")),
+                received_at: at,
+                query: vec![],
+                payload: serde_json::to_string(&payload).ok(),
+                origin: "pull".into(),
+            };
+            let apply =
+                ApplyMessage::new(ApplyChange::new(self.store.write_ports(&self.inbox, &self.clock), &self.rules));
+            apply.handle(&message).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_waybill_is_subscribed_once_with_the_order_in_the_callback_url() {
+        let world = World::new().await;
+        world.shipped("261111-1", "YT100", now() - Duration::minutes(5)).await;
+        let carrier = Kuaidi100::default();
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!((report.due, report.subscribed), (1, 1), "{report:?}");
+        let [request] = &carrier.requests()[..] else { panic!() };
+        assert_eq!(request.number, "YT100");
+        assert!(request.auto_company, "PDD's express company id is not a Kuaidi100 code");
+        assert_eq!(request.salt.expose(), "salt-9");
+        assert_eq!(
+            request.callback_url,
+            "https://hooks.example.com/webhooks/kuaidi100/shop-9?order=pdd%2Fshop-9%2F261111-1"
+        );
+        // Nothing due any more; the same waybill seen again is not subscribed again.
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.due, 0);
+        world.shipped("261111-1", "YT100", now() - Duration::minutes(1)).await;
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.due, 0, "the waybill did not change: no marker");
+        assert_eq!(carrier.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_subscription_is_retried_later_and_a_refused_one_is_named() {
+        let world = World::new().await;
+        world.shipped("261111-2", "YT200", now() - Duration::minutes(5)).await;
+        let carrier = Kuaidi100::default();
+        carrier
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Err(SubscribeError::Unavailable("HTTP 502".into())));
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.retrying, 1);
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.due, 0, "not before the retry time");
+        world.clock.advance(Duration::minutes(11));
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.subscribed, 1, "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn an_abort_subscribes_again_after_half_an_hour() {
+        let world = World::new().await;
+        world.shipped("261111-3", "YT300", now() - Duration::minutes(5)).await;
+        let carrier = Kuaidi100::default();
+        world.with(&carrier, async |s| s.sweep().await).await;
+        world.clock.advance(Duration::days(3));
+        let key = OrderKey::parse(Source::Pdd, "shop-9", "261111-3").unwrap_or_else(|e| panic!("{e}"));
+        let waybill = Waybill { carrier: "115".into(), number: "YT300".into() };
+        let stopped = world.clock.now();
+        world
+            .with(&carrier, async |s| s.tracking_stopped(&key, &waybill, stopped).await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        world.clock.advance(Duration::minutes(29));
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.due, 0, "Kuaidi100 asks for half an hour");
+        world.clock.advance(Duration::minutes(2));
+        let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
+        assert_eq!(report.subscribed, 1, "{report:?}");
+        assert_eq!(carrier.requests().len(), 2);
+    }
 }

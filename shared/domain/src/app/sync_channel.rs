@@ -880,3 +880,368 @@ pub async fn callback_summary(
     }
     events
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::apply::ApplyChange;
+    use crate::app::apply_message::ApplyMessage;
+    use crate::app::tokens::{TokenPorts, TokenRules};
+    use crate::model::callback::InboundMessage;
+    use crate::model::ids::OrderKey;
+    use crate::model::lifecycle::Lifecycle;
+    use crate::model::order::{Provenance, Verdict};
+    use crate::model::secret::Secret;
+    use crate::model::sync::ShopTokens;
+    use crate::ports::pull::TokenRefresh;
+    use crate::ports::secrets::{SecretCache, parameter_name};
+    use crate::ports::sync::TokenLedger;
+    use crate::ports::{OrderStore, Secrets};
+    use crate::rules::timing::Rules;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::feed::MemoryFeed;
+    use crate::testing::memory::{MemoryInbox, MemoryQueue, MemorySecrets, MemoryStore, MemorySync};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 4, 0, 0).single().unwrap_or_default()
+    }
+
+    fn shop(name: &str) -> ShopId {
+        ShopId::parse(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    struct World {
+        feed: MemoryFeed,
+        sync: MemorySync,
+        secrets: MemorySecrets,
+        inbox: MemoryInbox,
+        queue: MemoryQueue,
+        clock: FixedClock,
+        rules: SyncRules,
+    }
+
+    impl World {
+        async fn new(shops: &[&str]) -> World {
+            let world = World {
+                feed: MemoryFeed::new(Source::Pdd, 10),
+                sync: MemorySync::default(),
+                secrets: MemorySecrets::default(),
+                inbox: MemoryInbox::default(),
+                queue: MemoryQueue::default(),
+                clock: FixedClock::new(now()),
+                rules: SyncRules { max_wait: StdDuration::from_millis(5), ..SyncRules::default() },
+            };
+            for name in shops {
+                let secret = r#"{"app_key":"pdd-app","secret":"pdd-secret"}"#;
+                world.secrets.put(&parameter_name("test", Source::Pdd, &shop(name)), secret).await.unwrap_or_default();
+                let tokens = ShopTokens {
+                    access_token: Secret::new(format!("token-{name}")),
+                    access_token_expires_at: Some(now() + Duration::days(1)),
+                    refresh_token: Some(Secret::new("r")),
+                    refresh_token_expires_at: Some(now() + Duration::days(30)),
+                    generation: 0,
+                };
+                world
+                    .run_with(async |s| s.ports.tokens.install(Source::Pdd, &shop(name), tokens).await)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            world
+        }
+
+        async fn run_with<R>(&self, f: impl AsyncFnOnce(&SyncChannel<'_>) -> R) -> R {
+            let cache = SecretCache::new(&self.secrets, &self.clock, "test", Duration::minutes(2));
+            let refreshers: [&dyn TokenRefresh; 1] = [&self.feed];
+            let keeper = TokenKeeper::new(
+                TokenPorts {
+                    ledger: &self.sync,
+                    params: &self.secrets,
+                    secrets: &cache,
+                    refreshers: &refreshers,
+                    clock: &self.clock,
+                },
+                "test",
+                TokenRules::default(),
+                "test",
+            );
+            let feeds: [&dyn ChangeFeed; 1] = [&self.feed];
+            let sync = SyncChannel {
+                ports: SyncPorts {
+                    feeds: &feeds,
+                    checkpoints: &self.sync,
+                    tokens: &keeper,
+                    inbox: &self.inbox,
+                    queue: &self.queue,
+                    clock: &self.clock,
+                },
+                rules: &self.rules,
+            };
+            f(&sync).await
+        }
+
+        async fn pull(&self, run: &str) -> (Vec<DomainEvent>, SyncReport) {
+            let plan = plan(run, StdDuration::from_secs(60));
+            self.run_with(async |s| s.run(&plan).await).await
+        }
+
+        fn enqueued(&self) -> Vec<InboundMessage> {
+            self.queue.drain().iter().map(|m| serde_json::from_str(&m.body).unwrap_or_else(|e| panic!("{e}"))).collect()
+        }
+
+        async fn through(&self, name: &str) -> Option<DateTime<Utc>> {
+            self.sync.checkpoint(Source::Pdd, &shop(name), Feed::Orders).await.ok().and_then(|c| c.through)
+        }
+    }
+
+    fn plan(run: &str, budget: StdDuration) -> Plan {
+        Plan {
+            sources: vec![Source::Pdd],
+            feeds: vec![Feed::Orders],
+            shop: None,
+            from: None,
+            settle: Duration::zero(),
+            run: run.into(),
+            deadline: Instant::now() + budget,
+        }
+    }
+
+    fn order_ids(messages: &[InboundMessage]) -> BTreeSet<String> {
+        messages
+            .iter()
+            .filter_map(|m| PulledPayload::read(m.payload.as_deref().unwrap_or_default().as_bytes()))
+            .filter_map(|p| crate::sources::json::text(&p.row, "order_sn"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_cold_shop_catches_up_a_day_window_by_window_and_the_checkpoint_follows() {
+        let world = World::new(&["shop-a"]).await;
+        for n in 0..200 {
+            world.feed.put("shop-a", &format!("261111-{n:04}"), "1", now() - Duration::minutes(7 * n + 5));
+        }
+        let (events, report) = world.pull("run-1").await;
+        assert!(events.is_empty(), "{events:?}");
+        let [run] = &report.feeds[..] else { panic!("{report:?}") };
+        assert_eq!(run.outcome, FeedOutcome::CaughtUp);
+        // A day in 30-minute windows overlapping by 2 minutes.
+        assert_eq!(run.windows, 52, "{run:?}");
+        let messages = world.enqueued();
+        let expected: usize = (0..200).filter(|n| 7 * n + 5 <= 24 * 60).count();
+        assert_eq!(order_ids(&messages).len(), expected, "every order of the last day, once");
+        assert_eq!(messages.len(), expected, "no duplicates on the queue");
+        assert!(messages.iter().all(|m| m.origin == "pull" && m.provenance() == Provenance::Pull));
+        assert_eq!(world.through("shop-a").await, Some(now() - Duration::minutes(3)));
+        // Five minutes later, a quiet window: one list call, nothing enqueued.
+        world.clock.advance(Duration::minutes(5));
+        let calls = world.feed.calls();
+        let (_, report) = world.pull("run-2").await;
+        assert_eq!(world.feed.calls() - calls, 1, "{report:?}");
+        assert_eq!((report.feeds[0].windows, report.feeds[0].enqueued), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn paging_backwards_misses_no_order_that_changes_while_we_page() {
+        let world = World::new(&["shop-a"]).await;
+        let t0 = now() - Duration::minutes(20);
+        for n in 0..35 {
+            world.feed.put("shop-a", &format!("o{n:03}"), "1", t0 + Duration::seconds(n));
+        }
+        world.clock.set(t0 + Duration::minutes(10));
+        world
+            .sync
+            .save_checkpoint(
+                &Checkpoint {
+                    through: Some(t0 - Duration::minutes(1)),
+                    version: 1,
+                    ..Checkpoint::new(Source::Pdd, shop("shop-a"), Feed::Orders)
+                },
+                0,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // After the first page call (page 1, for the total), o005 changes: it leaves the window
+        // and every later row moves one place towards page 1.
+        world.feed.after_call(
+            2,
+            Box::new(|orders, _| {
+                for o in orders.iter_mut().filter(|o| o.id == "o005") {
+                    o.updated_at += Duration::hours(1);
+                    o.status = "2".into();
+                }
+            }),
+        );
+        let (_, report) = world.pull("run-1").await;
+        assert_eq!(report.feeds[0].outcome, FeedOutcome::CaughtUp, "{report:?}");
+        let seen = order_ids(&world.enqueued());
+        let missing: Vec<String> = (0..35).map(|n| format!("o{n:03}")).filter(|id| !seen.contains(id)).collect();
+        assert!(missing.is_empty(), "missed {missing:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_window_keeps_the_checkpoint_and_the_next_run_resumes_there() {
+        let world = World::new(&["shop-a", "shop-b"]).await;
+        for n in 0..60 {
+            world.feed.put("shop-a", &format!("a{n:03}"), "1", now() - Duration::minutes(20 * n + 5));
+            world.feed.put("shop-b", &format!("b{n:03}"), "1", now() - Duration::minutes(20 * n + 5));
+        }
+        // shop-a's platform answers garbage.
+        world.feed.fail_next("shop-a", QueryError::Malformed("body is not JSON".into()));
+        let broken_at = now();
+        let (events, report) = world.pull("run-1").await;
+        let failed: Vec<&FeedRun> = report.feeds.iter().filter(|f| f.outcome == FeedOutcome::Failed).collect();
+        assert_eq!(failed.len(), 1, "{report:?}");
+        assert_eq!(failed[0].shop, "shop-a");
+        assert!(
+            matches!(&events[..], [DomainEvent::SyncFailed { shop, reason, failures: 1, .. }] if shop == "shop-a" && reason.contains("not JSON")),
+            "{events:?}"
+        );
+        assert_eq!(world.through("shop-a").await, None, "nothing advanced past what was not enqueued");
+        assert_eq!(world.through("shop-b").await, Some(broken_at - Duration::minutes(3)), "the other shop went on");
+        // Backed off: the next run leaves shop-a alone…
+        let calls = world.feed.calls();
+        let (_, report) = world.pull("run-2").await;
+        assert_eq!(report.feeds.iter().find(|f| f.shop == "shop-a").map(|f| f.outcome), Some(FeedOutcome::BackingOff));
+        assert_eq!(world.feed.calls(), calls, "shop-b is caught up and shop-a backs off: no call");
+        // …until its back-off ends; then it resumes from its checkpoint and catches up.
+        world.clock.advance(Duration::minutes(6));
+        world.enqueued();
+        let (events, report) = world.pull("run-3").await;
+        assert!(events.is_empty());
+        assert_eq!(report.feeds.iter().find(|f| f.shop == "shop-a").map(|f| f.outcome), Some(FeedOutcome::CaughtUp));
+        let seen = order_ids(&world.enqueued());
+        assert!((0..60).filter(|n| 20 * n + 5 <= 24 * 60).all(|n| seen.contains(&format!("a{n:03}"))));
+    }
+
+    #[tokio::test]
+    async fn an_enqueue_failure_advances_nothing_and_loses_nothing() {
+        let world = World::new(&["shop-a"]).await;
+        for n in 0..3 {
+            world.feed.put("shop-a", &format!("a{n}"), "1", now() - Duration::minutes(10 + n));
+        }
+        world
+            .sync
+            .save_checkpoint(
+                &Checkpoint {
+                    through: Some(now() - Duration::minutes(30)),
+                    version: 1,
+                    ..Checkpoint::new(Source::Pdd, shop("shop-a"), Feed::Orders)
+                },
+                0,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        world.queue.fail_next("throttled");
+        let (events, _) = world.pull("run-1").await;
+        assert!(matches!(&events[..], [DomainEvent::SyncFailed { reason, .. }] if reason.contains("enqueue")));
+        assert_eq!(world.through("shop-a").await, Some(now() - Duration::minutes(30)));
+        assert!(world.enqueued().is_empty());
+        world.clock.advance(Duration::minutes(6));
+        world.pull("run-2").await;
+        assert_eq!(order_ids(&world.enqueued()).len(), 3, "the dedupe records were undone, so the retry passes");
+    }
+
+    #[tokio::test]
+    async fn two_overlapping_runs_never_both_move_a_checkpoint() {
+        let world = World::new(&["shop-a"]).await;
+        for n in 0..30 {
+            world.feed.put("shop-a", &format!("a{n:03}"), "1", now() - Duration::minutes(40 * n + 5));
+        }
+        let one = plan("run-1", StdDuration::from_secs(60));
+        let two = plan("run-2", StdDuration::from_secs(60));
+        let (a, b) = world.run_with(async |s| futures::join!(s.run(&one), s.run(&two))).await;
+        let outcomes = [a.1.feeds[0].outcome, b.1.feeds[0].outcome];
+        assert!(outcomes.contains(&FeedOutcome::CaughtUp), "{outcomes:?}");
+        assert!(outcomes.contains(&FeedOutcome::Busy), "the second leaves the shop alone: {outcomes:?}");
+        assert_eq!(world.through("shop-a").await, Some(now() - Duration::minutes(3)));
+        let messages = world.enqueued();
+        assert_eq!(order_ids(&messages).len(), messages.len(), "each order enqueued once (inbox dedupe)");
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refreshed_once_and_the_pull_goes_on() {
+        let world = World::new(&["shop-a"]).await;
+        world.feed.put("shop-a", "a1", "1", now() - Duration::minutes(10));
+        world.feed.expire_token("shop-a");
+        let (events, report) = world.pull("run-1").await;
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(report.feeds[0].outcome, FeedOutcome::CaughtUp);
+        assert_eq!(world.feed.refreshes(), 1);
+        let stored = world.sync.token(Source::Pdd, &shop("shop-a")).await.ok().flatten().map(|t| t.version);
+        assert_eq!(stored, Some(2), "the ledger moved to the refreshed tokens");
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_is_halved_then_refused_and_backed_off() {
+        let world = World::new(&["shop-a"]).await;
+        world.feed.endless();
+        world
+            .sync
+            .save_checkpoint(
+                &Checkpoint {
+                    through: Some(now() - Duration::minutes(20)),
+                    version: 1,
+                    ..Checkpoint::new(Source::Pdd, shop("shop-a"), Feed::Orders)
+                },
+                0,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (events, report) = world.pull("run-1").await;
+        assert!(
+            matches!(&events[..], [DomainEvent::SyncFailed { reason, .. }] if reason.contains("never ends")),
+            "{events:?}"
+        );
+        assert!(report.feeds[0].list_calls < 40, "halving stops at the shortest window: {:?}", report.feeds[0]);
+        assert_eq!(world.through("shop-a").await, Some(now() - Duration::minutes(20)));
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_backs_off_that_shop_only_for_the_time_the_platform_asks() {
+        let world = World::new(&["shop-a", "shop-b"]).await;
+        world.feed.fail_next("shop-a", QueryError::RateLimited { retry_after_s: Some(600) });
+        let (events, report) = world.pull("run-1").await;
+        let DomainEvent::SyncFailed { shop, retry_at, .. } = &events[0] else { panic!("{events:?}") };
+        assert_eq!((shop.as_str(), *retry_at), ("shop-a", now() + Duration::minutes(10)));
+        assert_eq!(report.failed(), ["pdd/shop-a"]);
+    }
+
+    #[tokio::test]
+    async fn the_time_budget_ends_a_catch_up_with_a_partial_run_that_the_next_run_continues() {
+        let world = World::new(&["shop-a"]).await;
+        let short = plan("run-1", StdDuration::from_secs(5));
+        let (_, report) = world.run_with(async |s| s.run(&short).await).await;
+        assert_eq!(report.feeds[0].outcome, FeedOutcome::Partial, "less than the reserve: no window started");
+        assert_eq!(world.through("shop-a").await, None);
+    }
+
+    #[tokio::test]
+    async fn pulled_rows_are_applied_with_provenance_pull_and_a_change_seen_twice_once() {
+        let world = World::new(&["shop-a"]).await;
+        world.feed.put("shop-a", "261111-0001", "1", now() - Duration::minutes(10));
+        world.pull("run-1").await;
+        let messages = world.enqueued();
+        let store = MemoryStore::default();
+        let rules = Rules::default();
+        let apply = ApplyMessage::new(ApplyChange::new(store.write_ports(&world.inbox, &world.clock), &rules));
+        let first = apply.handle(&messages[0]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(
+                &first[..],
+                [DomainEvent::OrderStatusChanged { to: Lifecycle::Paid, provenance: Provenance::Pull, .. }]
+            ),
+            "{first:?}"
+        );
+        // The next run's overlap pulls the same row again: deduped at the inbox…
+        world.clock.advance(Duration::minutes(5));
+        world.pull("run-2").await;
+        assert!(world.enqueued().is_empty());
+        // …and even when delivered twice, the history keeps one entry and nothing moves twice.
+        let again = apply.handle(&messages[0]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again, first, "the same events re-derived, same ids");
+        let key = OrderKey::parse(Source::Pdd, "shop-a", "261111-0001").unwrap_or_else(|e| panic!("{e}"));
+        let history = store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
+        assert_eq!(history.len(), 1);
+        assert_eq!((history[0].provenance, history[0].verdict), (Provenance::Pull, Verdict::Applied));
+    }
+}

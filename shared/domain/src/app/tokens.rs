@@ -500,3 +500,181 @@ fn credentials(access: &ApiAccess, tokens: &ShopTokens) -> Credentials {
         refresh_token: tokens.refresh_token.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::secret::Secret;
+    use crate::ports::platform::{QueryError, RefreshedToken};
+    use crate::ports::secrets::parameter_name;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::memory::{MemorySecrets, MemorySync};
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 4, 0, 0).single().unwrap_or_default()
+    }
+
+    fn shop(name: &str) -> ShopId {
+        ShopId::parse(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[derive(Default)]
+    struct Platform {
+        calls: AtomicU64,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl TokenRefresh for Platform {
+        fn source(&self) -> Source {
+            Source::Pdd
+        }
+        async fn refresh_token(&self, shop: &ShopId, _: &Credentials) -> Result<RefreshedToken, QueryError> {
+            // The platform takes a while: an overlapping refresh would start meanwhile.
+            tokio::task::yield_now().await;
+            let n = self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.fail {
+                return Err(QueryError::Platform { code: "10000".into(), message: "refresh_token已过期".into() });
+            }
+            Ok(RefreshedToken {
+                access_token: Secret::new(format!("{shop}-at-{n}")),
+                expires_at: now() + Duration::days(1),
+                refresh_token: Some(Secret::new(format!("{shop}-rt-{n}"))),
+                refresh_expires_at: Some(now() + Duration::days(30)),
+            })
+        }
+    }
+
+    struct World {
+        sync: MemorySync,
+        secrets: MemorySecrets,
+        clock: FixedClock,
+    }
+
+    impl World {
+        async fn new(shops: &[(&str, Duration, Duration)]) -> World {
+            let world =
+                World { sync: MemorySync::default(), secrets: MemorySecrets::default(), clock: FixedClock::new(now()) };
+            for (name, access, refresh) in shops {
+                let secret = r#"{"app_key":"k","secret":"s"}"#;
+                world.secrets.put(&parameter_name("test", Source::Pdd, &shop(name)), secret).await.unwrap_or_default();
+                let tokens = ShopTokens {
+                    access_token: Secret::new("at-0"),
+                    access_token_expires_at: Some(now() + *access),
+                    refresh_token: Some(Secret::new("rt-0")),
+                    refresh_token_expires_at: Some(now() + *refresh),
+                    generation: 0,
+                };
+                let platform = Platform::default();
+                world
+                    .keeper(&platform, async |k| k.install(Source::Pdd, &shop(name), tokens).await)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            world
+        }
+
+        async fn keeper<R>(&self, platform: &Platform, f: impl AsyncFnOnce(&TokenKeeper<'_>) -> R) -> R {
+            let cache = SecretCache::new(&self.secrets, &self.clock, "test", Duration::minutes(2));
+            let refreshers: [&dyn TokenRefresh; 1] = [platform];
+            let ports = TokenPorts {
+                ledger: &self.sync,
+                params: &self.secrets,
+                secrets: &cache,
+                refreshers: &refreshers,
+                clock: &self.clock,
+            };
+            let keeper = TokenKeeper::new(ports, "test", TokenRules::default(), "test");
+            f(&keeper).await
+        }
+    }
+
+    #[tokio::test]
+    async fn two_refreshes_at_once_call_the_platform_once() {
+        let world = World::new(&[("s1", Duration::minutes(30), Duration::days(30))]).await;
+        let platform = Platform::default();
+        let s1 = shop("s1");
+        let (a, b) = world
+            .keeper(&platform, async |k| futures::join!(k.refresh(Source::Pdd, &s1), k.refresh(Source::Pdd, &s1)))
+            .await;
+        assert_eq!(platform.calls.load(Ordering::Relaxed), 1, "the refresh token is spent by one refresh only");
+        assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+        assert!(matches!(a.err().or(b.err()), Some(TokenError::Busy)));
+        let stored = world
+            .secrets
+            .get(&token_parameter("test", Source::Pdd, &shop("s1")))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let stored: ShopTokens = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((stored.access_token.expose(), stored.generation), ("s1-at-0", 2));
+    }
+
+    #[tokio::test]
+    async fn the_sweep_refreshes_what_expires_soon_and_warns_once_a_day_about_dying_refresh_tokens() {
+        let world = World::new(&[
+            ("soon", Duration::minutes(30), Duration::days(30)),
+            ("fine", Duration::days(5), Duration::days(30)),
+            ("dying", Duration::days(5), Duration::days(3)),
+        ])
+        .await;
+        let platform = Platform::default();
+        let (events, report) = world.keeper(&platform, async |k| k.sweep(&[Source::Pdd]).await).await;
+        assert_eq!((report.checked, report.refreshed), (3, 1), "{report:?}");
+        assert_eq!(report.expiring, ["pdd/dying"]);
+        assert!(
+            matches!(&events[..], [DomainEvent::TokenExpiring { shop, expires_at, .. }] if shop == "dying" && *expires_at == now() + Duration::days(3)),
+            "{events:?}"
+        );
+        let (events, _) = world.keeper(&platform, async |k| k.sweep(&[Source::Pdd]).await).await;
+        assert!(events.is_empty(), "once a Beijing day: {events:?}");
+        world.clock.advance(Duration::days(1));
+        let (events, _) = world.keeper(&platform, async |k| k.sweep(&[Source::Pdd]).await).await;
+        assert_eq!(events.iter().filter(|e| matches!(e, DomainEvent::TokenExpiring { .. })).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_raises_token_refresh_failed_and_frees_the_lease() {
+        let world = World::new(&[("s1", Duration::minutes(30), Duration::days(30))]).await;
+        let platform = Platform { fail: true, ..Platform::default() };
+        let (events, report) = world.keeper(&platform, async |k| k.sweep(&[Source::Pdd]).await).await;
+        assert_eq!(report.failed, ["pdd/s1"]);
+        assert!(
+            matches!(&events[..], [DomainEvent::TokenRefreshFailed { reason, .. }] if reason.contains("10000")),
+            "{events:?}"
+        );
+        let record =
+            world.sync.token(Source::Pdd, &shop("s1")).await.ok().flatten().unwrap_or_else(|| panic!("record"));
+        assert_eq!(record.lease, None);
+        assert!(record.last_error.is_some_and(|e| e.contains("10000")));
+        let (_, report) = world.keeper(&platform, async |k| k.sweep(&[Source::Pdd]).await).await;
+        assert_eq!(report.failed.len(), 1, "tried again, not stuck behind a lease");
+    }
+
+    #[tokio::test]
+    async fn a_shop_of_the_old_layout_is_imported_into_its_own_parameter() {
+        let world = World::new(&[]).await;
+        let old = r#"{"app_key":"k","secret":"s","access_token":"legacy-at","refresh_token":"legacy-rt","access_token_expires_at":"2026-11-12T00:00:00Z"}"#;
+        world.secrets.put(&parameter_name("test", Source::Pdd, &shop("old")), old).await.unwrap_or_default();
+        let platform = Platform::default();
+        let (credentials, _) = world
+            .keeper(&platform, async |k| k.credentials(Source::Pdd, &shop("old"), None).await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(credentials.access_token.expose(), "legacy-at", "read from the old layout until moved");
+        let record = world
+            .keeper(&platform, async |k| k.import(Source::Pdd, &shop("old")).await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record.version, 1);
+        let stored = world.secrets.get(&token_parameter("test", Source::Pdd, &shop("old"))).await.ok().flatten();
+        assert!(stored.is_some_and(|s| s.contains("legacy-at")));
+        assert_eq!(
+            world.secrets.get(&parameter_name("test", Source::Pdd, &shop("old"))).await.ok().flatten().as_deref(),
+            Some(old)
+        );
+    }
+}

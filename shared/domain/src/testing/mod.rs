@@ -5,5 +5,6 @@
 
 pub mod clock;
 pub mod contract;
+pub mod feed;
 pub mod fixtures;
 pub mod memory;

@@ -1,6 +1,7 @@
 //! 快手小店 (Kuaishou): order status codes. Its refund codes are not in the reference, so every
 //! refund code is unmapped (kept and alerted on) until a row is added.
 
+pub mod pull;
 pub mod sign;
 
 use serde_json::Value;
@@ -151,6 +152,14 @@ impl SourceModule for Kuaishou {
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
         let _ = query;
         parse(shop, payload)
+    }
+
+    fn parse_pulled(
+        &self,
+        shop: &ShopId,
+        pulled: &crate::model::sync::PulledPayload,
+    ) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {
