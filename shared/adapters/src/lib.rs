@@ -20,6 +20,6 @@ pub mod trigger;
 pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
-pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables};
+pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoSync, DynamoTables};
 pub use sqs::SqsQueue;
 pub use ssm::SsmSecrets;
