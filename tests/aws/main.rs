@@ -13,5 +13,6 @@ mod normalize;
 mod platform;
 mod refund;
 mod schema;
+mod sync;
 mod trust;
 mod webhook;

@@ -1,22 +1,27 @@
-//! refund-dual-check on the local stack, against the fake Douyin gateway (which checks every
-//! request's signature): the sweep confirms lost refunds through the platform and releases their
-//! stock once; reads scale with the due orders, not the table; the emergency release of 327
-//! orders; ops answers.
+//! refund-dual-check on the local stack, against the independent fake Douyin gateway (which
+//! checks every request's signature with its own signer): the sweep confirms lost refunds
+//! through the platform and releases their stock once; reads scale with the due orders, not the
+//! table; the emergency release of 327 orders; ops answers; tokens read from and refreshed into
+//! their own parameter under the ledger's lease.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use adapters::platform::{ClientConfig, DouyinClient};
-use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
+use adapters::{BusPublisher, Clients, DynamoSync, DynamoTables, SsmSecrets};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
 use domain::app::refund_check::{RefundCheck, RefundRules};
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::model::order::{Provenance, StatusChange};
 use domain::model::source_event::OrderFacts;
 use domain::model::status::{RawStatus, StatusMapping, Target};
+use domain::model::sync::ShopTokens;
 use domain::ports::platform::PlatformQuery;
-use domain::ports::secrets::{SecretCache, parameter_name};
+use domain::ports::pull::TokenRefresh;
+use domain::ports::secrets::{Secret, SecretCache, parameter_name};
 use domain::ports::{InventoryStore, OrderStore, Secrets};
 use domain::rules::timing::Rules;
 use domain::testing::clock::FixedClock;
@@ -24,7 +29,7 @@ use domain::testing::fixtures::{self, DayCallback};
 use domain::{MessageId, OrderKey, RefundState, ShopId, Source};
 use refund_dual_check::Handler;
 use serde_json::json;
-use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
+use tests::fake_gateway::{FakeGateway, Order, Platform, Refund, default_app};
 use tests::stack::{self, clients, namespace};
 
 struct Rig {
@@ -37,8 +42,17 @@ struct Rig {
     refund_rules: RefundRules,
     stage: String,
     shop: String,
-    fake: FakePlatform,
+    fake: FakeGateway,
     douyin: DouyinClient,
+    sync: DynamoSync,
+}
+
+/// What the platform says about an order's refund.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    RefundSucceeded,
+    RefundPending,
+    RefundClosed,
 }
 
 fn at() -> DateTime<Utc> {
@@ -49,8 +63,11 @@ impl Rig {
     async fn new(prefix: &str) -> Rig {
         let clients = clients().await;
         let ns = namespace(prefix);
-        let fake = FakePlatform::start(FakeConfig::new(Platform::Douyin)).await;
-        let douyin = DouyinClient::new(ClientConfig::new(&fake.base_url()).unwrap()).unwrap();
+        let fake = FakeGateway::start_at(at()).await.unwrap();
+        let douyin = DouyinClient::new(
+            ClientConfig::new(&fake.base_url(Platform::Douyin)).unwrap().with_clock(Arc::new(fake.clone())),
+        )
+        .unwrap();
         // Tables of its own: a sweep reads every due marker of its table.
         let orders = stack::private_table(&clients, "ORDERS_TABLE", &ns).await;
         let stats = stack::private_table(&clients, "STATS_TABLE", &ns).await;
@@ -65,14 +82,74 @@ impl Rig {
             shop: format!("s{}", ns.replace('-', "")),
             fake,
             douyin,
+            sync: DynamoSync::new(clients.dynamodb.clone(), stack::var("SYNC_TABLE")),
             clients,
         };
-        let config = rig.fake.config();
-        let secret = json!({"app_key": config.app_key, "secret": config.app_secret, "access_token": config.access_token,
-            "access_token_expires_at": (at() + Duration::days(5)).to_rfc3339(), "refresh_token": config.refresh_token});
+        // The webhook secret holds the app's key and secret; the shop's tokens go to their own
+        // parameter and the token ledger, as onboarding stores them.
+        let (app_key, app_secret) = default_app(Platform::Douyin);
+        let secret = json!({"app_key": app_key, "secret": app_secret});
         let shop = ShopId::parse(&rig.shop).unwrap();
         rig.ssm.put(&parameter_name(&rig.stage, Source::Douyin, &shop), &secret.to_string()).await.unwrap();
+        let issued = rig.fake.issue_default_tokens(Platform::Douyin, &rig.shop);
+        let tokens = ShopTokens {
+            access_token: Secret::new(issued.access_token),
+            access_token_expires_at: Some(issued.expires_at),
+            refresh_token: Some(Secret::new(issued.refresh_token)),
+            refresh_token_expires_at: Some(issued.refresh_expires_at),
+            generation: 0,
+        };
+        rig.with(async |app| app.checker.tokens.install(Source::Douyin, &shop, tokens).await).await.unwrap();
         rig
+    }
+
+    /// The platform's state of an order's refund.
+    fn script(&self, id: &str, reply: Reply) {
+        // Douyin's codes: order_status 4 + main_status 22 after a refund before shipment,
+        // after_sale_status 12 / 6 / 28 (succeeded / waiting for the seller / closed).
+        let (status, main_status, refund_status, refund) = match reply {
+            Reply::RefundSucceeded => ("4", "22", "3", "12"),
+            Reply::RefundPending => ("105", "", "1", "6"),
+            Reply::RefundClosed => ("105", "", "1", "28"),
+        };
+        let mut order = Order::new(id, &self.shop, status, at() - Duration::hours(1));
+        order.refund_status = refund_status.into();
+        order.main_status = Some(main_status.into());
+        order.lines[0].line_id = format!("{id}1");
+        order.refunds.push(Refund {
+            id: format!("as-{id}"),
+            status: refund.into(),
+            line_id: Some(format!("{id}1")),
+            amount_fen: 990,
+            updated_at: at() - Duration::minutes(20),
+        });
+        self.fake.put_order(Platform::Douyin, order);
+    }
+
+    /// Runs `f` with refund-dual-check's handler over the rig.
+    async fn with<R>(&self, f: impl AsyncFnOnce(&Handler<'_>) -> R) -> R {
+        let n = self.normalizer();
+        let cache = SecretCache::new(&self.ssm, &self.clock, &self.stage, Duration::minutes(2));
+        let platforms: [&dyn PlatformQuery; 1] = [&self.douyin];
+        let refreshers: [&dyn TokenRefresh; 1] = [&self.douyin];
+        let tokens = TokenKeeper::new(
+            TokenPorts {
+                ledger: &self.sync,
+                params: &self.ssm,
+                secrets: &cache,
+                refreshers: &refreshers,
+                clock: &self.clock,
+            },
+            &self.stage,
+            TokenRules { refresh_before: Duration::minutes(30), ..TokenRules::default() },
+            "test",
+        );
+        let handler = Handler {
+            checker: RefundCheck { write: n, platforms: &platforms, tokens: &tokens, rules: &self.refund_rules },
+            events: &self.bus,
+            release_concurrency: 16,
+        };
+        f(&handler).await
     }
 
     fn normalizer(&self) -> ApplyChange<'_> {
@@ -123,26 +200,6 @@ impl Rig {
             .unwrap();
         key
     }
-
-    fn app<'a>(
-        &'a self,
-        normalizer: &ApplyChange<'a>,
-        cache: &'a SecretCache<'a>,
-        platforms: &'a [&'a dyn PlatformQuery],
-    ) -> Handler<'a> {
-        Handler {
-            checker: RefundCheck {
-                write: *normalizer,
-                platforms,
-                secrets: cache,
-                secret_store: &self.ssm,
-                stage: &self.stage,
-                rules: &self.refund_rules,
-            },
-            events: &self.bus,
-            release_concurrency: 16,
-        }
-    }
 }
 
 #[tokio::test]
@@ -151,34 +208,37 @@ async fn the_sweep_confirms_lost_refunds_with_the_platform_and_releases_stock_on
     let lost = rig.refund_requested("9100001").await;
     let open = rig.refund_requested("9100002").await;
     let closed = rig.refund_requested("9100003").await;
-    rig.fake.script("9100001", Reply::RefundSucceeded);
-    rig.fake.script("9100002", Reply::RefundPending);
-    rig.fake.script("9100003", Reply::RefundClosed);
+    rig.script("9100001", Reply::RefundSucceeded);
+    rig.script("9100002", Reply::RefundPending);
+    rig.script("9100003", Reply::RefundClosed);
     rig.clock.set(at());
-    let n = rig.normalizer();
-    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
-    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
-    let app = rig.app(&n, &cache, &platforms);
-    let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
-    assert!(report["checked"].as_u64().is_some_and(|c| c >= 3), "{report}");
-    assert_eq!(report["outcomes"]["confirmed"], 1, "{report}");
-    assert_eq!(rig.fake.rejections(), Vec::<String>::new(), "every request was signed as the platform checks");
-    let order = rig.tables.orders.get(&lost).await.unwrap().unwrap();
-    assert_eq!(order.refund, RefundState::Succeeded);
-    let lines = rig.tables.inventory.reservations(&lost).await.unwrap();
-    assert!(lines.iter().all(|l| l.released_at.is_some()), "released");
-    assert_eq!(rig.tables.orders.get(&open).await.unwrap().unwrap().refund, RefundState::Requested);
-    assert_eq!(rig.tables.orders.get(&closed).await.unwrap().unwrap().refund, RefundState::Closed);
-    // The platform still says succeeded next run, and a late callback comes too: nothing moves twice.
-    let again = serde_json::to_value(app.handle(json!({"recheck": {"orders": [lost.to_string()]}})).await).unwrap();
-    assert_eq!(again["orders"][lost.to_string()], "released", "{again}");
-    let released_at: Vec<_> =
-        rig.tables.inventory.reservations(&lost).await.unwrap().into_iter().map(|l| l.released_at).collect();
-    assert_eq!(
-        released_at,
-        lines.into_iter().map(|l| l.released_at).collect::<Vec<_>>(),
-        "the first release's time is kept"
-    );
+    rig.with(async |app| {
+        let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
+        assert!(report["checked"].as_u64().is_some_and(|c| c >= 3), "{report}");
+        assert_eq!(report["outcomes"]["confirmed"], 1, "{report}");
+        assert!(
+            rig.fake.records().iter().all(|r| r.accepted()),
+            "every request was signed as the platform checks: {:?}",
+            rig.fake.records()
+        );
+        let order = rig.tables.orders.get(&lost).await.unwrap().unwrap();
+        assert_eq!(order.refund, RefundState::Succeeded);
+        let lines = rig.tables.inventory.reservations(&lost).await.unwrap();
+        assert!(lines.iter().all(|l| l.released_at.is_some()), "released");
+        assert_eq!(rig.tables.orders.get(&open).await.unwrap().unwrap().refund, RefundState::Requested);
+        assert_eq!(rig.tables.orders.get(&closed).await.unwrap().unwrap().refund, RefundState::Closed);
+        // The platform still says succeeded next run, and a late callback comes too: nothing moves twice.
+        let again = serde_json::to_value(app.handle(json!({"recheck": {"orders": [lost.to_string()]}})).await).unwrap();
+        assert_eq!(again["orders"][lost.to_string()], "released", "{again}");
+        let released_at: Vec<_> =
+            rig.tables.inventory.reservations(&lost).await.unwrap().into_iter().map(|l| l.released_at).collect();
+        assert_eq!(
+            released_at,
+            lines.into_iter().map(|l| l.released_at).collect::<Vec<_>>(),
+            "the first release's time is kept"
+        );
+    })
+    .await;
 }
 
 /// Sizes: `scripts/bench.sh` (`ORDERHUB_BENCH=1`) runs the README's figures — 10 000 orders of
@@ -213,13 +273,10 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     for n in 0..due_count {
         let id = format!("93{n:05}");
         due.push(rig.refund_requested(&id).await);
-        rig.fake.script(&id, Reply::RefundSucceeded);
+        rig.script(&id, Reply::RefundSucceeded);
     }
     rig.clock.set(at());
-    let n = rig.normalizer();
-    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
-    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
-    let app = rig.app(&n, &cache, &platforms);
+    rig.with(async |app| {
     rig.clients.requests.take();
     let started = Instant::now();
     let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
@@ -243,6 +300,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     for key in due.iter().take(5) {
         assert_eq!(rig.tables.orders.get(key).await.unwrap().unwrap().refund, RefundState::Succeeded);
     }
+    }).await;
 }
 
 #[tokio::test]
@@ -256,35 +314,38 @@ async fn the_emergency_release_of_327_orders() {
     let not_refunded = rig.refund_requested("9600001").await;
     let missing = OrderKey::parse(Source::Douyin, &rig.shop, "404404").unwrap();
     rig.clock.set(at());
-    let n = rig.normalizer();
-    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
-    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
-    let app = rig.app(&n, &cache, &platforms);
-    let list: Vec<String> = orders.iter().map(ToString::to_string).collect();
-    rig.clients.requests.take();
-    let started = Instant::now();
-    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": list}})).await).unwrap();
-    let elapsed = started.elapsed();
-    let requests = rig.clients.requests.take();
-    let total: u64 = requests.values().sum();
-    eprintln!(
-        "ops release of {count} orders: {elapsed:?}, {:.1} AWS requests per order ({requests:?})",
-        total as f64 / count as f64
-    );
-    assert_eq!(answers.as_object().map(|m| m.values().filter(|v| *v == "released").count()), Some(count), "{answers}");
-    for key in &orders {
-        assert!(rig.tables.inventory.reservations(key).await.unwrap().iter().all(|l| l.released_at.is_some()));
-    }
-    // Run again (the operator double-clicked), with the odd ones out.
-    let mut again: Vec<String> = orders.iter().take(3).map(ToString::to_string).collect();
-    again.push(not_refunded.to_string());
-    again.push(missing.to_string());
-    again.push("douyin/not a key".into());
-    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
-    assert!(answers["error"].is_string(), "a malformed order reference is named, nothing released: {answers}");
-    again.pop();
-    let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
-    assert_eq!(answers[orders[0].to_string()], "already_released", "{answers}");
-    assert_eq!(answers[not_refunded.to_string()], "not_refunded");
-    assert_eq!(answers[missing.to_string()], "not_found");
+    rig.with(async |app| {
+        let list: Vec<String> = orders.iter().map(ToString::to_string).collect();
+        rig.clients.requests.take();
+        let started = Instant::now();
+        let answers = serde_json::to_value(app.handle(json!({"release": {"orders": list}})).await).unwrap();
+        let elapsed = started.elapsed();
+        let requests = rig.clients.requests.take();
+        let total: u64 = requests.values().sum();
+        eprintln!(
+            "ops release of {count} orders: {elapsed:?}, {:.1} AWS requests per order ({requests:?})",
+            total as f64 / count as f64
+        );
+        assert_eq!(
+            answers.as_object().map(|m| m.values().filter(|v| *v == "released").count()),
+            Some(count),
+            "{answers}"
+        );
+        for key in &orders {
+            assert!(rig.tables.inventory.reservations(key).await.unwrap().iter().all(|l| l.released_at.is_some()));
+        }
+        // Run again (the operator double-clicked), with the odd ones out.
+        let mut again: Vec<String> = orders.iter().take(3).map(ToString::to_string).collect();
+        again.push(not_refunded.to_string());
+        again.push(missing.to_string());
+        again.push("douyin/not a key".into());
+        let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
+        assert!(answers["error"].is_string(), "a malformed order reference is named, nothing released: {answers}");
+        again.pop();
+        let answers = serde_json::to_value(app.handle(json!({"release": {"orders": again}})).await).unwrap();
+        assert_eq!(answers[orders[0].to_string()], "already_released", "{answers}");
+        assert_eq!(answers[not_refunded.to_string()], "not_refunded");
+        assert_eq!(answers[missing.to_string()], "not_found");
+    })
+    .await;
 }

@@ -57,7 +57,9 @@ pub struct Config {
     pub webhook_base: String,
     /// `PLATFORM_TIMEOUT_MS` (default 5000).
     pub platform_timeout_ms: u64,
-    /// `SECRET_TTL_SECONDS` (default 120).
+    /// `SECRET_TTL_SECONDS` (default 900): order-sync reads only the app key and secret from a
+    /// shop's secret (never a webhook key), which change rarely; a 5-minute run on a warm
+    /// instance then costs no parameter read.
     pub secret_ttl_s: i64,
     /// `SHOP_CONCURRENCY` (default 4): shops pulled at the same time.
     pub shop_concurrency: usize,
@@ -99,7 +101,7 @@ impl Config {
             kuaidi100_key_parameter: key_parameter,
             webhook_base,
             platform_timeout_ms: config::parsed(env, "PLATFORM_TIMEOUT_MS", 5000)?,
-            secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
+            secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 900)?,
             shop_concurrency: config::parsed(env, "SHOP_CONCURRENCY", 4)?,
             cold_lookback_hours: config::parsed(env, "COLD_LOOKBACK_HOURS", 24)?,
             overlap_s: config::parsed(env, "OVERLAP_SECONDS", 120)?,
