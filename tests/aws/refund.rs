@@ -50,9 +50,9 @@ struct Rig {
 /// What the platform says about an order's refund.
 #[derive(Debug, Clone, Copy)]
 enum Reply {
-    RefundSucceeded,
-    RefundPending,
-    RefundClosed,
+    Succeeded,
+    Pending,
+    Closed,
 }
 
 fn at() -> DateTime<Utc> {
@@ -82,7 +82,7 @@ impl Rig {
             shop: format!("s{}", ns.replace('-', "")),
             fake,
             douyin,
-            sync: DynamoSync::new(clients.dynamodb.clone(), stack::var("SYNC_TABLE")),
+            sync: DynamoSync::new(clients.dynamodb.clone(), stack::private_table(&clients, "SYNC_TABLE", &ns).await),
             clients,
         };
         // The webhook secret holds the app's key and secret; the shop's tokens go to their own
@@ -108,9 +108,9 @@ impl Rig {
         // Douyin's codes: order_status 4 + main_status 22 after a refund before shipment,
         // after_sale_status 12 / 6 / 28 (succeeded / waiting for the seller / closed).
         let (status, main_status, refund_status, refund) = match reply {
-            Reply::RefundSucceeded => ("4", "22", "3", "12"),
-            Reply::RefundPending => ("105", "", "1", "6"),
-            Reply::RefundClosed => ("105", "", "1", "28"),
+            Reply::Succeeded => ("4", "22", "3", "12"),
+            Reply::Pending => ("105", "", "1", "6"),
+            Reply::Closed => ("105", "", "1", "28"),
         };
         let mut order = Order::new(id, &self.shop, status, at() - Duration::hours(1));
         order.refund_status = refund_status.into();
@@ -208,9 +208,9 @@ async fn the_sweep_confirms_lost_refunds_with_the_platform_and_releases_stock_on
     let lost = rig.refund_requested("9100001").await;
     let open = rig.refund_requested("9100002").await;
     let closed = rig.refund_requested("9100003").await;
-    rig.script("9100001", Reply::RefundSucceeded);
-    rig.script("9100002", Reply::RefundPending);
-    rig.script("9100003", Reply::RefundClosed);
+    rig.script("9100001", Reply::Succeeded);
+    rig.script("9100002", Reply::Pending);
+    rig.script("9100003", Reply::Closed);
     rig.clock.set(at());
     rig.with(async |app| {
         let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
@@ -273,7 +273,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     for n in 0..due_count {
         let id = format!("93{n:05}");
         due.push(rig.refund_requested(&id).await);
-        rig.script(&id, Reply::RefundSucceeded);
+        rig.script(&id, Reply::Succeeded);
     }
     rig.clock.set(at());
     rig.with(async |app| {

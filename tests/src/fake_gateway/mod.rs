@@ -7,11 +7,11 @@
 //! `/kuaishou/oauth2/refresh_token`) and Youzan (`/youzan/api/<method>/<version>`,
 //! `/youzan/auth/token`). [`FakeGateway::base_url`] gives what a client is configured with.
 //!
-//! Unlike `fake_platform` (which recomputes signatures with orderhub's own signer and so cannot
-//! catch a signing bug), every platform file here carries its **own** signer, written from the
-//! platform's documentation and checked in that file's unit tests against the public
-//! known-answer vectors (see `docs/platform-apis.md` for each source). Nothing from
-//! `domain::signature` is used.
+//! Every platform file here carries its **own** signer, written from the platform's
+//! documentation and checked in that file's unit tests against the public known-answer vectors
+//! (see `docs/platform-apis.md` for each source): a signing bug in orderhub's clients cannot be
+//! hidden by the fake agreeing with itself (the old `fake_platform` recomputed signatures with
+//! orderhub's own signer; it is gone). Nothing from `domain::sources::*::sign` is used.
 //!
 //! What it serves, from an in-memory set of [`Order`]s per platform (each with its shop, status
 //! codes, updated time, sku lines and refunds):
