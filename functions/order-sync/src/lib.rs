@@ -74,6 +74,9 @@ pub struct Config {
     pub token_warn_days: i64,
     /// `RESERVE_SECONDS` (default 10): no window is started with less of the invocation left.
     pub reserve_s: u64,
+    /// `BUDGET_SECONDS`: a fixed time budget per invocation instead of the invocation's own
+    /// deadline (local emulators that announce a short deadline); unset in AWS.
+    pub budget_s: Option<u64>,
 }
 
 impl Config {
@@ -108,6 +111,13 @@ impl Config {
             token_refresh_before_minutes: config::parsed(env, "TOKEN_REFRESH_BEFORE_MINUTES", 120)?,
             token_warn_days: config::parsed(env, "TOKEN_WARN_DAYS", 7)?,
             reserve_s: config::parsed(env, "RESERVE_SECONDS", 10)?,
+            budget_s: match env.var("BUDGET_SECONDS").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(v) => Some(v.trim().parse().map_err(|e: std::num::ParseIntError| ConfigError::Malformed {
+                    var: "BUDGET_SECONDS",
+                    reason: e.to_string(),
+                })?),
+            },
             resources,
         })
     }

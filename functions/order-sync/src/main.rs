@@ -99,11 +99,13 @@ async fn main() -> Result<(), Error> {
         events: &bus,
         clock: &clock,
     };
-    let (handler, requests) = (&handler, &clients.requests);
+    let (handler, requests, fixed_budget) = (&handler, &clients.requests, config.budget_s.map(Duration::from_secs));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let answer = handler.handle(event.payload, left.saturating_sub(MARGIN), &event.context.request_id).await;
+        let budget = fixed_budget.unwrap_or_else(|| left.saturating_sub(MARGIN));
+        tracing::info!(budget_ms = budget.as_millis(), deadline_ms = event.context.deadline, "invocation budget");
+        let answer = handler.handle(event.payload, budget, &event.context.request_id).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
         Ok::<_, Error>(answer)
     }))

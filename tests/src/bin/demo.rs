@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The functions, served as Lambda would run them.
     let port = free_port()?;
-    println!("== serving the five functions with cargo lambda watch on 127.0.0.1:{port}");
+    println!("== serving the six functions with cargo lambda watch on 127.0.0.1:{port}");
     let mut watch = tokio::process::Command::new("cargo")
         .args(["lambda", "watch", "-A", "127.0.0.1", "-P", &port.to_string()])
         .current_dir(stack::root())
@@ -156,6 +156,8 @@ async fn main() -> anyhow::Result<()> {
         .env("KUAISHOU_API_URL", fake.base_url(Platform::Kuaishou))
         .env("YOUZAN_API_URL", fake.base_url(Platform::Youzan))
         .env("KUAIDI100_API_URL", fake.kuaidi100_url())
+        // cargo lambda watch announces a deadline shorter than the template's timeout.
+        .env("BUDGET_SECONDS", "120")
         .env("SECRET_TTL_SECONDS", "1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -209,7 +211,8 @@ async fn main() -> anyhow::Result<()> {
         }
         // On Douyin's side the odd ones are still waiting for the seller; the even ones succeeded.
         let succeeded = n % 2 == 0;
-        let mut order = Order::new(&id, SHOP, if succeeded { "4" } else { "105" }, start);
+        // The platform's update time of the order is the refund's (after the request callback).
+        let mut order = Order::new(&id, SHOP, if succeeded { "4" } else { "105" }, start + ChronoDuration::hours(2));
         order.main_status = Some(if succeeded { "22" } else { "" }.to_owned());
         order.lines[0].line_id = format!("{id}1");
         order.refunds.push(Refund {
