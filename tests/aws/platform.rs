@@ -491,3 +491,98 @@ async fn pdd_refuses_a_window_over_thirty_minutes_and_names_its_code() {
     assert!(matches!(error, QueryError::Platform { ref code, .. } if code == "10000"), "{error:?}");
     assert_eq!(client.limits().max_window, Duration::minutes(30), "the client never asks for more");
 }
+
+/// The pull use case with the real PDD client against the fake gateway: an order that changes
+/// while the client pages (after the first page was read) makes later rows shift towards page 1;
+/// paging from the last page back, re-reading page 1 when the total moved, misses none.
+#[tokio::test]
+async fn the_pull_misses_no_pdd_order_that_changes_while_it_pages() {
+    use domain::app::sync_channel::{Plan, SyncChannel, SyncPorts, SyncRules};
+    use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
+    use domain::model::sync::{Feed, PulledPayload, ShopTokens};
+    use domain::ports::Secrets;
+    use domain::ports::pull::TokenRefresh;
+    use domain::ports::secrets::{SecretCache, parameter_name};
+    use domain::testing::memory::{MemoryInbox, MemoryQueue, MemorySecrets, MemorySync};
+
+    let gw = FakeGateway::start_at(now()).await.unwrap();
+    let start = gw.now() - Duration::minutes(25);
+    let ids: Vec<String> = (0..250).map(|n| format!("261111-{n:06}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        gw.put_order(Platform::Pdd, Order::new(id, SHOP, "1", start + Duration::seconds(n as i64 * 4)));
+    }
+    // Right after the first page is served, the 6th order changes: it leaves the window.
+    gw.after_list_request(
+        Platform::Pdd,
+        1,
+        Box::new(|orders, now| {
+            if let Some(o) = orders.iter_mut().find(|o| o.id == "261111-000005") {
+                o.updated_at = now + Duration::minutes(1);
+                o.status = "2".into();
+            }
+        }),
+    );
+    let secrets = MemorySecrets::default();
+    let (app_key, app_secret) = default_app(Platform::Pdd);
+    secrets
+        .put(
+            &parameter_name("t", Source::Pdd, &shop()),
+            &format!(r#"{{"app_key":"{app_key}","secret":"{app_secret}"}}"#),
+        )
+        .await
+        .unwrap();
+    let (sync, inbox, queue) = (MemorySync::default(), MemoryInbox::default(), MemoryQueue::default());
+    let client = feed_client(&gw, Platform::Pdd);
+    let cache = SecretCache::new(&secrets, &gw, "t", Duration::minutes(5));
+    let refreshers: [&dyn TokenRefresh; 1] = [client.as_ref()];
+    let keeper = TokenKeeper::new(
+        TokenPorts { ledger: &sync, params: &secrets, secrets: &cache, refreshers: &refreshers, clock: &gw },
+        "t",
+        TokenRules::default(),
+        "test",
+    );
+    let issued = gw.issue_default_tokens(Platform::Pdd, SHOP);
+    let tokens = ShopTokens {
+        access_token: Secret::new(issued.access_token),
+        access_token_expires_at: Some(issued.expires_at),
+        refresh_token: Some(Secret::new(issued.refresh_token)),
+        refresh_token_expires_at: None,
+        generation: 0,
+    };
+    keeper.install(Source::Pdd, &shop(), tokens).await.unwrap();
+    let feeds: [&dyn ChangeFeed; 1] = [client.as_ref()];
+    let rules = SyncRules::default();
+    let pull = SyncChannel {
+        ports: SyncPorts {
+            feeds: &feeds,
+            checkpoints: &sync,
+            tokens: &keeper,
+            inbox: &inbox,
+            queue: &queue,
+            clock: &gw,
+        },
+        rules: &rules,
+    };
+    let plan = Plan {
+        sources: vec![Source::Pdd],
+        feeds: vec![Feed::Orders],
+        shop: Some(shop()),
+        from: Some(start - Duration::minutes(1)),
+        settle: Duration::zero(),
+        run: "t".into(),
+        deadline: tokio::time::Instant::now() + StdDuration::from_secs(60),
+    };
+    let (events, report) = pull.run(&plan).await;
+    assert!(events.is_empty(), "{events:?}");
+    let pages: Vec<Option<i64>> = gw.records_of(Platform::Pdd).iter().map(|r| r.page).collect();
+    assert_eq!(pages, [Some(1), Some(3), Some(2), Some(1)], "first page, then last to second, then page 1 again");
+    let seen: std::collections::BTreeSet<String> = queue
+        .drain()
+        .iter()
+        .filter_map(|m| serde_json::from_str::<domain::model::callback::InboundMessage>(&m.body).ok())
+        .filter_map(|m| PulledPayload::read(m.payload.unwrap_or_default().as_bytes()))
+        .filter_map(|p| domain::sources::json::text(&p.row, "order_sn"))
+        .collect();
+    let missing: Vec<&String> = ids.iter().filter(|id| !seen.contains(*id)).collect();
+    assert!(missing.is_empty(), "missed {missing:?} ({report:?})");
+}

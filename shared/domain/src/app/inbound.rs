@@ -22,6 +22,9 @@ pub fn outbound(message: &InboundMessage, id: impl Into<String>) -> Result<Outbo
     })
 }
 
+/// Sends of the same entries to the queue before they are given up.
+const SEND_ATTEMPTS: u32 = 3;
+
 /// What became of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Admitted {
@@ -82,25 +85,35 @@ pub async fn admit(
             }
         }
     }
-    if !fresh.is_empty() {
-        let messages: Vec<OutboundMessage> = fresh.iter().map(|(_, m)| m.clone()).collect();
+    // The queue's own failures are transient as a rule (throttling, a dropped connection): the
+    // entries it did not take are sent again twice, a moment apart, before they are given up.
+    let mut pending: Vec<&(Accepted, OutboundMessage)> = fresh.iter().collect();
+    for attempt in 0..SEND_ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        }
+        let messages: Vec<OutboundMessage> = pending.iter().map(|(_, m)| m.clone()).collect();
         let refused: Vec<String> = match queue.send(&messages).await {
             Ok(refused) => refused,
             Err(err) => {
-                reason.get_or_insert(err.to_string());
+                reason = Some(err.to_string());
                 messages.iter().map(|m| m.id.clone()).collect()
             }
         };
-        for (accepted, message) in &fresh {
-            if refused.contains(&message.id) {
-                failed += 1;
-                reason.get_or_insert_with(|| "queue refused a message".to_owned());
-                // Without this the next attempt would be taken for a duplicate and lost.
-                forget(inbox, accepted).await;
-            } else {
-                admitted.enqueued += 1;
-            }
+        let before = pending.len();
+        pending.retain(|(_, m)| refused.contains(&m.id));
+        admitted.enqueued += u32::try_from(before - pending.len()).unwrap_or(u32::MAX);
+        if !pending.is_empty() && reason.is_none() {
+            reason = Some("queue refused a message".to_owned());
         }
+    }
+    for (accepted, _) in pending {
+        failed += 1;
+        // Without this the next attempt would be taken for a duplicate and lost.
+        forget(inbox, accepted).await;
     }
     match reason {
         Some(reason) if failed > 0 => Err(AdmitError { admitted, failed, reason }),

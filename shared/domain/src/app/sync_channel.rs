@@ -892,7 +892,7 @@ mod tests {
     use crate::model::lifecycle::Lifecycle;
     use crate::model::order::{Provenance, Verdict};
     use crate::model::secret::Secret;
-    use crate::model::sync::ShopTokens;
+    use crate::model::sync::{PullOrigin, ShopTokens};
     use crate::ports::pull::TokenRefresh;
     use crate::ports::secrets::{SecretCache, parameter_name};
     use crate::ports::sync::TokenLedger;
@@ -1131,14 +1131,28 @@ mod tests {
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        world.queue.fail_next("throttled");
+        // One failed send is retried on the spot…
+        world.queue.fail_next_calls(1);
+        let (events, report) = world.pull("run-0").await;
+        assert!(events.is_empty() && report.feeds[0].enqueued == 3, "{events:?} {report:?}");
+        assert_eq!(order_ids(&world.enqueued()).len(), 3);
+        world.clock.advance(Duration::minutes(10));
+        for n in 3..6 {
+            world.feed.put("shop-a", &format!("a{n}"), "1", world.clock.now() - Duration::minutes(5 + n));
+        }
+        let kept = world.through("shop-a").await;
+        // …a queue down for longer fails the window.
+        world.queue.fail_next_calls(3);
         let (events, _) = world.pull("run-1").await;
-        assert!(matches!(&events[..], [DomainEvent::SyncFailed { reason, .. }] if reason.contains("enqueue")));
-        assert_eq!(world.through("shop-a").await, Some(now() - Duration::minutes(30)));
+        assert!(
+            matches!(&events[..], [DomainEvent::SyncFailed { reason, .. }] if reason.contains("enqueue")),
+            "{events:?}"
+        );
+        assert_eq!(world.through("shop-a").await, kept);
         assert!(world.enqueued().is_empty());
         world.clock.advance(Duration::minutes(6));
         world.pull("run-2").await;
-        assert_eq!(order_ids(&world.enqueued()).len(), 3, "the dedupe records were undone, so the retry passes");
+        assert_eq!(order_ids(&world.enqueued()).len(), 3, "the dedupe records were undone, so the next run passes");
     }
 
     #[tokio::test]
@@ -1243,5 +1257,61 @@ mod tests {
         let history = store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(history.len(), 1);
         assert_eq!((history[0].provenance, history[0].verdict), (Provenance::Pull, Verdict::Applied));
+    }
+
+    /// A Douyin order paid: by callback (the push's pay time) and by the backstop pull (the
+    /// platform's update time), in either order.
+    async fn seen_twice(callback_first: bool) -> (Vec<DomainEvent>, Vec<crate::model::record::HistoryEntry>) {
+        let clock = FixedClock::new(now());
+        let (store, inbox, rules) = (MemoryStore::default(), MemoryInbox::default(), Rules::default());
+        let apply = ApplyMessage::new(ApplyChange::new(store.write_ports(&inbox, &clock), &rules));
+        let paid_at = now() - Duration::minutes(30);
+        let callback = crate::testing::fixtures::DayCallback {
+            source: Source::Douyin,
+            shop: "shop-a".into(),
+            payload: crate::testing::fixtures::douyin_push(
+                "101",
+                "m-101",
+                serde_json::json!({"p_id": "6921001", "pay_time": paid_at.timestamp(), "s_ids": ["69210011"]}),
+            ),
+            query: vec![],
+            message_id: "m-101".into(),
+            sent_at: paid_at,
+        }
+        .inbound();
+        let row = serde_json::json!({"order_id": "6921001", "order_status": 105, "update_time": (paid_at + Duration::seconds(20)).timestamp(),
+            "sku_order_list": [{"order_id": "69210011", "sku_id": 1, "item_num": 1}]});
+        let payload = PulledPayload { pull: PullOrigin { feed: Feed::Orders, api: "/order/searchList".into() }, row };
+        let pulled = InboundMessage {
+            source: Source::Douyin,
+            shop: shop("shop-a"),
+            message_id: crate::model::ids::MessageId::parse("pull-o-6921001-1").unwrap_or_else(|e| panic!("{e}")),
+            received_at: now(),
+            query: vec![],
+            payload: serde_json::to_string(&payload).ok(),
+            origin: ORIGIN_PULL.into(),
+        };
+        let order = if callback_first { [&callback, &pulled] } else { [&pulled, &callback] };
+        let mut events = Vec::new();
+        for message in order {
+            events.extend(apply.handle(message).await.unwrap_or_else(|e| panic!("{e}")));
+        }
+        let key = OrderKey::parse(Source::Douyin, "shop-a", "6921001").unwrap_or_else(|e| panic!("{e}"));
+        (events, store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_by_a_callback_and_by_a_pull_is_applied_once_whichever_comes_first() {
+        for callback_first in [true, false] {
+            let (events, history) = seen_twice(callback_first).await;
+            let kinds: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
+            assert_eq!(kinds, ["OrderStatusChanged", "StockReserved"], "one move, one reservation ({callback_first})");
+            assert_eq!(history.len(), 2, "both sightings are in the history");
+            let applied: Vec<Provenance> =
+                history.iter().filter(|h| h.verdict == Verdict::Applied).map(|h| h.provenance).collect();
+            assert_eq!(applied.len(), 1, "{history:?}");
+            let other = history.iter().find(|h| h.verdict != Verdict::Applied).map(|h| h.verdict);
+            assert!(matches!(other, Some(Verdict::Refreshed | Verdict::Stale | Verdict::Duplicate)), "{other:?}");
+        }
     }
 }

@@ -459,6 +459,7 @@ impl EventPublisher for MemoryPublisher {
 pub struct MemoryQueue {
     messages: Mutex<Vec<OutboundMessage>>,
     fail_next: Mutex<Option<String>>,
+    fail_calls: Mutex<u32>,
 }
 
 impl MemoryQueue {
@@ -471,6 +472,11 @@ impl MemoryQueue {
     pub fn fail_next(&self, reason: &str) {
         *lock(&self.fail_next) = Some(reason.to_owned());
     }
+
+    /// Makes the next `n` calls fail as a whole.
+    pub fn fail_next_calls(&self, n: u32) {
+        *lock(&self.fail_calls) = n;
+    }
 }
 
 /// SQS's limit on one message (the emulator enforces the classic 256 KiB).
@@ -481,6 +487,13 @@ impl Queue for MemoryQueue {
     async fn send(&self, messages: &[OutboundMessage]) -> Result<Vec<String>, QueueError> {
         if let Some(reason) = lock(&self.fail_next).take() {
             return Err(QueueError::Unavailable(reason));
+        }
+        {
+            let mut calls = lock(&self.fail_calls);
+            if *calls > 0 {
+                *calls -= 1;
+                return Err(QueueError::Unavailable("throttled".into()));
+            }
         }
         if let Some(big) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
             return Err(QueueError::TooLarge(big.body.len()));
