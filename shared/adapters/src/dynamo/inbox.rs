@@ -120,13 +120,9 @@ fn quarantine_keys(q: &Quarantined) -> (String, String, String) {
     )
 }
 
-/// Items per transaction (DynamoDB's limit is 100 actions and 4 MB).
-const TRANSACT_ITEMS: usize = 100;
-/// Bytes of archived bodies per transaction, well under the 4 MB limit.
-const TRANSACT_BYTES: usize = 2 * 1024 * 1024;
-
-impl DynamoInbox {
-    fn accepted_item(&self, accepted: &Accepted) -> Result<Item, StoreError> {
+#[async_trait]
+impl Inbox for DynamoInbox {
+    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
         let cb = &accepted.callback;
         let mut item: Item = HashMap::new();
         item.insert(PK.into(), s(format!("M#{}#{}", cb.source, accepted.message_id)));
@@ -139,91 +135,6 @@ impl DynamoInbox {
         if let Some(opened) = &accepted.opened {
             put_bytes(&mut item, "opened", opened)?;
         }
-        Ok(item)
-    }
-
-    /// One transaction of conditional puts: `Ok(outcomes)`, or the indices a condition refused
-    /// (those are duplicates) when the transaction was cancelled for that reason only.
-    async fn accept_chunk(&self, chunk: &[&Accepted]) -> Result<Result<(), Vec<usize>>, StoreError> {
-        let mut items = Vec::with_capacity(chunk.len());
-        for accepted in chunk {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(self.accepted_item(accepted)?))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-                    let reasons = cancel.cancellation_reasons();
-                    let refused: Vec<usize> =
-                        (0..chunk.len()).filter(|i| reason_is(reasons, Some(*i), "ConditionalCheckFailed")).collect();
-                    let other =
-                        reasons.iter().any(|r| r.code().is_some_and(|c| c != "None" && c != "ConditionalCheckFailed"));
-                    if refused.is_empty() || other {
-                        Err(StoreError::Unavailable("inbox transaction cancelled".into()))
-                    } else {
-                        Ok(Err(refused))
-                    }
-                }
-                _ => Err(sdk_error(&err)),
-            },
-        }
-    }
-}
-
-#[async_trait]
-impl Inbox for DynamoInbox {
-    /// Conditional puts in transactions of up to 100: a window of new rows costs one request
-    /// per hundred instead of one per row; a transaction refused for duplicates is sent again
-    /// without them; anything else falls back to one conditional put per entry.
-    async fn accept_many(&self, batch: &[Accepted]) -> Result<Vec<AcceptOutcome>, StoreError> {
-        let mut outcomes = vec![AcceptOutcome::New; batch.len()];
-        let mut start = 0;
-        while start < batch.len() {
-            let mut end = start;
-            let mut bytes = 0;
-            while end < batch.len() && end - start < TRANSACT_ITEMS {
-                let size = batch[end].callback.body.len() + batch[end].opened.as_ref().map_or(0, Vec::len) + 1024;
-                if end > start && bytes + size > TRANSACT_BYTES {
-                    break;
-                }
-                bytes += size;
-                end += 1;
-            }
-            let mut pending: Vec<usize> = (start..end).collect();
-            for _ in 0..3 {
-                if pending.is_empty() {
-                    break;
-                }
-                let chunk: Vec<&Accepted> = pending.iter().map(|i| &batch[*i]).collect();
-                match self.accept_chunk(&chunk).await {
-                    Ok(Ok(())) => pending.clear(),
-                    Ok(Err(refused)) => {
-                        let duplicates: Vec<usize> = refused.iter().map(|r| pending[*r]).collect();
-                        for index in &duplicates {
-                            outcomes[*index] = AcceptOutcome::Duplicate;
-                        }
-                        pending.retain(|i| !duplicates.contains(i));
-                    }
-                    Err(_) => break,
-                }
-            }
-            // Whatever a transaction could not settle, one conditional put each.
-            for index in pending {
-                outcomes[index] = self.accept(&batch[index]).await?;
-            }
-            start = end;
-        }
-        Ok(outcomes)
-    }
-
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
-        let item = self.accepted_item(accepted)?;
         match self
             .client
             .put_item()

@@ -56,28 +56,14 @@ pub async fn admit(
     batch: Vec<(Accepted, InboundMessage)>,
     concurrency: usize,
 ) -> Result<Admitted, AdmitError> {
-    // One archive call for the whole batch (the adapter writes it in as few requests as it
-    // can); if it fails, nothing of the batch was taken as new for sure: fall back to one call
-    // per entry, `concurrency` at a time, so each gets its own outcome.
-    let records: Vec<Accepted> = batch.iter().map(|(a, _)| a.clone()).collect();
-    let outcomes: Vec<(Result<AcceptOutcome, String>, Accepted, InboundMessage)> =
-        match inbox.accept_many(&records).await {
-            Ok(outcomes) if outcomes.len() == batch.len() => batch
-                .into_iter()
-                .zip(outcomes)
-                .map(|((accepted, message), outcome)| (Ok(outcome), accepted, message))
-                .collect(),
-            _ => {
-                futures::stream::iter(batch)
-                    .map(|(accepted, message)| async move {
-                        let outcome = inbox.accept(&accepted).await.map_err(|e| e.to_string());
-                        (outcome, accepted, message)
-                    })
-                    .buffered(concurrency.max(1))
-                    .collect()
-                    .await
-            }
-        };
+    let outcomes: Vec<(Result<AcceptOutcome, String>, Accepted, InboundMessage)> = futures::stream::iter(batch)
+        .map(|(accepted, message)| async move {
+            let outcome = inbox.accept(&accepted).await.map_err(|e| e.to_string());
+            (outcome, accepted, message)
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
     let mut admitted = Admitted::default();
     let mut failed = 0;
     let mut reason: Option<String> = None;

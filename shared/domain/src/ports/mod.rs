@@ -161,16 +161,6 @@ pub trait Inbox: Send + Sync {
     /// Archives a verified callback unless its message id was seen before.
     async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError>;
 
-    /// [`Inbox::accept`] for many at once (distinct message ids), one outcome per entry in order:
-    /// what a pull archives per window. Implementations may write them in fewer requests.
-    async fn accept_many(&self, batch: &[Accepted]) -> Result<Vec<AcceptOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for accepted in batch {
-            outcomes.push(self.accept(accepted).await?);
-        }
-        Ok(outcomes)
-    }
-
     /// The archived copy of an accepted callback.
     async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError>;
 

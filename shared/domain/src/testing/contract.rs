@@ -422,26 +422,6 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     let retries = futures::future::join_all((0..4).map(|_| inbox.accept(&accepted))).await;
     assert_eq!(retries.iter().filter(|r| **r == Ok(AcceptOutcome::New)).count(), 1, "{retries:?}");
 
-    // Many at once (a pull's window): new ones archived, seen ones reported as duplicates, in
-    // order; across transactions of a hundred.
-    let many: Vec<Accepted> = (0..130)
-        .map(|n| Accepted {
-            message_id: MessageId::parse(&format!("{ns}-pull-{n}")).unwrap(),
-            callback: callback(ns, 3, format!("{{\"row\":{n}}}").as_bytes()),
-            key_slot: None,
-            opened: None,
-        })
-        .collect();
-    let mut mixed = vec![accepted.clone()];
-    mixed.extend(many.iter().take(120).cloned());
-    let outcomes = inbox.accept_many(&mixed).await.unwrap();
-    assert_eq!(outcomes[0], AcceptOutcome::Duplicate);
-    assert!(outcomes[1..].iter().all(|o| *o == AcceptOutcome::New), "{outcomes:?}");
-    let again = inbox.accept_many(&many).await.unwrap();
-    assert_eq!(again.iter().filter(|o| **o == AcceptOutcome::Duplicate).count(), 120);
-    assert_eq!(again.iter().filter(|o| **o == AcceptOutcome::New).count(), 10);
-    assert_eq!(inbox.archived(Source::Youzan, &many[129].message_id).await.unwrap(), Some(many[129].clone()));
-
     // Large raw bodies are kept whole (binary, not UTF-8).
     let big: Vec<u8> = (0..300_000u32).map(|n| u8::try_from(n % 251).unwrap()).collect();
     let large = Accepted {
