@@ -9,7 +9,11 @@
 #   4. order-sync on the local stack against the fake gateway: a PDD shop with 10 000 orders
 #      changed in a day caught up from a cold checkpoint (list calls and AWS requests per changed
 #      order, wall time), and a quiet 5-minute window.
-#   scripts/bench.sh [criterion|coldstart|stack|sync]...   (default: all four)
+#   5. soak (issue 12's proof at full size): the in-process sales day, 10 000 callbacks x 3
+#      under injected faults, 50 concurrent, and the day on the local stack through the real SDK,
+#      1 000 x 3, 20 concurrent; each prints lost / double-applied / events missing / DLQ left,
+#      the faults injected and the time. SOAK_SEED picks the day (default 12).
+#   scripts/bench.sh [criterion|coldstart|stack|sync|soak]...   (default: the first four)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -21,12 +25,12 @@ for part in "${parts[@]}"; do
   case "$part" in
     criterion)
       echo "== criterion"
-      cargo bench --locked -p domain --features contract --bench verify -- --noplot 2>&1 | grep -E "^[a-z0-9_/ -]+time:|^\S.*\s+time:" || true
+      cargo bench --locked -p domain --features testing --bench verify -- --noplot 2>&1 | grep -E "^[a-z0-9_/ -]+time:|^\S.*\s+time:" || true
       cargo bench --locked -p domain --bench trust -- --noplot 2>&1 | grep -E "time:" || true
       ;;
     coldstart)
       echo "== cold start (release binaries, mock Lambda Runtime API)"
-      cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report -p order-sync
+      cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report -p notify -p order-sync
       cargo build --release --locked -p tests --bin coldstart
       start_moto
       create_stack
@@ -48,6 +52,16 @@ for part in "${parts[@]}"; do
         sync::a_cold_shop sync::pdd_and_taobao 2>&1 \
         | grep -E "cold catch-up|quiet 5-minute|test result" || true
       ;;
-    *) echo "unknown part $part (criterion, coldstart, stack, sync)" >&2; exit 2 ;;
+    soak)
+      echo "== soak: in process, ${SOAK_CALLBACKS:=10000} callbacks x 3"
+      SOAK_CALLBACKS=$SOAK_CALLBACKS cargo test --locked -p tests --test soak -- --nocapture 2>&1 \
+        | grep -E "^soak|^  \[|test result" || true
+      echo "== soak: on the local stack, ${SOAK_AWS_CALLBACKS:=1000} callbacks x 3"
+      start_moto
+      create_stack
+      SOAK_AWS_CALLBACKS=$SOAK_AWS_CALLBACKS cargo test --locked -p tests --test aws_soak -- --nocapture 2>&1 \
+        | grep -E "^soak|^  \[|test result" || true
+      ;;
+    *) echo "unknown part $part (criterion, coldstart, stack, sync, soak)" >&2; exit 2 ;;
   esac
 done

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$ROOT"
 ensure_venv
 echo "== cargo build --release (functions)"
-cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report
+cargo build --release --locked -p webhook-verify -p status-normalize -p refund-dual-check -p signin-trust-check -p health-report -p notify
 cargo build --release --locked -p tests --bin coldstart
 start_moto
 create_stack

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo, on a fresh machine: installs the pinned tools, starts moto on loopback, creates the
-# stack from infra/template.yaml, serves the five functions with `cargo lambda watch`, replays a
+# stack from infra/template.yaml, serves the functions with `cargo lambda watch`, replays a
 # day of callbacks through them and prints what a seller would look at. Everything it started
 # stops when it ends.
 set -euo pipefail

@@ -2,6 +2,8 @@
 # Fuzzes every parser of outside input (the cargo-fuzz targets in fuzz/, libFuzzer, nightly only).
 #   scripts/fuzz.sh                   replay each target's seed corpus (fuzz/corpus/<target>)
 #   FUZZ_SECONDS=60 scripts/fuzz.sh   replay, then fuzz each target for 60 s
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh replay, then fuzz each target for that many executions
+#   FUZZ_JOBS=2                       fuzz that many targets at once (default 1)
 #   FUZZ_TARGETS="open_app parse_app" limit to these targets
 # Skips, with exit 0, when no nightly toolchain is installed. Installs the pinned cargo-fuzz when
 # it is missing. New inputs the fuzzer finds go to fuzz/target/corpus/<target> (not committed);
@@ -19,6 +21,8 @@ CARGO_FUZZ_VERSION=0.13.1
 # and every run. 16 codegen units: a cold build of the 14 targets is markedly faster on 2 cores.
 BUILD_FLAGS=(--sanitizer none --codegen-units 16)
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-0}
+RUNS_PER_TARGET=${FUZZ_RUNS:-0}
+JOBS=${FUZZ_JOBS:-1}
 
 if ! command -v rustup >/dev/null 2>&1 || ! rustup toolchain list | grep -q '^nightly'; then
   echo "== fuzz: skipped, no nightly toolchain (cargo-fuzz needs one: rustup toolchain install nightly)"
@@ -59,14 +63,34 @@ for target in $targets; do
 done
 echo "== replayed in $((SECONDS - phase)) s"
 
-if [ "$SECONDS_PER_TARGET" -gt 0 ]; then
+if [ "$SECONDS_PER_TARGET" -gt 0 ] || [ "$RUNS_PER_TARGET" -gt 0 ]; then
   phase=$SECONDS
-  echo "== fuzz: ${SECONDS_PER_TARGET} s per target"
+  if [ "$RUNS_PER_TARGET" -gt 0 ]; then
+    limit=(-runs="$RUNS_PER_TARGET")
+    echo "== fuzz: ${RUNS_PER_TARGET} executions per target, ${JOBS} at a time"
+  else
+    limit=(-max_total_time="$SECONDS_PER_TARGET")
+    echo "== fuzz: ${SECONDS_PER_TARGET} s per target, ${JOBS} at a time"
+  fi
+  running=0
   for target in $targets; do
     # New inputs go to the first directory; the committed seeds are only read.
     mkdir -p "fuzz/target/corpus/$target"
-    run "$target" "fuzz/target/corpus/$target" "fuzz/corpus/$target" -- \
-      -max_total_time="$SECONDS_PER_TARGET" -dict=fuzz/orderhub.dict
+    if [ "$JOBS" -gt 1 ]; then
+      (run "$target" "fuzz/target/corpus/$target" "fuzz/corpus/$target" -- "${limit[@]}" -dict=fuzz/orderhub.dict
+       [ ${#failed[@]} -eq 0 ]) &
+      running=$((running + 1))
+      if [ "$running" -ge "$JOBS" ]; then
+        wait -n || failed+=("(a parallel target)")
+        running=$((running - 1))
+      fi
+    else
+      run "$target" "fuzz/target/corpus/$target" "fuzz/corpus/$target" -- "${limit[@]}" -dict=fuzz/orderhub.dict
+    fi
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n || failed+=("(a parallel target)")
+    running=$((running - 1))
   done
   echo "== fuzzed in $((SECONDS - phase)) s"
 fi

@@ -20,6 +20,27 @@ ensure_venv() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# Debian's headless Chromium and a font with Chinese glyphs, for the report page's browser test
+# (tests/aws/browser.rs). Installed with apt-get when missing (as root, or with sudo without a
+# password); when that is impossible the test is skipped and says why.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null)" ]; then
+    return 0
+  fi
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+      echo "== browser test: will be skipped (chromium is missing and installing it needs root)"
+      return 0
+    fi
+  fi
+  echo "== installing chromium and fonts-wqy-zenhei (Debian packages) for the browser test"
+  if ! { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+      --no-install-recommends chromium fonts-wqy-zenhei >/dev/null; }; then
+    echo "== browser test: will be skipped (apt-get could not install chromium)"
+  fi
+}
+
 # A free TCP port on loopback (or $1 if given).
 free_port() {
   if [ -n "${1:-}" ]; then echo "$1"; return; fi

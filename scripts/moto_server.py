@@ -4,7 +4,7 @@
 Two settings differ from `moto_server`, both to make the emulator behave like DynamoDB where
 the tests depend on it:
 
-1. Requests are handled one at a time (connections stay concurrent). moto's backends keep
+1. DynamoDB requests are handled one at a time (connections stay concurrent). moto's backends keep
    plain Python dicts; with its default threaded server two concurrent TransactWriteItems can
    both pass the same condition, which DynamoDB never allows. Serialising requests gives
    every call, transactions included, DynamoDB's isolation.
@@ -20,6 +20,7 @@ the tests depend on it:
 
 import argparse
 import copy
+import io
 import signal
 import sys
 import threading
@@ -36,12 +37,20 @@ LOCK = threading.RLock()
 
 
 class Serialised:
-    """WSGI middleware: one request at a time, the whole response produced under the lock."""
+    """WSGI middleware: one DynamoDB request at a time, the whole response produced under the
+    lock. The body is read before the lock is taken, so a client that stops sending mid-request
+    (a fault the soak injects) holds nobody up; other services (SQS long polls among them) are
+    not serialised, as with moto's own threaded server."""
 
     def __init__(self, app):
         self.app = app
 
     def __call__(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return list(self.app(environ, start_response))
         with LOCK:
             return list(self.app(environ, start_response))
 

@@ -121,11 +121,60 @@ def main() -> int:
             Target={"Arn": function_arn, "RoleArn": role_arn, "Input": target.get("Input", "{}")},
         )
         resources[logical] = {"ResourceType": "AWS::Scheduler::Schedule", "PhysicalResourceId": logical}
+    # moto's CloudFormation skips CloudWatch alarms too: put them through the CloudWatch API from
+    # the same translated template, their names, queues and functions resolved to this stack's.
+    cloudwatch = client("cloudwatch")
+    parameters = {name: str(p.get("Default", "")) for name, p in cfn_template.get("Parameters", {}).items()}
+    parameters.update({"Stage": args.stage, "AWS::Region": args.region, "AWS::Partition": "aws-cn" if args.region.startswith("cn-") else "aws"})
+
+    def resolve(value):
+        if isinstance(value, dict) and "Ref" in value:
+            name = value["Ref"]
+            if name in parameters:
+                return parameters[name]
+            # A resource absent on moto (the HTTP API): a stand-in, so the alarm still exists.
+            return resources.get(name, {}).get("PhysicalResourceId", f"local-{name}")
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            logical, attribute = value["Fn::GetAtt"]
+            physical = resources[logical]["PhysicalResourceId"]
+            if attribute == "QueueName":
+                return physical.rsplit("/", 1)[-1]
+            raise ValueError(f"alarm: unsupported attribute {logical}.{attribute}")
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            text = value["Fn::Sub"]
+            for name, val in parameters.items():
+                text = text.replace("${" + name + "}", val)
+            return text
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    for logical, resource in cfn_template["Resources"].items():
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or logical in resources:
+            continue
+        props = resolve(resource["Properties"])
+        for number in ("Period", "EvaluationPeriods"):
+            props[number] = int(props[number])
+        props["Threshold"] = float(props["Threshold"])
+        cloudwatch.put_metric_alarm(**props)
+        resources[logical] = {"ResourceType": "AWS::CloudWatch::Alarm", "PhysicalResourceId": props["AlarmName"]}
     # moto cannot run Lambda functions here (no Docker) but would try on every message sent to a
     # queue with an event source mapping, hiding the message. The mappings stay (as created from
     # the template) but disabled: the tests and the demo play the event sources themselves.
     for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    # For the same reason, rules stay but lose their Lambda targets: moto's PutEvents fails with a
+    # 500 (NotImplementedError) on a matching rule whose target is a function, which would fail
+    # every publisher of those events. The tests and the demo hand such events to the function.
+    events = client("events")
+    for bus in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        for rule in events.list_rules(EventBusName=bus)["Rules"]:
+            targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+            lambdas = [t["Id"] for t in targets if ":lambda:" in t["Arn"]]
+            if lambdas:
+                events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=lambdas)
 
     # moto's CloudFormation ignores TimeToLiveSpecification: apply it from the template.
     dynamodb = client("dynamodb")

@@ -78,6 +78,11 @@ fn clear_seeds(dir: &PathBuf) {
     }
 }
 
+/// A real-shaped Youzan push (`events/real/youzan`) with the fixtures' client id, so it opens.
+fn real_youzan(body: &str) -> Vec<u8> {
+    body.replace("yzfixtureclient01", "yz-client-1").into_bytes()
+}
+
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
 }
@@ -129,6 +134,11 @@ fn payloads(source: Source) -> Vec<Payload> {
                 "",
             ),
             p("test-push", fixtures::douyin_push("0", "7300000000000000000", json!({})), ""),
+            // Real shapes (events/real/douyin): sub-order ids, an after-sale naming its case.
+            p("real-paid-sub-orders", include_bytes!("../../events/real/douyin/tag-101-trade-paid.json").to_vec(), ""),
+            p("real-paid-pending", include_bytes!("../../events/real/douyin/tag-110-trade-pending.json").to_vec(), ""),
+            p("real-seller-ship", include_bytes!("../../events/real/douyin/tag-102-seller-ship.json").to_vec(), ""),
+            p("real-aftersale", include_bytes!("../../events/real/douyin/tag-200-refund-created.json").to_vec(), ""),
             p(
                 "two-messages",
                 json!([
@@ -141,6 +151,11 @@ fn payloads(source: Source) -> Vec<Payload> {
             ),
         ],
         Source::Youzan => vec![
+            // Real shapes (events/real/youzan): msg_id, lines, refund pushes mapped by their type
+            // (their client id swapped for the fixtures' so they open).
+            p("real-paid", real_youzan(include_str!("../../events/real/youzan/trade-buyer-pay-trade-paid.json")), ""),
+            p("real-refund-created", real_youzan(include_str!("../../events/real/youzan/refund-buyer-created.json")), ""),
+            p("real-refund-success", real_youzan(include_str!("../../events/real/youzan/refund-success.json")), ""),
             p("paid", fixtures::youzan_push("trade_TradePaid", "E20261111000001", "WAIT_SELLER_SEND_GOODS", at.timestamp()), ""),
             p("closed", fixtures::youzan_push("trade_TradeClose", "E20261111000001", "TRADE_CLOSED", at.timestamp()), ""),
             p(
@@ -172,6 +187,14 @@ fn payloads(source: Source) -> Vec<Payload> {
                 fixtures::kuaishou_message("ks-hb", "KWAISHOP_ORDER_STATUS_CHANGE", "0", 0, at.timestamp_millis(), true),
                 "",
             ),
+            // The real shape of an after-sale push (events/real/kuaishou), for the fixtures' app key.
+            p(
+                "real-add-refund",
+                include_str!("../../events/real/kuaishou/refund-add-plaintext.json")
+                    .replace("ks-app-fixture", "ks-app-1")
+                    .into_bytes(),
+                "",
+            ),
         ],
         Source::Kuaidi100 => {
             let order = |id: &str| vec![("order".to_owned(), format!("douyin/{SHOP}/{id}"))];
@@ -194,6 +217,26 @@ fn payloads(source: Source) -> Vec<Payload> {
                 Payload {
                     name: "abort",
                     payload: json!({"status": "abort", "message": "3天查询无记录"}).to_string().into_bytes(),
+                    query: order("6921000000001"),
+                    message_id: String::new(),
+                },
+                // Real shapes (events/real/kuaidi100): detailed codes in state and statusCode,
+                // area codes and centres, an abort with its lastResult.
+                Payload {
+                    name: "real-304-station",
+                    payload: include_bytes!("../../events/real/kuaidi100/signed-304-station.json").to_vec(),
+                    query: order("6921000000001"),
+                    message_id: String::new(),
+                },
+                Payload {
+                    name: "real-501-locker",
+                    payload: include_bytes!("../../events/real/kuaidi100/locker-501-not-signed.json").to_vec(),
+                    query: order("6921000000001"),
+                    message_id: String::new(),
+                },
+                Payload {
+                    name: "real-abort",
+                    payload: include_bytes!("../../events/real/kuaidi100/abort-no-trace-3-days.json").to_vec(),
                     query: order("6921000000001"),
                     message_id: String::new(),
                 },

@@ -158,11 +158,17 @@ impl CallbackInput<'_> {
 
     /// Whether the sender would send this payload as signed, so that a refusal for its signature
     /// would be a bug. Kuaishou signs nothing (a payload that is not its JSON is refused as a
-    /// forgery), a Standard Webhooks id the HTTP layer would trim is not what was signed, and an
-    /// added `sign-method` header announces a scheme Douyin's signature was not made with.
+    /// forgery), a Standard Webhooks id the HTTP layer would trim is not what was signed, an
+    /// added `sign-method` header announces a scheme Douyin's signature was not made with, and a
+    /// Youzan body naming another `client_id` is not the shop's push (Youzan signs with the
+    /// client id its body names).
     fn must_verify(&self, source: Source) -> bool {
         match source {
             Source::Kuaishou => false,
+            Source::Youzan => serde_json::from_slice::<serde_json::Value>(self.body)
+                .ok()
+                .and_then(|body| domain::sources::json::text(&body, "client_id"))
+                .is_none_or(|id| id == YOUZAN_CLIENT_ID),
             Source::Douyin => !self.headers.iter().any(|(name, _)| name.as_str().eq_ignore_ascii_case("sign-method")),
             Source::App => {
                 let id = self.message_id();
@@ -172,6 +178,9 @@ impl CallbackInput<'_> {
         }
     }
 }
+
+/// The Youzan client id the fixtures sign with (`domain::testing::fixtures::sign`).
+const YOUZAN_CLIENT_ID: &str = "yz-client-1";
 
 /// `open_<source>`: verify and open, then parse what opened.
 pub fn open(source: Source, input: &CallbackInput<'_>) -> Result<Opened, Refusal> {
@@ -264,6 +273,13 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
                 let owner = if source == Source::Wechatpay { Source::App } else { source };
                 assert_eq!(status.key.source, owner, "status event of another channel");
                 assert_eq!(&status.key.shop, shop, "status event of another shop");
+                assert!(
+                    status.raw.code.chars().count() <= domain::model::status::RawStatus::MAX_CODE_CHARS + 1,
+                    "raw code unbounded"
+                );
+                for id in status.facts.line_ids.iter().chain(&status.facts.refund.lines) {
+                    assert!(domain::model::ids::LineId::parse(id.as_str()).is_ok(), "invalid line id {id:?}");
+                }
                 for line in &status.facts.lines {
                     assert!(domain::model::ids::Sku::parse(line.sku.as_str()).is_ok(), "invalid sku {:?}", line.sku);
                     assert!(
@@ -276,7 +292,8 @@ pub fn check_events(source: Source, shop: &ShopId, events: &[SourceEvent]) {
             SourceEvent::Logistics(logistics) => {
                 check_key(&logistics.key);
                 check_message_id(&logistics.message_id);
-                check_location(logistics.location.as_ref());
+                check_location(logistics.location.as_ref().map(|l| &l.point));
+                assert!(logistics.stopped.as_ref().is_none_or(|r| r.chars().count() <= 160), "abort reason unbounded");
             }
             SourceEvent::App(app) => {
                 if let Some(key) = &app.key {

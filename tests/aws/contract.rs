@@ -11,6 +11,8 @@ async fn dynamodb_order_store_honours_the_contract() {
     contract::order_store(&tables.orders, &tables.stats, &namespace("orders")).await;
     contract::order_store_concurrency(&tables.orders, &namespace("race")).await;
     contract::due_markers(&tables.orders, &namespace("due")).await;
+    contract::due_counts(&tables.orders, &tables.stats, &namespace("duec")).await;
+    contract::outbox(&tables.orders, &namespace("outbox")).await;
 }
 
 #[tokio::test]
@@ -18,7 +20,9 @@ async fn dynamodb_inventory_and_stats_honour_the_contract() {
     let clients = clients().await;
     let tables = tables(&clients);
     contract::inventory(&tables.inventory, &namespace("inv")).await;
+    contract::release_counts(&tables.inventory, &tables.stats, &namespace("relc")).await;
     contract::stats(&tables.stats, &namespace("stats")).await;
+    contract::daily_markers(&tables.stats, &namespace("daily")).await;
 }
 
 #[tokio::test]

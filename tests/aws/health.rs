@@ -211,7 +211,7 @@ fn reads(counts: &BTreeMap<String, u64>) -> u64 {
 }
 
 #[tokio::test]
-async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
+async fn a_million_orders_month_costs_one_query_per_channel_month_and_counter_shard() {
     let clients = clients().await;
     let table = stack::namespace("health-stats");
     scratch_stats_table(&clients, &table).await;
@@ -235,14 +235,21 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let fifth = day_start(next.with_day(5).unwrap()) + Duration::hours(3);
     let clock = FixedClock::new(fifth);
     let (thresholds, silence) = (HealthThresholds::default(), SilenceRules::default());
-    let app =
-        HealthReporting { stats: &store, events: &bus, clock: &clock, thresholds: &thresholds, silence: &silence };
+    let app = HealthReporting {
+        stats: &store,
+        events: &bus,
+        clock: &clock,
+        thresholds: &thresholds,
+        silence: &silence,
+        pages: None,
+    };
 
     clients.requests.take();
     let started = Instant::now();
     let answer = health_report::handle(&app, json!({"report":"monthly"})).await.unwrap();
     let elapsed = started.elapsed();
     let counts = clients.requests.take();
+    tests::policy::assert_granted("HealthReportFunction", &counts);
     let months = 1;
     eprintln!(
         "monthly report of {ORDERS} orders ({} channels read, {months} month): {:?} end to end, build {} ms \
@@ -255,8 +262,12 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
         answer["stored_bytes"]
     );
     assert_eq!(answer["period"], label.as_str(), "{answer}");
-    assert_eq!(reads(&counts), (Source::CHANNELS.len() * months) as u64, "one Query per channel and month: {counts:?}");
-    assert_eq!(counts.get("DynamoDB.Query").copied(), Some((Source::CHANNELS.len() * months) as u64));
+    // The counters' partitions are sharded (8 by default) so a channel's peak writes spread:
+    // the report pays with one Query per channel, month and shard, whatever the orders.
+    let shards = usize::from(domain::model::counters::DEFAULT_SHARDS);
+    let queries = (Source::CHANNELS.len() * months * shards) as u64;
+    assert_eq!(reads(&counts), queries, "one Query per channel, month and shard: {counts:?}");
+    assert_eq!(counts.get("DynamoDB.Query").copied(), Some(queries));
     assert_eq!(counts.get("DynamoDB.PutItem").copied(), Some(1), "the report, once");
     let breaches = answer["breaches"].as_u64().unwrap();
     assert_eq!(breaches, 2, "refund stock release: Douyin and overall: {answer}");
@@ -278,7 +289,7 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     assert_eq!(answer["verdicts"]["app"], "no_data");
     assert_eq!(answer["verdicts"]["douyin"], "breached");
 
-    // An ops range over the six channels that runs into the next month: 6 × 2 queries.
+    // An ops range over the six channels that runs into the next month: 6 × 2 × shards queries.
     clients.requests.take();
     let from = month.checked_add_days(Days::new(20)).unwrap();
     let to = next.checked_add_days(Days::new(2)).unwrap();
@@ -287,15 +298,71 @@ async fn a_million_orders_month_costs_one_query_per_channel_and_month() {
     let answer =
         health_report::handle(&app, json!({"report":"range","from":from,"to":to,"channels":channels})).await.unwrap();
     let counts = clients.requests.take();
+    tests::policy::assert_granted("HealthReportFunction", &counts);
     eprintln!(
         "range {from}..{to} over 6 channels: {:?}, build {} ms, {} DynamoDB reads",
         started.elapsed(),
         answer["build_ms"],
         reads(&counts)
     );
-    assert_eq!(reads(&counts), 6 * 2, "{counts:?}");
+    assert_eq!(reads(&counts), 6 * 2 * u64::from(domain::model::counters::DEFAULT_SHARDS), "{counts:?}");
     let period = answer["period"].as_str().unwrap();
     assert!(store.report("range", period).await.unwrap().is_some(), "{period}");
 
     clients.dynamodb.delete_table().table_name(&table).send().await.unwrap();
+}
+
+/// The daily report's HTML page goes to the stack's report bucket; its presigned link opens it
+/// with no credentials; the announcement carries that link; and every AWS call made is one
+/// health-report's policy grants (s3:PutObject; the link is authorised as s3:GetObject).
+#[tokio::test]
+async fn the_daily_page_is_stored_in_the_bucket_and_its_presigned_link_opens_it() {
+    use adapters::pages::S3Pages;
+    use domain::model::domain_event::DomainEvent;
+    use domain::testing::memory::MemoryPublisher;
+
+    let clients = clients().await;
+    let stats = DynamoStats::new(clients.dynamodb.clone(), stack::var("STATS_TABLE"));
+    let bus = MemoryPublisher::default();
+    let pages = S3Pages::new(clients.s3(), &stack::var("REPORT_BUCKET"), std::time::Duration::from_secs(7 * 24 * 3600));
+    // 02:00 Beijing on a day of its own: yesterday's report (no counters: every channel 无数据).
+    let today = NaiveDate::from_ymd_opt(2031, 3, 1).unwrap() + Days::new(u64::from(std::process::id() % 300));
+    let clock = FixedClock::new(day_start(today) + Duration::hours(2));
+    let (thresholds, silence) = (HealthThresholds::default(), SilenceRules::default());
+    let app = HealthReporting {
+        stats: &stats,
+        events: &bus,
+        clock: &clock,
+        thresholds: &thresholds,
+        silence: &silence,
+        pages: Some(&pages),
+    };
+
+    clients.requests.take();
+    let answer = health_report::handle(&app, json!({"report":"daily"})).await.unwrap();
+    let counts = clients.requests.take();
+    tests::policy::assert_granted("HealthReportFunction", &counts);
+    assert_eq!(counts.get("S3.PutObject"), Some(&1), "{counts:?}");
+
+    let yesterday = today.pred_opt().unwrap();
+    assert_eq!(answer["page"]["key"], format!("reports/daily/{yesterday}.html"));
+    let url = answer["page"]["url"].as_str().unwrap();
+    for part in ["X-Amz-Signature=", "X-Amz-Expires=604800", &format!("/reports/daily/{yesterday}.html")] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("订单健康度日报") && page.contains("无数据"), "{page}");
+    assert_eq!(page.matches("<svg").count(), Indicator::ALL.len());
+
+    let ready: Vec<DomainEvent> =
+        bus.published().into_iter().filter(|e| e.detail_type() == "HealthReportReady").collect();
+    let [DomainEvent::HealthReportReady { url: announced, period, .. }] = ready.as_slice() else {
+        panic!("announced once: {ready:?}")
+    };
+    assert_eq!((announced.as_str(), period.as_str()), (url, yesterday.to_string().as_str()));
 }

@@ -5,13 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod browser;
 mod contract;
 mod faults;
 mod functions;
 mod health;
 mod normalize;
+mod notify;
 mod platform;
 mod refund;
+mod samples;
 mod schema;
 mod sync;
 mod trust;

@@ -2,11 +2,13 @@
 //! their reason, a day delivered three times shuffled to concurrent consumers, and the AWS
 //! requests each applied event and each duplicate costs.
 
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue};
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, TimeZone, Utc};
+use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::model::callback::InboundMessage;
 use domain::ports::OrderStore;
 use domain::rules::timing::Rules;
@@ -23,6 +25,9 @@ struct Rig {
     bus: BusPublisher,
     dead_letter: SqsQueue,
     dead_letter_url: String,
+    letters: SqsDeadLetters,
+    inbound: SqsQueue,
+    inbound_url: String,
     clock: FixedClock,
     rules: Rules,
 }
@@ -31,7 +36,11 @@ impl Rig {
     async fn new(prefix: &str, at: DateTime<Utc>) -> Rig {
         let clients = clients().await;
         let dead_letter_url = stack::scratch_queue(&clients, &namespace(prefix)).await;
+        let inbound_url = stack::scratch_queue(&clients, &namespace(&format!("{prefix}-in"))).await;
         Rig {
+            letters: SqsDeadLetters::new(clients.sqs.clone(), dead_letter_url.clone()),
+            inbound: SqsQueue::new(clients.sqs.clone(), inbound_url.clone()),
+            inbound_url,
             tables: tables(&clients),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             dead_letter: SqsQueue::new(clients.sqs.clone(), dead_letter_url.clone()),
@@ -47,6 +56,7 @@ impl Rig {
             messages: ApplyMessage::new(ApplyChange::new(self.tables.write_ports(&self.clock), &self.rules)),
             events: &self.bus,
             dead_letter: &self.dead_letter,
+            letters: DeadLetterOps { dead_letters: &self.letters, source: &self.inbound },
             stats: &self.tables.stats,
         }
     }
@@ -83,6 +93,45 @@ fn with_shop(day: Vec<DayCallback>, shop: &str) -> Vec<DayCallback> {
 }
 
 #[tokio::test]
+async fn ops_see_dead_letters_with_their_reasons_and_redrive_them_once_fixed() {
+    let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
+    let rig = Rig::new("sn-dlq", at).await;
+    rig.clients.requests.take();
+    let shop = namespace("sd").replace('-', "");
+    let malformed = DayCallback {
+        source: domain::Source::Douyin,
+        shop,
+        payload: b"{\"not\":\"an array\"}".to_vec(),
+        query: vec![],
+        message_id: "d1".into(),
+        sent_at: at,
+    };
+    let body = serde_json::to_string(&malformed.inbound()).unwrap();
+    let records = vec![record("r1", &body), record("r2", "this is not an inbound message")];
+    assert!(rig.app().batch(records, None).await.batch_item_failures.is_empty());
+
+    let app = rig.app();
+    let seen = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {"max": 20}}})).await).unwrap();
+    let letters = seen["letters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(letters.len(), 2, "{seen}");
+    assert!(letters.iter().any(|l| l["reason"].as_str().is_some_and(|r| r.contains("malformed"))), "{seen}");
+    assert!(letters.iter().any(|l| l["about"]["message_id"] == "d1"), "{seen}");
+    assert!(!seen.to_string().contains("an array"), "never the payload: {seen}");
+    // Looking leaves them there, visible at once.
+    let again = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {}}})).await).unwrap();
+    assert_eq!(again["letters"].as_array().map(Vec::len), Some(2), "{again}");
+
+    let redriven = serde_json::to_value(app.handle(json!({"dead_letters": {"redrive": {"max": 100}}})).await).unwrap();
+    assert_eq!((redriven["read"].as_u64(), redriven["redriven"].as_u64()), (Some(2), Some(2)), "{redriven}");
+    let back = stack::drain(&rig.clients, &rig.inbound_url).await;
+    assert_eq!(back.len(), 2, "back on the inbound queue");
+    assert!(back.contains(&body), "byte for byte");
+    let empty = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {}}})).await).unwrap();
+    assert_eq!(empty["letters"].as_array().map(Vec::len), Some(0), "the dead-letter queue is empty: {empty}");
+    tests::policy::assert_granted("StatusNormalizeFunction", &rig.clients.requests.take());
+}
+
+#[tokio::test]
 async fn one_bad_message_never_redelivers_its_neighbours_and_dead_letters_with_its_reason() {
     let at = Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap();
     let rig = Rig::new("sn-batch", at).await;
@@ -102,7 +151,7 @@ async fn one_bad_message_never_redelivers_its_neighbours_and_dead_letters_with_i
         record("r2", &serde_json::to_string(&malformed.inbound()).unwrap()),
         record("r3", "this is not an inbound message"),
     ];
-    let response = rig.app().batch(records).await;
+    let response = rig.app().batch(records, None).await;
     assert!(response.batch_item_failures.is_empty(), "permanent failures are dead-lettered, not retried: {response:?}");
     let dead = rig
         .clients
@@ -153,7 +202,7 @@ async fn a_day_three_times_shuffled_with_concurrent_consumers_ends_as_in_order_o
     let app = rig.app();
     let batches = batches_of_ten(&deliveries);
     for group in batches.chunks(3) {
-        let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone()))).await;
+        let responses = futures::future::join_all(group.iter().map(|batch| app.batch(batch.clone(), None))).await;
         for response in responses {
             assert!(response.batch_item_failures.is_empty(), "{response:?}");
         }
@@ -223,28 +272,37 @@ async fn aws_requests_per_applied_event_and_per_duplicate() {
         })
         .collect();
     let batches = batches_of_ten(&messages);
-    let app = rig.app();
+    // As the function is wired: the events go out through the outbox publisher, which clears
+    // the outbox entries of what the bus took.
+    let announce = Announce { bus: &rig.bus, orders: &rig.tables.orders };
+    let app = Handler { events: &announce, ..rig.app() };
     rig.clients.requests.take();
     for batch in &batches {
-        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+        assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let applied = rig.clients.requests.take();
+    tests::policy::assert_granted("StatusNormalizeFunction", &applied);
     let get = applied.get("DynamoDB.GetItem").copied().unwrap_or(0);
     let write = applied.get("DynamoDB.TransactWriteItems").copied().unwrap_or(0);
     let put_events = applied.get("EventBridge.PutEvents").copied().unwrap_or(0);
+    let cleared = applied.get("DynamoDB.BatchWriteItem").copied().unwrap_or(0);
     eprintln!(
-        "per applied event: {:.2} GetItem, {:.2} TransactWriteItems, {:.2} PutEvents ({applied:?})",
+        "per applied event: {:.2} GetItem, {:.2} TransactWriteItems, {:.2} PutEvents, {:.2} BatchWriteItem (outbox cleared), {:.2} in all ({applied:?})",
         get as f64 / 40.0,
         write as f64 / 40.0,
-        put_events as f64 / 40.0
+        put_events as f64 / 40.0,
+        cleared as f64 / 40.0,
+        applied.values().sum::<u64>() as f64 / 40.0
     );
-    assert_eq!(write, 40, "one write per applied event");
+    assert_eq!(write, 40, "one write per applied event (its outbox entries in the same transaction)");
     assert_eq!(get, 40, "one read per applied event (the version the write is conditional on)");
     assert_eq!(put_events, 4, "events of a batch of ten go out in one PutEvents");
+    assert_eq!(cleared, 4, "and their outbox entries are cleared in one BatchWriteItem");
     for batch in &batches {
-        assert!(app.batch(batch.clone()).await.batch_item_failures.is_empty());
+        assert!(app.batch(batch.clone(), None).await.batch_item_failures.is_empty());
     }
     let duplicate = rig.clients.requests.take();
+    tests::policy::assert_granted("StatusNormalizeFunction", &duplicate);
     eprintln!("per duplicate: {duplicate:?} for 40");
     assert_eq!(duplicate.get("DynamoDB.TransactWriteItems").copied(), Some(40), "one refused conditional write each");
 }
@@ -272,12 +330,13 @@ async fn throughput_of_one_instance_and_where_the_time_goes() {
         .enumerate()
         .map(|(i, c)| record(&format!("t{i}"), &serde_json::to_string(&c.inbound()).unwrap()))
         .collect();
-    let app = rig.app();
+    let announce = Announce { bus: &rig.bus, orders: &rig.tables.orders };
+    let app = Handler { events: &announce, ..rig.app() };
     rig.clients.requests.take();
     rig.clients.requests.take_waited();
     let started = std::time::Instant::now();
     for batch in messages.chunks(10) {
-        let response = app.batch(batch.to_vec()).await;
+        let response = app.batch(batch.to_vec(), None).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
     }
     let elapsed = started.elapsed();

@@ -20,7 +20,7 @@ use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefundAnsw
 use domain::ports::pull::{ChangeFeed, PageRequest};
 use domain::ports::secrets::Secret;
 use domain::sources::map_status;
-use tests::fake_gateway::{Denial, FakeGateway, Order, Platform, RateLimit, RawFault, Refund, default_app};
+use tests::fake_gateway::{Denial, FakeGateway, Order, Platform, RateLimit, RawFault, Refund, SkuLine, default_app};
 
 /// The client timeout of these tests: short, so a delayed answer is a timeout quickly.
 const TIMEOUT: StdDuration = StdDuration::from_millis(300);
@@ -138,7 +138,7 @@ fn decisive_field(platform: Platform) -> &'static str {
 
 /// The refund state the answer's code of `field` maps to, as a callback's would.
 fn refund_state(platform: Platform, answer: &RefundAnswer, field: &str) -> Option<RefundState> {
-    let (status, _) = answer.statuses.iter().find(|(s, _)| s.field == field)?;
+    let (status, _) = answer.all_statuses().into_iter().find(|(s, _)| s.field == field)?;
     match map_status(source(platform), &status.field, &status.code) {
         StatusMapping::Mapped(target) => target.refund,
         _ => None,
@@ -302,6 +302,50 @@ async fn refresh_rotates_the_tokens_once(platform: Platform) {
         refresher.refresh_token(&shop(), &none).await,
         Err(QueryError::Platform { code, .. }) if code == "no_refresh_token"
     ));
+}
+
+/// A paid order's lines, from the order detail, signed as Douyin checks it: each sub-order with
+/// the seller's SKU code and its quantity (the paid push names only the sub-order ids).
+#[tokio::test]
+async fn douyin_order_lines_come_from_the_order_detail_with_skus_and_quantities() {
+    let case = Case::start(Platform::Douyin).await;
+    let order = order_id(Platform::Douyin);
+    // Paid, awaiting shipment (order_status 2 备货中), two sku orders.
+    let mut paid = Order::new(order, SHOP, "2", case.gw.now() - Duration::minutes(5));
+    paid.lines = vec![
+        SkuLine {
+            line_id: format!("{order}1"),
+            sku_id: "1790000000000001".into(),
+            outer_sku_id: format!("SKU-{order}-1"),
+            quantity: 2,
+        },
+        SkuLine {
+            line_id: format!("{order}2"),
+            sku_id: "1790000000000002".into(),
+            outer_sku_id: format!("SKU-{order}-2"),
+            quantity: 1,
+        },
+    ];
+    case.gw.put_order(Platform::Douyin, paid);
+    let lines = case.client.order_lines(&key(Platform::Douyin, order), &case.credentials).await.unwrap();
+    let got: Vec<(String, String, u32)> =
+        lines.iter().map(|l| (l.line.to_string(), l.sku.to_string(), l.qty)).collect();
+    assert_eq!(
+        got,
+        [(format!("{order}1"), format!("SKU-{order}-1"), 2), (format!("{order}2"), format!("SKU-{order}-2"), 1)]
+    );
+    assert_eq!(case.gw.records_of(Platform::Douyin).len(), 1, "one call");
+    assert!(case.denials().is_empty(), "{:?}", case.denials());
+    assert_eq!(
+        case.client.order_lines(&key(Platform::Douyin, "4781320682406000000"), &case.credentials).await,
+        Err(QueryError::NotFound)
+    );
+    // The other clients have no such query.
+    let pdd = Case::start(Platform::Pdd).await;
+    assert_eq!(
+        pdd.client.order_lines(&key(Platform::Pdd, order_id(Platform::Pdd)), &pdd.credentials).await,
+        Err(QueryError::Unsupported)
+    );
 }
 
 macro_rules! for_each_query_platform {

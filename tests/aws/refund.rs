@@ -26,6 +26,7 @@ use domain::ports::{InventoryStore, OrderStore, Secrets};
 use domain::rules::timing::Rules;
 use domain::testing::clock::FixedClock;
 use domain::testing::fixtures::{self, DayCallback};
+use domain::testing::memory::MemoryLines;
 use domain::{MessageId, OrderKey, RefundState, ShopId, Source};
 use refund_dual_check::Handler;
 use serde_json::json;
@@ -45,6 +46,8 @@ struct Rig {
     fake: FakeGateway,
     douyin: DouyinClient,
     sync: DynamoSync,
+    /// The order lines Douyin's order detail gives (the paid push names only sub-order ids).
+    lines: MemoryLines,
 }
 
 /// What the platform says about an order's refund.
@@ -83,6 +86,7 @@ impl Rig {
             fake,
             douyin,
             sync: DynamoSync::new(clients.dynamodb.clone(), stack::private_table(&clients, "SYNC_TABLE", &ns).await),
+            lines: MemoryLines::default(),
             clients,
         };
         // The webhook secret holds the app's key and secret; the shop's tokens go to their own
@@ -159,6 +163,11 @@ impl Rig {
     /// A douyin order paid with two reserved lines, its refund asked for three hours ago.
     async fn refund_requested(&self, id: &str) -> OrderKey {
         let t = at() - Duration::hours(3);
+        let key = OrderKey::parse(Source::Douyin, &self.shop, id).unwrap();
+        self.lines.set_simple(
+            &key,
+            &[(&format!("{id}1"), &format!("SKU-{id}-1"), 1), (&format!("{id}2"), &format!("SKU-{id}-2"), 1)],
+        );
         for (tag, data) in [
             (
                 "101",
@@ -174,7 +183,7 @@ impl Rig {
                 message_id: format!("{id}-{tag}"),
                 sent_at: t,
             };
-            ApplyMessage::new(self.normalizer()).handle(&callback.inbound()).await.unwrap();
+            ApplyMessage::new(self.normalizer()).with_lines(&self.lines).handle(&callback.inbound()).await.unwrap();
         }
         OrderKey::parse(Source::Douyin, &self.shop, id).unwrap()
     }
@@ -282,6 +291,7 @@ async fn reads_scale_with_due_orders_not_with_the_table() {
     let report = serde_json::to_value(app.handle(json!({"sweep": "refunds"})).await).unwrap();
     let elapsed = started.elapsed();
     let requests = rig.clients.requests.take();
+    tests::policy::assert_granted("RefundDualCheckFunction", &requests);
     let reads: u64 =
         ["DynamoDB.GetItem", "DynamoDB.Query"].iter().map(|op| requests.get(*op).copied().unwrap_or(0)).sum();
     let scans = requests.get("DynamoDB.Scan").copied().unwrap_or(0);
@@ -321,6 +331,7 @@ async fn the_emergency_release_of_327_orders() {
         let answers = serde_json::to_value(app.handle(json!({"release": {"orders": list}})).await).unwrap();
         let elapsed = started.elapsed();
         let requests = rig.clients.requests.take();
+        tests::policy::assert_granted("RefundDualCheckFunction", &requests);
         let total: u64 = requests.values().sum();
         eprintln!(
             "ops release of {count} orders: {elapsed:?}, {:.1} AWS requests per order ({requests:?})",

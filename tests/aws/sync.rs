@@ -55,6 +55,8 @@ struct Rig {
     clients: Clients,
     gw: FakeGateway,
     tables: DynamoTables,
+    /// The inbox table's name (the test drops dedupe records to play a lost window).
+    inbox_table: String,
     sync: DynamoSync,
     queue_url: String,
     queue: SqsQueue,
@@ -95,6 +97,7 @@ impl Rig {
         let kuaidi100 = Kuaidi100Client::new(ClientConfig::new(&gw.kuaidi100_url()).unwrap()).unwrap();
         Rig {
             tables: DynamoTables::from_names(clients.dynamodb.clone(), &orders, &stats, &inbox),
+            inbox_table: inbox.clone(),
             sync: DynamoSync::new(clients.dynamodb.clone(), sync),
             queue: SqsQueue::new(clients.sqs.clone(), queue_url.clone()),
             queue_url,
@@ -345,7 +348,10 @@ async fn a_two_hour_callback_outage_heals_without_replay_and_is_summarised() {
         events: &rig.bus,
         stats: &rig.tables.stats,
         secrets: &cache,
+        clock: &rig.gw,
         quarantine_quota_per_hour: 1000,
+        lease: Duration::seconds(60),
+        budget: StdDuration::from_secs(4),
         shards: 8,
     };
     let mut refused = 0;
@@ -379,6 +385,7 @@ async fn a_two_hour_callback_outage_heals_without_replay_and_is_summarised() {
                 headers: signed.headers,
                 body: signed.body,
                 received_at: at,
+                sender: None,
             })
             .await;
         if matches!(handled, Handled::Rejected { quarantined: true, .. }) {
@@ -682,7 +689,16 @@ async fn the_daily_reconciliation_finds_the_orders_the_pull_skipped_and_pulls_th
             updated_at: o.updated_at,
             row: Value::Null,
         };
-        domain::ports::Inbox::forget(&rig.tables.inbox, Source::Taobao, &row.message_id(Feed::Orders)).await.unwrap();
+        let shop_id = ShopId::parse(&shop).unwrap();
+        let pk = adapters::dynamo::keys::message_key(Source::Taobao, &shop_id, &row.message_id(Feed::Orders));
+        rig.clients
+            .dynamodb
+            .delete_item()
+            .table_name(&rig.inbox_table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+            .send()
+            .await
+            .unwrap();
     }
     let answer = rig.invoke(json!({"reconcile": {"platforms": ["taobao"], "day": day}})).await;
     let count = &answer["shops"][format!("taobao/{shop}")];

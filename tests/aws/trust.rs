@@ -2,14 +2,17 @@
 //! a parcel station, the bus rule's message for it through the function's SQS path, and what
 //! one check costs in AWS requests; the evidence page carries no personal data.
 
+use adapters::SqsDeadLetters;
 use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::DeadLetterOps;
 use domain::app::sign_check::SignCheck;
 use domain::model::domain_event::DomainEvent;
 use domain::ports::OrderStore;
 use domain::ports::clock::Clock as _;
+use domain::ports::{OutboundMessage, Queue};
 use domain::rules::sign_trust::TrustRules;
 use domain::testing::clock::FixedClock;
 use domain::testing::fixtures::{self, DayCallback};
@@ -32,6 +35,10 @@ struct Rig {
     rules: domain::rules::timing::Rules,
     trust: TrustRules,
     shop: String,
+    dead_letters: SqsDeadLetters,
+    dlq: SqsQueue,
+    trust_queue: SqsQueue,
+    trust_url: String,
 }
 
 impl Rig {
@@ -39,7 +46,13 @@ impl Rig {
         let clients = clients().await;
         let shop = namespace("trust");
         let notify_url = stack::scratch_queue(&clients, &shop).await;
+        let dlq_url = stack::scratch_queue(&clients, &format!("{shop}-dlq")).await;
+        let trust_url = stack::scratch_queue(&clients, &format!("{shop}-q")).await;
         Rig {
+            dead_letters: SqsDeadLetters::new(clients.sqs.clone(), dlq_url.clone()),
+            dlq: SqsQueue::new(clients.sqs.clone(), dlq_url),
+            trust_queue: SqsQueue::new(clients.sqs.clone(), trust_url.clone()),
+            trust_url,
             tables: tables(&clients),
             bus: BusPublisher::new(clients.eventbridge.clone(), stack::var("EVENT_BUS_NAME")),
             notify: SqsQueue::new(clients.sqs.clone(), notify_url.clone()),
@@ -50,6 +63,10 @@ impl Rig {
             shop,
             clients,
         }
+    }
+
+    fn letters(&self) -> DeadLetterOps<'_> {
+        DeadLetterOps { dead_letters: &self.dead_letters, source: &self.trust_queue }
     }
 
     fn normalizer(&self) -> ApplyChange<'_> {
@@ -100,8 +117,8 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
         "shunfeng",
         "SF1",
         "3",
-        "501",
-        "快件已送达【菜鸟驿站(幸福里店)】，请凭取货码取件",
+        "304",
+        "快件已存放至【菜鸟驿站(幸福里店)】，请凭取货码取件",
         "2026-11-11 09:30:00",
         "120.1552,30.2742",
     );
@@ -121,10 +138,12 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
     let app = Handler {
         checker: SignCheck { write: normalizer, signals: &rig.tables.signals, notify: &rig.notify, rules: &rig.trust },
         events: &rig.bus,
+        letters: rig.letters(),
     };
     rig.clients.requests.take();
     let answer = serde_json::to_value(app.handle(sqs).await).unwrap();
     let requests = rig.clients.requests.take();
+    tests::policy::assert_granted("SigninTrustCheckFunction", &requests);
     let total: u64 = requests.values().sum();
     eprintln!("AWS requests per sign-in check: {total} {requests:?}");
 
@@ -150,11 +169,50 @@ async fn a_station_sign_is_downgraded_the_customer_told_and_one_check_costs_few_
     )
     .unwrap();
     assert_eq!(again["batchItemFailures"], json!([]), "{again}");
-    assert!(stack::drain(&rig.clients, &rig.notify_url).await.is_empty(), "a redelivery tells the customer once");
+    // A redelivery may be the retry of a check whose notice was never queued (the process died
+    // after the commit), so it queues the notice again with the same notice id: notify sends
+    // one SMS per notice id, so the customer is told once.
+    let notice_id = |body: &str| serde_json::from_str::<Value>(body).unwrap()["notice_id"].clone();
+    let again_notices = stack::drain(&rig.clients, &rig.notify_url).await;
+    assert!(again_notices.len() <= 1, "{again_notices:?}");
+    for resent in &again_notices {
+        assert_eq!(notice_id(resent), notice_id(&notices[0]), "the same notice, not a second one");
+    }
 
     // The ops evidence page: the score and the reasons, no customer id, name or phone.
     let evidence: Value = serde_json::to_value(app.handle(json!({"evidence": {"order": order}})).await).unwrap();
     assert_eq!(evidence["signer_kind"], "ParcelStation", "{evidence}");
     assert!(evidence["score"].as_u64().is_some_and(|s| s < 92), "{evidence}");
     assert!(!evidence.to_string().contains("cust-"), "no customer id on the evidence page: {evidence}");
+}
+
+/// A sign that failed every check (SQS moved it to the dead-letter queue after its receives):
+/// ops see which order it is and how often it was tried, and send it back once fixed.
+#[tokio::test]
+async fn signs_that_failed_every_check_are_shown_and_redriven() {
+    let rig = Rig::new().await;
+    let key = OrderKey::parse(Source::App, &rig.shop, "dl1").unwrap();
+    let envelope = json!({"version": "0", "id": "e-9", "source": "orderhub", "detail-type": "OrderStatusChanged",
+        "detail": {"key": key, "to": "Signed", "provenance": "Callback"}});
+    rig.dlq.send(&[OutboundMessage { id: "0".into(), body: envelope.to_string(), attributes: vec![] }]).await.unwrap();
+    let app = Handler {
+        checker: SignCheck {
+            write: rig.normalizer(),
+            signals: &rig.tables.signals,
+            notify: &rig.notify,
+            rules: &rig.trust,
+        },
+        events: &rig.bus,
+        letters: rig.letters(),
+    };
+    rig.clients.requests.take();
+    let seen = serde_json::to_value(app.handle(json!({"dead_letters": {"inspect": {}}})).await).unwrap();
+    assert_eq!(seen["letters"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert!(seen["letters"][0]["reason"].as_str().is_some_and(|r| r.contains("ran out of receives")), "{seen}");
+    assert_eq!(seen["letters"][0]["about"]["detail-type"], "OrderStatusChanged", "{seen}");
+    assert!(seen["letters"][0]["about"]["order"].to_string().contains("dl1"), "{seen}");
+    let redriven = serde_json::to_value(app.handle(json!({"dead_letters": {"redrive": {}}})).await).unwrap();
+    assert_eq!(redriven["redriven"], 1, "{redriven}");
+    assert_eq!(stack::drain(&rig.clients, &rig.trust_url).await, vec![envelope.to_string()]);
+    tests::policy::assert_granted("SigninTrustCheckFunction", &rig.clients.requests.take());
 }

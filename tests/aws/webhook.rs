@@ -68,6 +68,9 @@ impl Rig {
             stats: &self.stats,
             secrets: cache,
             quarantine_quota_per_hour: 50,
+            clock: &self.clock,
+            lease: chrono::Duration::seconds(60),
+            budget: std::time::Duration::from_secs(10),
             shards: 8,
         };
         let event = fixtures::http_event("POST", source, &self.shop, signed, self.now());
@@ -154,13 +157,14 @@ const SOURCES: [Source; 6] =
     [Source::Douyin, Source::Youzan, Source::Kuaishou, Source::Kuaidi100, Source::Wechatpay, Source::App];
 
 #[tokio::test]
-async fn every_source_end_to_end_valid_duplicate_and_two_aws_requests_per_callback() {
+async fn every_source_end_to_end_valid_duplicate_and_three_aws_requests_per_callback() {
     let rig = Rig::new("wh-valid").await;
     for source in SOURCES {
         rig.set_secret(source, "s3cret", None).await;
     }
     let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
     for source in SOURCES {
+        rig.clients.requests.take();
         let first = signed(source, "s3cret", rig.now(), 1);
         // Warm the secret cache, as any invocation after the first would be.
         let (status, body) = rig.post(&cache, source.as_str(), &first).await;
@@ -170,16 +174,20 @@ async fn every_source_end_to_end_valid_duplicate_and_two_aws_requests_per_callba
         let (status, _) = rig.post(&cache, source.as_str(), &signed(source, "s3cret", rig.now(), 2)).await;
         let requests = rig.clients.requests.total() - before;
         assert_eq!(status, ack.status, "{source}");
-        assert_eq!(requests, 2, "{source}: inbox write and enqueue, nothing else, before the ack");
+        // The claim (with its lease), the enqueue, the mark "done": an attempt still in flight
+        // is never taken for a duplicate, at one request more than a bare dedupe record.
+        assert_eq!(requests, 3, "{source}: inbox claim, enqueue, done, nothing else, before the ack");
         eprintln!("{source}: {requests} AWS requests per accepted callback (warm)");
         let before = rig.clients.requests.total();
         let (status, _) = rig.post(&cache, source.as_str(), &first).await;
         assert_eq!(status, ack.status, "{source}: a duplicate is acked");
         assert_eq!(rig.clients.requests.total() - before, 1, "{source}: one refused conditional write");
+        tests::policy::assert_granted("WebhookVerifyFunction", &rig.clients.requests.take());
         let enqueued = rig.enqueued().await;
         assert_eq!(enqueued.len(), 2, "{source}: the duplicate was not enqueued again");
         assert!(enqueued.iter().all(|m| m.source == source && m.payload.is_some()));
-        let archived = rig.inbox.archived(source, &enqueued[0].message_id).await.unwrap().expect("archived");
+        let archived =
+            rig.inbox.archived(source, &enqueued[0].shop, &enqueued[0].message_id).await.unwrap().expect("archived");
         assert_eq!(
             archived.key_slot.as_deref().map(|s| s.starts_with("current") || s.starts_with("serial")),
             Some(true)
@@ -223,6 +231,9 @@ async fn tampered_and_rotated_keys_quarantine_then_replay_after_the_fix() {
             stats: &rig.stats,
             secrets: &cache,
             quarantine_quota_per_hour: 50,
+            clock: &rig.clock,
+            lease: chrono::Duration::seconds(60),
+            budget: std::time::Duration::from_secs(10),
             shards: 8,
         };
         let replay = json!({"replay": {"source": source.as_str(), "shop": rig.shop, "from": (rig.now() - Duration::minutes(5)).to_rfc3339(), "to": (rig.now() + Duration::minutes(5)).to_rfc3339()}});
@@ -245,6 +256,9 @@ async fn bad_requests_are_400_404_405_413_never_500_and_counted() {
         stats: &rig.stats,
         secrets: &cache,
         quarantine_quota_per_hour: 50,
+        clock: &rig.clock,
+        lease: chrono::Duration::seconds(60),
+        budget: std::time::Duration::from_secs(10),
         shards: 8,
     };
     let good = signed(Source::Youzan, "s3cret", rig.now(), 20);
@@ -291,20 +305,46 @@ async fn a_large_callback_travels_through_the_archive_not_the_queue_message() {
     let rig = Rig::new("wh-large").await;
     rig.set_secret(Source::App, fixtures::APP_SECRET, None).await;
     let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
-    let note = "备注".repeat(60_000);
+    // Within the body limit, but escaping (every quote and backslash doubled) makes its
+    // message longer than SQS takes: it must go by the archive, not fail.
+    let note = "\\\"".repeat(40_000);
     let body = fixtures::app_event(
         "order.status",
         rig.now(),
         json!({"order_id": "mp-large", "status": "Paid", "at": rig.now().to_rfc3339(), "note": note}),
     );
-    assert!(body.len() > 300 * 1024);
-    let id = format!("msg_large_{}", rig.now().timestamp_micros());
-    let large = fixtures::sign(Source::App, &body, fixtures::APP_SECRET, rig.now(), &id);
-    let (status, _) = rig.post(&cache, "app", &large).await;
-    assert_eq!(status, 204);
-    let enqueued = rig.enqueued().await;
-    assert_eq!(enqueued.len(), 1);
-    assert_eq!(enqueued[0].payload, None, "too large for SQS: the consumer reads the archive");
-    let archived = rig.inbox.archived(Source::App, &enqueued[0].message_id).await.unwrap().expect("archived");
-    assert_eq!(archived.payload(), body.as_slice(), "byte for byte");
+    assert!(body.len() <= MAX_BODY_BYTES && body.len() > 150 * 1024, "{}", body.len());
+    // And a body at the limit of random Chinese text (little for deflate to take): accepted.
+    let mut note = String::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while note.len() < MAX_BODY_BYTES - 512 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        note.push(char::from_u32(0x4e00 + u32::try_from(x % 0x5000).unwrap()).unwrap());
+    }
+    let random = fixtures::app_event(
+        "order.status",
+        rig.now(),
+        json!({"order_id": "mp-random", "status": "Paid", "at": rig.now().to_rfc3339(), "note": note}),
+    );
+    assert!(random.len() <= MAX_BODY_BYTES, "{}", random.len());
+    for (n, body) in [body, random].into_iter().enumerate() {
+        let id = format!("msg_large_{n}_{}", rig.now().timestamp_micros());
+        let large = fixtures::sign(Source::App, &body, fixtures::APP_SECRET, rig.now(), &id);
+        let (status, _) = rig.post(&cache, "app", &large).await;
+        assert_eq!(status, 204, "body {n} of {} bytes", body.len());
+        let enqueued = rig.enqueued().await;
+        assert_eq!(enqueued.len(), 1);
+        if n == 0 {
+            assert_eq!(enqueued[0].payload, None, "too large for SQS once escaped: the consumer reads the archive");
+        }
+        let archived = rig
+            .inbox
+            .archived(Source::App, &enqueued[0].shop, &enqueued[0].message_id)
+            .await
+            .unwrap()
+            .expect("archived");
+        assert_eq!(archived.payload(), body.as_slice(), "byte for byte");
+    }
 }

@@ -1,7 +1,10 @@
 //! health-report: the order-health report of a Beijing day, month or ops range, per channel and
 //! overall, from the pre-aggregated daily counters (one `Stats::month` query per channel and
 //! month touched, whatever the order volume); stored with its Markdown page and published as
-//! `HealthThresholdBreached` events. Every 5 minutes it also runs the channel-silence watch,
+//! `HealthThresholdBreached` events; its HTML page goes to the report bucket (`REPORT_BUCKET`)
+//! with a presigned link, and daily and monthly reports are announced (`HealthReportReady`) for
+//! notify to post to the report robots. Each report's indicators are emitted as metrics (EMF,
+//! per report kind and channel) for the dashboard. Every 5 minutes it also runs the channel-silence watch,
 //! which raises `ChannelSilent` once per quiet spell and `ChannelRecovered` when callbacks
 //! return.
 //!
@@ -13,7 +16,7 @@ pub mod request;
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env};
-use domain::app::health_report::{HealthReporting, ReportFailure};
+use domain::app::health_report::{HealthReporting, ReportFailure, ReportSummary};
 use domain::rules::health::{HealthThresholds, Indicator, SilenceRules};
 
 use request::Request;
@@ -32,6 +35,12 @@ pub struct Config {
     pub thresholds: HealthThresholds,
     /// `SILENCE_MINUTES` (default 10, 1..=1440) over the default silence rules.
     pub silence: SilenceRules,
+    /// `COUNTER_SHARDS` (default 16): the counter shards a report reads.
+    pub shards: u16,
+    /// `REPORT_BUCKET`: where the HTML pages go (absent: no page, nothing announced).
+    pub report_bucket: Option<String>,
+    /// `REPORT_LINK_DAYS` (default 7, 1..=7: SigV4's longest): how long a page's link works.
+    pub link_days: u64,
 }
 
 impl Config {
@@ -53,7 +62,28 @@ impl Config {
             event_bus,
             thresholds,
             silence: SilenceRules { silence_minutes, ..SilenceRules::default() },
+            shards: config::parsed(env, "COUNTER_SHARDS", domain::model::counters::DEFAULT_SHARDS)?.max(1),
+            report_bucket: env.var("REPORT_BUCKET").map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()),
+            link_days: link_days(env)?,
         })
+    }
+}
+
+fn link_days(env: &dyn Env) -> Result<u64, ConfigError> {
+    let days: u64 = config::parsed(env, "REPORT_LINK_DAYS", 7)?;
+    if !(1..=7).contains(&days) {
+        return Err(ConfigError::Malformed { var: "REPORT_LINK_DAYS", reason: "must be between 1 and 7".into() });
+    }
+    Ok(days)
+}
+
+/// Emits a report's indicators as metrics: one value per report kind, scope (`overall` or a
+/// channel) and indicator.
+pub fn record_indicators(summary: &ReportSummary) {
+    for (scope, values) in &summary.indicators {
+        for (indicator, value) in values {
+            adapters::metrics::health_indicator(summary.kind, scope, *indicator, *value);
+        }
     }
 }
 
@@ -110,7 +140,11 @@ pub async fn handle(reporting: &HealthReporting<'_>, event: Value) -> Result<Val
         }
     };
     let answer = match request {
-        Request::Report(report) => serde_json::to_value(reporting.report(&report).await?),
+        Request::Report(report) => {
+            let summary = reporting.report(&report).await?;
+            record_indicators(&summary);
+            serde_json::to_value(summary)
+        }
         Request::Silence => serde_json::to_value(reporting.silence_watch().await?),
     };
     Ok(answer.unwrap_or(Value::Null))

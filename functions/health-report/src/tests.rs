@@ -19,7 +19,7 @@ use domain::rules::health::fit::MAX_STORED_BYTES;
 use domain::rules::health::silence::SilenceState;
 use domain::rules::health::{HealthReport, HealthThresholds, Indicator, Period, ReportKind, Scope, SilenceRules};
 use domain::testing::clock::FixedClock;
-use domain::testing::memory::{MemoryPublisher, MemoryStore};
+use domain::testing::memory::{MemoryPages, MemoryPublisher, MemoryStore};
 use serde_json::Value;
 
 use super::*;
@@ -63,6 +63,8 @@ struct World {
     clock: FixedClock,
     thresholds: HealthThresholds,
     silence: SilenceRules,
+    pages: MemoryPages,
+    with_pages: bool,
 }
 
 impl World {
@@ -73,7 +75,14 @@ impl World {
             clock: FixedClock::new(now),
             thresholds: HealthThresholds::default(),
             silence: SilenceRules::default(),
+            pages: MemoryPages::new(now),
+            with_pages: false,
         }
+    }
+
+    /// With the report bucket configured.
+    fn with_pages(now: DateTime<Utc>) -> Self {
+        Self { with_pages: true, ..Self::at(now) }
     }
 
     fn app(&self) -> HealthReporting<'_> {
@@ -83,6 +92,7 @@ impl World {
             clock: &self.clock,
             thresholds: &self.thresholds,
             silence: &self.silence,
+            pages: self.with_pages.then_some(&self.pages as &dyn domain::ports::ReportPages),
         }
     }
 
@@ -629,4 +639,69 @@ fn the_new_events_survive_the_bus() {
     // Every event carries its stable id beside its fields (consumers dedupe on it).
     assert_eq!(detail.as_object_mut().and_then(|d| d.remove("event_id")), Some(json!(event.id())));
     assert_eq!(detail, json!({"channel":"pdd","silent_since":"2026-11-11T02:20:00Z","expected_per_slot":12.0}));
+}
+
+#[tokio::test]
+async fn a_daily_report_stores_its_page_and_is_announced_with_verdicts_breaches_and_the_link() {
+    let world = World::with_pages(beijing(2026, 11, 12, 2, 0));
+    world.count_on(Source::Douyin, date(2026, 11, 11), &HEALTHY_DAY).await;
+    // Late shipments on pdd: a breach.
+    world
+        .count_on(Source::Pdd, date(2026, 11, 11), &[("received", 300), ("shipped_on_time", 150), ("shipped_late", 50)])
+        .await;
+
+    let answer = world.invoke(json!({"report":"daily"})).await;
+    assert_eq!(answer["page"]["key"], "reports/daily/2026-11-11.html");
+    assert_eq!(answer["page"]["url"], "memory://reports/daily/2026-11-11.html");
+    assert_eq!(answer["indicators"]["douyin"]["on_time_shipping"], 1.0);
+    let page = world.pages.page("reports/daily/2026-11-11.html").unwrap_or_default();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("订单健康度日报") && page.contains("<svg"), "{page}");
+
+    let ready = world.published("HealthReportReady");
+    let [DomainEvent::HealthReportReady { kind, period, verdicts, breaches, url, expires_at }] = ready.as_slice()
+    else {
+        panic!("one announcement: {ready:?}")
+    };
+    assert_eq!((*kind, period.as_str()), (ReportKind::Daily, "2026-11-11"));
+    assert_eq!(verdicts.get("douyin").map(String::as_str), Some("healthy"));
+    assert_eq!(verdicts.get("pdd").map(String::as_str), Some("breached"));
+    assert_eq!(breaches.len(), world.published("HealthThresholdBreached").len());
+    assert!(
+        breaches.iter().any(|b| b.indicator == Indicator::OnTimeShipping && b.channel == Scope::Channel(Source::Pdd))
+    );
+    assert_eq!(url, "memory://reports/daily/2026-11-11.html");
+    assert_eq!(*expires_at, beijing(2026, 11, 19, 2, 0));
+
+    // Run again (a retry): the same report keeps its announcement's id, whatever the link.
+    let again = world.invoke(json!({"report":"daily"})).await;
+    assert_eq!(again["period"], "2026-11-11");
+    let ids: Vec<String> = world.published("HealthReportReady").iter().map(DomainEvent::id).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "notify sends it once");
+}
+
+#[tokio::test]
+async fn an_ops_range_gets_a_page_but_no_announcement() {
+    let world = World::with_pages(beijing(2026, 12, 1, 10, 0));
+    world.count_on(Source::Douyin, date(2026, 11, 1), &HEALTHY_DAY).await;
+    let answer =
+        world.invoke(json!({"report":"range","from":"2026-11-01","to":"2026-11-15","channels":["douyin","pdd"]})).await;
+    assert_eq!(answer["page"]["key"], "reports/range/2026-11-01..2026-11-15_douyin_pdd.html");
+    assert!(world.published("HealthReportReady").is_empty(), "a range answers its caller only");
+}
+
+#[tokio::test]
+async fn a_page_that_cannot_be_stored_fails_the_invocation_after_the_breaches_went_out() {
+    let world = World::with_pages(beijing(2026, 11, 12, 2, 0));
+    world
+        .count_on(Source::Pdd, date(2026, 11, 11), &[("received", 300), ("shipped_on_time", 150), ("shipped_late", 50)])
+        .await;
+    world.pages.fail_next("SlowDown");
+    let failed = handle(&world.app(), json!({"report":"daily"})).await;
+    assert!(matches!(failed, Err(ReportFailure::Store(_))), "{failed:?}");
+    assert!(!world.published("HealthThresholdBreached").is_empty(), "the breaches are not held back");
+    assert!(world.published("HealthReportReady").is_empty(), "nothing to link to yet");
+    // The retry stores the page and announces it.
+    world.invoke(json!({"report":"daily"})).await;
+    assert_eq!(world.published("HealthReportReady").len(), 1);
 }

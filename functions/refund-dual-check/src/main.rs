@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use adapters::metrics::{MeteredBus, MeteredOrders};
 use adapters::{BusPublisher, Clients, DynamoSync, DynamoTables, SsmSecrets};
-use domain::app::apply::ApplyChange;
+use domain::app::announce::Announce;
+use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::ports::clock::SystemClock;
@@ -17,6 +19,7 @@ use refund_dual_check::{Config, Handler};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("refund-dual-check");
     let config = Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let timeout = Duration::from_millis(config.platform_timeout_ms);
     let platform_clients =
@@ -32,6 +35,11 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
+    // Publishes, then clears the outbox entries of what went out.
+    // What went out and what was committed are the function's metrics.
+    let metered_bus = MeteredBus::new(&bus);
+    let orders = MeteredOrders::new(&tables.orders);
+    let announce = Announce { bus: &metered_bus, orders: &tables.orders };
     let ssm = SsmSecrets::new(clients.ssm.clone());
     let clock = SystemClock;
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
@@ -55,18 +63,19 @@ async fn main() -> Result<(), Error> {
     };
     let handler = Handler {
         checker: RefundCheck {
-            write: ApplyChange::new(tables.write_ports(&clock), &rules),
+            write: ApplyChange::new(WritePorts { orders: &orders, ..tables.write_ports(&clock) }, &rules),
             platforms: &platforms,
             tokens: &tokens,
             rules: &refund_rules,
         },
-        events: &bus,
+        events: &announce,
         release_concurrency: config.release_concurrency,
     };
     let (handler, requests) = (&handler, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let answer = handler.handle(event.payload).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         Ok::<_, Error>(answer)
     }))
     .await

@@ -4,6 +4,7 @@
 //! `{"recheck": {"orders": ["channel/shop/order_id", …]}}`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
+use domain::app::dead_letters::{DeadLetterOps, LetterRequest};
 use domain::app::sign_check::{Evidence, RecheckReport, SignCheck};
 use domain::model::domain_event::DomainEvent;
 use domain::model::ids::OrderRef;
@@ -25,6 +27,10 @@ pub struct Config {
     pub resources: Resources,
     /// `NOTIFY_QUEUE_URL`.
     pub notify_queue_url: String,
+    /// `TRUST_QUEUE_URL`: where a redrive sends dead-lettered signs back to.
+    pub trust_queue_url: String,
+    /// `TRUST_DLQ_URL`: the trust queue's dead-letter queue, read back for ops.
+    pub trust_dlq_url: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus: String,
     /// `TRUST_THRESHOLD` (default 92, the health target) over the default scoring rules.
@@ -41,6 +47,8 @@ impl Config {
         Ok(Self {
             resources: Resources::from_env(env)?,
             notify_queue_url: config::queue_url(env, "NOTIFY_QUEUE_URL")?,
+            trust_queue_url: config::queue_url(env, "TRUST_QUEUE_URL")?,
+            trust_dlq_url: config::queue_url(env, "TRUST_DLQ_URL")?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             trust: TrustRules { threshold, ..TrustRules::default() },
         })
@@ -60,6 +68,10 @@ pub enum Ops {
     Evidence(OneOrder),
     /// `{"recheck": {"orders": […]}}`: re-check these signs now.
     Recheck(Orders),
+    /// `{"dead_letters": {"inspect": {"max": 20}}}`: the signs that failed every check, with
+    /// their receives and orders; `{"dead_letters": {"redrive": {"max": 100}}}`: back to the
+    /// trust queue once the cause is fixed.
+    DeadLetters(LetterRequest),
 }
 
 /// What a sweep looks at.
@@ -90,7 +102,7 @@ pub struct Orders {
 pub const SHAPE: Shape = Shape {
     trigger_marker: Some("Records"),
     trigger_name: "SQS",
-    expected: r#"an SQS batch, {"sweep": "rechecks"}, {"evidence": {"order": …}} or {"recheck": {"orders": […]}}"#,
+    expected: r#"an SQS batch, {"sweep": "rechecks"}, {"evidence": {"order": …}}, {"recheck": {"orders": […]}} or {"dead_letters": {"inspect"|"redrive": {"max": n}}}"#,
 };
 
 /// One order's re-check: its new state, or why it failed.
@@ -118,6 +130,8 @@ pub enum Answer {
     Evidence(Box<Evidence>),
     /// Per order, its re-check.
     Recheck(BTreeMap<String, RecheckAnswer>),
+    /// What an inspection or a redrive of the dead-letter queue did.
+    DeadLetters(Value),
     /// An event that could not be decoded, or an order not found.
     Error(ErrorAnswer),
 }
@@ -128,6 +142,8 @@ pub struct Handler<'a> {
     pub checker: SignCheck<'a>,
     /// The event bus.
     pub events: &'a dyn EventPublisher,
+    /// The trust queue's dead-letter queue read back, and the trust queue.
+    pub letters: DeadLetterOps<'a>,
 }
 
 /// The order an event-bus envelope is about, if it is an `OrderStatusChanged` to `Signed`.
@@ -143,10 +159,18 @@ pub fn signed_order(body: &str) -> Result<Option<domain::OrderKey>, String> {
 }
 
 impl Handler<'_> {
-    /// Handles one invocation.
+    /// Handles one invocation with no deadline (tests); an unreadable SQS event is answered
+    /// with an error.
     pub async fn handle(&self, event: Value) -> Answer {
-        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
-            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+        self.handle_within(event, None).await.unwrap_or_else(|err| Answer::Error(ErrorAnswer::new(err)))
+    }
+
+    /// Handles one invocation that may work for `time_left`. An SQS event that does not decode
+    /// is an `Err`: the invocation fails and Lambda returns every message of the batch to the
+    /// queue.
+    pub async fn handle_within(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, DecodeError> {
+        Ok(match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records, time_left).await),
             Ok(Invocation::Ops(Ops::Sweep(Sweep::Rechecks))) => {
                 let (events, report) = self.checker.sweep().await;
                 adapters::lambda::publish(self.events, &events).await;
@@ -157,6 +181,7 @@ impl Handler<'_> {
                 Ok(None) => Answer::Error(ErrorAnswer::new("order not found")),
                 Err(err) => Answer::Error(ErrorAnswer::new(err)),
             },
+            Ok(Invocation::Ops(Ops::DeadLetters(request))) => Answer::DeadLetters(self.letters.run(request).await),
             Ok(Invocation::Ops(Ops::Recheck(Orders { orders }))) => {
                 let mut answers = BTreeMap::new();
                 for order in orders {
@@ -171,21 +196,26 @@ impl Handler<'_> {
                 }
                 Answer::Recheck(answers)
             }
-            // An SQS event that does not decode has no message ids to fail one by one.
             Err(err @ DecodeError::Trigger { .. }) => {
-                tracing::error!(error = %err, "unreadable SQS event");
-                Answer::Batch(SqsBatchResponse::default())
+                tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");
+                return Err(err);
             }
             Err(err) => Answer::Error(ErrorAnswer::new(err)),
-        }
+        })
     }
 
-    async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
-        adapters::lambda::batch(&records, self.events, |record| async move {
+    async fn batch(&self, records: Vec<SqsMessage>, time_left: Option<Duration>) -> SqsBatchResponse {
+        adapters::lambda::batch(&records, self.events, time_left, |record| async move {
             match signed_order(record.body.as_deref().unwrap_or_default()) {
-                Ok(Some(key)) => self.checker.on_signed(&key).await.map_err(|err| {
-                    tracing::warn!(order_id = %key.order_id, error = %err, "trust check failed; will retry");
-                }),
+                Ok(Some(key)) => {
+                    tracing::Span::current()
+                        .record("source", key.source.as_str())
+                        .record("shop", key.shop.as_str())
+                        .record("order_id", key.order_id.as_str());
+                    self.checker.on_signed(&key).await.map_err(|err| {
+                        tracing::warn!(order_id = %key.order_id, error = %err, "trust check failed; will retry");
+                    })
+                }
                 Ok(None) => Ok(Vec::new()),
                 Err(reason) => {
                     // Not ours to judge and retrying will not help: the queue's DLQ keeps it.

@@ -1,21 +1,35 @@
 //! status-normalize: consumes the `inbound` queue (batches, partial batch failures), applies
-//! every event through the domain's state machine, publishes domain events in batches of 10;
-//! and, on its schedule, sweeps SLA due markers.
+//! every event through the domain's state machine, publishes domain events in batches of 10
+//! (and records which once-a-day alerts went out); fetches a paid Douyin order's lines from the
+//! platform before reserving stock; and, on its schedule, sweeps SLA due markers and asks again
+//! for the lines of orders held without them.
+
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env, Resources};
 use adapters::lambda::receive_count;
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
-use domain::app::apply::Failure;
+use domain::Source;
+use domain::app::announce::{OutboxReport, sweep};
+use domain::app::apply::{Failure, unmapped_marker};
 use domain::app::apply_message::ApplyMessage;
+use domain::app::dead_letters::{DeadLetterOps, LetterRequest};
+use domain::app::order_lines::{LinesReport, LinesRetry};
 use domain::app::sla_sweep::{SlaSweepReport, sla_sweep};
 use domain::model::callback::InboundMessage;
 use domain::model::domain_event::DomainEvent;
 use domain::ports::{EventPublisher, OutboundMessage, Queue, Stats};
 use domain::rules::timing::{Rules, SlaRules};
+
+/// How long an event may sit in the outbox before the sweep publishes it (the normal path does
+/// within seconds of the write; this keeps the sweep from racing it).
+pub const OUTBOX_GRACE: chrono::Duration = chrono::Duration::minutes(2);
 
 /// Deliveries after which a retryable failure goes to the dead-letter queue with its reason
 /// (the template's `maxReceiveCount` is the safety net behind this).
@@ -30,9 +44,18 @@ pub struct Config {
     pub event_bus: String,
     /// `INBOUND_DLQ_URL`: where messages go with the reason they failed.
     pub dead_letter_url: String,
+    /// `INBOUND_QUEUE_URL`: where a redrive sends dead-lettered messages back to.
+    pub inbound_url: String,
     /// `SLA_LIMITS` (JSON minutes per state, per channel) over the defaults, and
     /// `REFUND_CHECK_AFTER_MINUTES` (default 120).
     pub rules: Rules,
+    /// Each registered platform client's endpoint override (`DOUYIN_API_URL`, … from
+    /// `adapters::platform::CLIENTS`, as refund-dual-check reads them); absent: the real one.
+    pub api_urls: BTreeMap<Source, String>,
+    /// `PLATFORM_TIMEOUT_MS` (default 5000).
+    pub platform_timeout_ms: u64,
+    /// `SECRET_TTL_SECONDS` (default 120): how long a shop's API credentials are cached.
+    pub secret_ttl_s: i64,
 }
 
 impl Config {
@@ -52,11 +75,24 @@ impl Config {
             shards: resources.shards,
             ..Rules::default()
         };
+        let mut api_urls = BTreeMap::new();
+        for row in &adapters::platform::CLIENTS {
+            if let Some(url) = env.var(row.url_var).filter(|v| !v.trim().is_empty()) {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::Malformed { var: row.url_var, reason: "expected an http(s) URL".into() });
+                }
+                api_urls.insert(row.source, url);
+            }
+        }
         Ok(Self {
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             dead_letter_url: config::queue_url(env, "INBOUND_DLQ_URL")?,
+            inbound_url: config::queue_url(env, "INBOUND_QUEUE_URL")?,
             resources,
             rules,
+            api_urls,
+            platform_timeout_ms: config::parsed(env, "PLATFORM_TIMEOUT_MS", 5000)?,
+            secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
         })
     }
 }
@@ -68,21 +104,37 @@ pub type Trigger = Invocation<SqsEvent, Ops>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Ops {
-    /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit.
+    /// `{"sweep": "sla"}`: raise `SlaBreached` for orders stuck past their limit (and ask again
+    /// for the lines of held orders); `{"sweep": "lines"}`: only the latter;
+    /// `{"sweep": "outbox"}`: publish the events a failed publish or a dead function left behind.
     Sweep(Sweep),
+    /// `{"dead_letters": {"inspect": {"max": 20}}}`: the inbound dead-letter queue's messages
+    /// with their reasons (never their payload); `{"dead_letters": {"redrive": {"max": 100}}}`:
+    /// send them back to the inbound queue once the cause is fixed.
+    DeadLetters(LetterRequest),
 }
 
 /// What a sweep looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sweep {
-    /// The SLA due markers.
+    /// The SLA due markers (the schedule's: the held orders' lines too).
     Sla,
+    /// The outbox of events written with their changes and not yet published.
+    Outbox,
+    /// The held orders' lines.
+    Lines,
 }
 
+/// How long a held order waits before its lines are asked for again after a failed retry.
+pub const LINES_RETRY_AFTER_MINUTES: i64 = 10;
+
 /// How status-normalize tells its trigger from its ops events.
-pub const SHAPE: Shape =
-    Shape { trigger_marker: Some("Records"), trigger_name: "SQS", expected: r#"an SQS batch or {"sweep": "sla"}"# };
+pub const SHAPE: Shape = Shape {
+    trigger_marker: Some("Records"),
+    trigger_name: "SQS",
+    expected: r#"an SQS batch, {"sweep": "sla"|"lines"|"outbox"} or {"dead_letters": {"inspect"|"redrive": {"max": n}}}"#,
+};
 
 /// What status-normalize answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,6 +144,12 @@ pub enum Answer {
     Batch(SqsBatchResponse),
     /// What an SLA sweep did.
     Sweep(SlaSweepReport),
+    /// What an outbox sweep did.
+    Outbox(OutboxReport),
+    /// What a lines sweep did.
+    Lines(LinesReport),
+    /// What an inspection or a redrive of the dead-letter queue did.
+    DeadLetters(Value),
     /// An event that could not be decoded.
     Error(ErrorAnswer),
 }
@@ -104,18 +162,29 @@ pub struct Handler<'a> {
     pub events: &'a dyn EventPublisher,
     /// The dead-letter queue.
     pub dead_letter: &'a dyn Queue,
-    /// Counters (SLA sweep).
+    /// The dead-letter queue read back, and the inbound queue to send its messages back to.
+    pub letters: DeadLetterOps<'a>,
+    /// The once-a-day alert markers.
     pub stats: &'a dyn Stats,
 }
 
 impl Handler<'_> {
-    /// Handles one invocation.
+    /// Handles one invocation with no deadline (tests); an unreadable SQS event is answered
+    /// with an error.
     pub async fn handle(&self, event: Value) -> Answer {
-        match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
-            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records).await),
+        self.handle_within(event, None).await.unwrap_or_else(|err| Answer::Error(ErrorAnswer::new(err)))
+    }
+
+    /// Handles one invocation that may work for `time_left`. An SQS event that does not decode
+    /// is an `Err`: the invocation fails and Lambda returns every message of the batch to the
+    /// queue (an empty failure list would delete them all unread).
+    pub async fn handle_within(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, DecodeError> {
+        Ok(match adapters::trigger::decode::<SqsEvent, Ops>(event, SHAPE) {
+            Ok(Invocation::Trigger(batch)) => Answer::Batch(self.batch(batch.records, time_left).await),
             Ok(Invocation::Ops(Ops::Sweep(Sweep::Sla))) => {
                 let write = &self.messages.write;
-                let (events, report) = sla_sweep(write.ports.orders, self.stats, write.ports.clock, write.rules).await;
+                let (events, report) =
+                    sla_sweep(write.ports.orders, write.ports.stats, write.ports.clock, write.rules).await;
                 let failed = adapters::lambda::publish(self.events, &events).await;
                 tracing::info!(
                     due = report.due,
@@ -123,20 +192,58 @@ impl Handler<'_> {
                     unpublished = failed.len(),
                     "SLA sweep done"
                 );
+                // The same schedule asks again for the lines of held orders.
+                self.lines_sweep().await;
                 Answer::Sweep(report)
             }
-            // An SQS event that does not decode has no message ids to fail one by one.
+            Ok(Invocation::Ops(Ops::Sweep(Sweep::Outbox))) => {
+                let write = &self.messages.write;
+                let ports = &write.ports;
+                Answer::Outbox(sweep(self.events, ports.orders, ports.clock, write.rules.shards, OUTBOX_GRACE).await)
+            }
+            Ok(Invocation::Ops(Ops::Sweep(Sweep::Lines))) => Answer::Lines(self.lines_sweep().await),
+            Ok(Invocation::Ops(Ops::DeadLetters(request))) => Answer::DeadLetters(self.letters.run(request).await),
             Err(err @ DecodeError::Trigger { .. }) => {
-                tracing::error!(error = %err, "unreadable SQS event");
-                Answer::Batch(SqsBatchResponse::default())
+                tracing::error!(error = %err, "unreadable SQS event: the whole batch returns to the queue");
+                return Err(err);
             }
             Err(err) => Answer::Error(ErrorAnswer::new(err)),
-        }
+        })
     }
 
-    /// Processes a batch; returns only the failed message ids.
-    pub async fn batch(&self, records: Vec<SqsMessage>) -> SqsBatchResponse {
-        adapters::lambda::batch(&records, self.events, |record| self.record(record)).await
+    /// Processes a batch within `time_left`; returns only the failed message ids. The
+    /// once-a-day alerts the bus took are recorded as published, so no other occurrence that day
+    /// publishes them again; an alert the bus refused stays unconfirmed, and its message's
+    /// redelivery (or, after the claim's lease, the next occurrence) publishes it.
+    pub async fn batch(&self, records: Vec<SqsMessage>, time_left: Option<Duration>) -> SqsBatchResponse {
+        let (response, published) =
+            adapters::lambda::batch_published(&records, self.events, time_left, |record| self.record(record)).await;
+        for (marker, claimant) in published.iter().filter_map(unmapped_marker) {
+            if let Err(err) = self.stats.confirm_daily(&marker, &claimant).await {
+                tracing::warn!(marker = %marker.name, error = %err, "published alert not recorded: it may go out again today");
+            }
+        }
+        response
+    }
+
+    /// Asks again for the lines of orders held without them (when a platform is wired).
+    async fn lines_sweep(&self) -> LinesReport {
+        let Some(lines) = self.messages.lines else { return LinesReport::default() };
+        let retry = LinesRetry {
+            write: self.messages.write,
+            lines,
+            retry_after: chrono::Duration::minutes(LINES_RETRY_AFTER_MINUTES),
+        };
+        let (events, report) = retry.sweep().await;
+        let failed = adapters::lambda::publish(self.events, &events).await;
+        tracing::info!(
+            due = report.due,
+            reserved = report.reserved,
+            still_pending = report.still_pending,
+            unpublished = failed.len(),
+            "lines sweep done"
+        );
+        report
     }
 
     async fn record(&self, record: &SqsMessage) -> Result<Vec<DomainEvent>, ()> {
@@ -145,6 +252,10 @@ impl Handler<'_> {
             Some(Ok(message)) => message,
             _ => return self.dead_letter(record, "body is not an inbound message").await,
         };
+        tracing::Span::current()
+            .record("source", message.source.as_str())
+            .record("shop", message.shop.as_str())
+            .record("message_id", message.message_id.as_str());
         match self.messages.handle(&message).await {
             Ok(events) => Ok(events),
             Err(Failure::Permanent(reason)) => {

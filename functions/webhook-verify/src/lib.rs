@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use adapters::config::{self, ConfigError, Env};
+use adapters::metrics::CallbackOutcome;
 use adapters::trigger::{DecodeError, ErrorAnswer, Invocation, Shape};
 use domain::Source;
 use domain::app::intake::{Handled, Incoming, Intake, ReplayReport, ReplayRequest};
@@ -36,8 +37,14 @@ pub struct Config {
     pub secret_ttl_s: i64,
     /// `QUARANTINE_QUOTA_PER_HOUR` (default 1000 per source and shop).
     pub quarantine_quota_per_hour: u32,
-    /// `COUNTER_SHARDS` (default 8).
+    /// `COUNTER_SHARDS` (default 16).
     pub shards: u16,
+    /// `INBOX_LEASE_SECONDS` (default 60, above the function's 10 s timeout): how long a delivery
+    /// holds its callback's dedupe record while it enqueues.
+    pub lease_s: i64,
+    /// `DOOR_BUDGET_MS` (default 4000: platforms wait about 5 s for the ack): the time one
+    /// callback may take before the sender is asked to retry.
+    pub budget_ms: u64,
 }
 
 impl Config {
@@ -51,7 +58,9 @@ impl Config {
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
             quarantine_quota_per_hour: config::parsed(env, "QUARANTINE_QUOTA_PER_HOUR", 1000)?,
-            shards: config::parsed(env, "COUNTER_SHARDS", 8)?,
+            shards: config::parsed(env, "COUNTER_SHARDS", domain::model::counters::DEFAULT_SHARDS)?,
+            lease_s: config::parsed(env, "INBOX_LEASE_SECONDS", 60)?,
+            budget_ms: config::parsed(env, "DOOR_BUDGET_MS", 4000)?,
         })
     }
 }
@@ -101,6 +110,7 @@ pub fn incoming(request: &ApiGatewayV2httpRequest, received_at: DateTime<Utc>) -
         headers,
         body,
         received_at,
+        sender: request.request_context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
     })
 }
 
@@ -157,6 +167,17 @@ pub fn reply(source: Option<Source>, handled: &Handled) -> Reply {
     }
 }
 
+/// The door's outcome as the callback metrics count it.
+pub fn outcome(handled: &Handled) -> CallbackOutcome {
+    match handled {
+        Handled::Enqueued => CallbackOutcome::Accepted,
+        Handled::Duplicate => CallbackOutcome::Duplicate,
+        Handled::Probe => CallbackOutcome::Probe,
+        Handled::Rejected { quarantined, .. } => CallbackOutcome::Refused { quarantined: *quarantined },
+        Handled::Unavailable(_) => CallbackOutcome::Unavailable,
+    }
+}
+
 /// What webhook-verify is invoked with: a callback through the HTTP API, or an ops event.
 pub type Trigger = Invocation<Box<ApiGatewayV2httpRequest>, Ops>;
 
@@ -201,6 +222,7 @@ pub async fn handle(intake: &Intake<'_>, event: Value, now: DateTime<Utc>) -> An
                 Ok(incoming) => {
                     let source = incoming.source.parse::<Source>().ok();
                     let handled = intake.receive(incoming).await;
+                    adapters::metrics::callback(source, outcome(&handled));
                     let reply = reply(source, &handled);
                     http_response(reply.status, reply.body)
                 }

@@ -9,6 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::logging::init();
+    adapters::metrics::init("webhook-verify");
     let config = webhook_verify::Config::from_env(&adapters::ProcessEnv).unwrap_or_else(|e| adapters::config::exit(&e));
     let clients = Clients::from_env().await;
     let inbox = DynamoInbox::new(clients.dynamodb.clone(), &config.inbox_table);
@@ -25,12 +26,16 @@ async fn main() -> Result<(), Error> {
         stats: &stats,
         secrets: &secrets,
         quarantine_quota_per_hour: config.quarantine_quota_per_hour,
+        clock: &clock,
+        lease: chrono::Duration::seconds(config.lease_s),
+        budget: std::time::Duration::from_millis(config.budget_ms),
         shards: config.shards,
     };
     let (intake, clock, requests) = (&intake, &clock, &clients.requests);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let answer = webhook_verify::handle(intake, event.payload, clock.now()).await;
         tracing::debug!(aws_requests = ?requests.take(), "invocation done");
+        adapters::metrics::flush();
         Ok::<_, Error>(answer)
     }))
     .await

@@ -70,6 +70,9 @@ impl World {
             stats: &self.store,
             secrets: cache,
             quarantine_quota_per_hour: 3,
+            clock: &self.clock,
+            lease: chrono::Duration::seconds(60),
+            budget: std::time::Duration::from_secs(10),
             shards: 8,
         }
     }
@@ -84,6 +87,7 @@ fn incoming(source: Source, signed: &Signed) -> Incoming {
         headers: signed.headers.clone(),
         body: signed.body.clone(),
         received_at: at(),
+        sender: "203.0.113.7".parse().ok(),
     }
 }
 
@@ -214,6 +218,7 @@ async fn the_previous_secret_still_verifies_during_a_rotation() {
             .inbox
             .archived(
                 source,
+                &ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}")),
                 &serde_json::from_str::<InboundMessage>(&world.queue.drain()[0].body)
                     .map(|m| m.message_id)
                     .unwrap_or_else(|e| panic!("{e}")),
@@ -302,6 +307,67 @@ async fn the_quarantine_is_bounded_per_shop_and_hour() {
         }
     }
     assert_eq!(kept, 3, "the quota of 3 per hour holds");
+    // The platform's own refused callbacks, from its network, still have their quota.
+    let genuine = fixtures::sign(Source::Youzan, &payload(Source::Youzan), "rotated", at(), "g-1");
+    let mut from_platform = incoming(Source::Youzan, &genuine);
+    from_platform.sender = "198.51.100.20".parse().ok();
+    let (_, handled) = receive(&front, from_platform).await;
+    assert!(matches!(handled, Handled::Rejected { quarantined: true, .. }), "junk from elsewhere used none of it");
+}
+
+#[tokio::test]
+async fn a_callback_for_a_shop_not_configured_yet_is_404_kept_and_replayed_once_it_is() {
+    let world = World::new().await;
+    let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+    let front = world.front(&cache);
+    let signed = fixtures::sign(Source::Youzan, &payload(Source::Youzan), "new-shop-secret", at(), "n-1");
+    let mut first = incoming(Source::Youzan, &signed);
+    first.shop = "shop-new".into();
+    let (reply, handled) = receive(&front, first).await;
+    assert_eq!(reply.status, 404, "unknown to us: the platform retries");
+    assert!(matches!(handled, Handled::Rejected { quarantined: true, .. }), "{handled:?}");
+    assert!(world.queue.drain().is_empty());
+    // Ops configure the shop, then replay its window: the callback is not lost.
+    let shop = ShopId::parse("shop-new").unwrap_or_else(|e| panic!("{e}"));
+    world
+        .secrets
+        .put(
+            &parameter_name("test", Source::Youzan, &shop),
+            &fixtures::secret_json(Source::Youzan, "new-shop-secret", None),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = front
+        .replay(&ReplayRequest {
+            source: "youzan".into(),
+            shop: "shop-new".into(),
+            from: at() - Duration::hours(1),
+            to: at() + Duration::hours(1),
+        })
+        .await;
+    assert_eq!((report.replayed, report.still_failing), (1, 0), "{report:?}");
+    assert_eq!(world.queue.drain().len(), 1);
+}
+
+#[tokio::test]
+async fn made_up_shop_names_share_one_bounded_quota() {
+    let world = World::new().await;
+    let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+    let front = world.front(&cache);
+    let junk = Signed { headers: vec![], body: b"{}".to_vec(), query: vec![] };
+    let mut kept = 0;
+    let tries = domain::app::intake::UNCONFIGURED_SHOPS_QUOTA_PER_HOUR + 50;
+    for n in 0..tries {
+        let mut request = incoming(Source::Youzan, &junk);
+        request.shop = format!("made-up-{n}");
+        request.received_at = at() + Duration::seconds(i64::from(n));
+        // One a second: within the secret reads' budget (a faster flood is answered 503).
+        world.clock.set(request.received_at);
+        let (reply, handled) = receive(&front, request).await;
+        assert_eq!(reply.status, 404);
+        kept += u32::from(matches!(handled, Handled::Rejected { quarantined: true, .. }));
+    }
+    assert_eq!(kept, domain::app::intake::UNCONFIGURED_SHOPS_QUOTA_PER_HOUR, "one quota for every unconfigured shop");
 }
 
 #[tokio::test]
@@ -335,4 +401,51 @@ async fn wechatpay_probes_and_stale_timestamps_are_refused() {
         "wx-3",
     );
     assert_eq!(receive(&front, incoming(Source::Wechatpay, &fresh)).await.0.status, 204);
+}
+
+/// A queue whose sends hang (the call never answers: the Lambda would be killed) while `hang` is
+/// set, and otherwise go to the memory queue.
+struct HangingQueue<'a> {
+    inner: &'a MemoryQueue,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl domain::ports::Queue for HangingQueue<'_> {
+    async fn send(
+        &self,
+        messages: &[domain::ports::OutboundMessage],
+    ) -> Result<Vec<String>, domain::ports::QueueError> {
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.send(messages).await
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_is_not_a_duplicate_and_a_dead_one_is_retried_after_its_lease() {
+    // Before: the dedupe record was written before the enqueue with no state, so a second
+    // delivery during the first (or any retry after the first hung and was killed) was acked
+    // as a duplicate — and nothing was ever enqueued.
+    let world = World::new().await;
+    let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
+    let hanging = HangingQueue { inner: &world.queue, hang: std::sync::atomic::AtomicBool::new(true) };
+    let front = Intake { queue: &hanging, budget: std::time::Duration::from_millis(50), ..world.front(&cache) };
+    let signed = fixtures::sign(Source::Youzan, &payload(Source::Youzan), "s3cret", at(), "m-hang");
+    // The first delivery hangs in the enqueue past the door's budget: the sender must retry.
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, &handled), (503, &Handled::Unavailable("timed out".into())));
+    // Its retry (or an overlapping second delivery) while the first may still be acting: 503.
+    hanging.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!(reply.status, 503, "{handled:?}");
+    assert!(world.queue.drain().is_empty());
+    // Once the lease has run out, the retry is taken: enqueued once, acked.
+    world.clock.advance(Duration::seconds(61));
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, handled), (200, Handled::Enqueued));
+    assert_eq!(world.queue.drain().len(), 1);
+    let (reply, handled) = receive(&front, incoming(Source::Youzan, &signed)).await;
+    assert_eq!((reply.status, handled), (200, Handled::Duplicate), "now it is on its way: a duplicate");
 }

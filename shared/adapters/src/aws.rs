@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -89,6 +93,53 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// Timeouts and retries of the SDK clients: every call ends well before the function's own
+/// deadline (30 s; the front door's budget is 4 s), and retries back off from 50 ms, not the
+/// SDK's default 1 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkLimits {
+    /// The whole call, retries and backoff included (`TimeoutConfig::operation_timeout`).
+    pub operation_timeout: Duration,
+    /// One attempt (`TimeoutConfig::operation_attempt_timeout`).
+    pub attempt_timeout: Duration,
+    /// Establishing a connection (`TimeoutConfig::connect_timeout`).
+    pub connect_timeout: Duration,
+    /// Attempts in the standard retry mode, the first included (`RetryConfig::with_max_attempts`).
+    pub max_attempts: u32,
+    /// Base of the exponential backoff with full jitter (`RetryConfig::with_initial_backoff`;
+    /// the SDK's default is 1 s).
+    pub initial_backoff: Duration,
+}
+
+impl Default for SdkLimits {
+    /// Operation 5 s, attempt 2 s, connect 1 s, 3 attempts, 50 ms backoff base.
+    fn default() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+impl SdkLimits {
+    /// These limits as the SDK's timeout configuration.
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .operation_timeout(self.operation_timeout)
+            .operation_attempt_timeout(self.attempt_timeout)
+            .connect_timeout(self.connect_timeout)
+            .build()
+    }
+
+    /// These limits as the SDK's retry configuration (standard mode).
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff)
+    }
+}
+
 /// The SDK clients of one function instance.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -102,13 +153,20 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     /// Requests sent by all of the above.
     pub requests: RequestCounter,
+    /// The loaded configuration, for the clients only one function needs (S3: [`Clients::s3`]).
+    sdk: aws_config::SdkConfig,
 }
 
 impl Clients {
     /// Loads region, credentials and endpoint (`AWS_ENDPOINT_URL` points everything at a local
     /// emulator) and builds the clients.
     pub async fn from_env() -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let limits = SdkLimits::default();
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(limits.timeout_config())
+            .retry_config(limits.retry_config())
+            .load()
+            .await;
         Self::from_sdk_config(&sdk)
     }
 
@@ -127,7 +185,19 @@ impl Clients {
         let ssm = aws_sdk_ssm::Client::from_conf(
             aws_sdk_ssm::config::Builder::from(sdk).interceptor(requests.clone()).build(),
         );
-        Self { dynamodb, sqs, eventbridge, ssm, requests }
+        Self { dynamodb, sqs, eventbridge, ssm, requests, sdk: sdk.clone() }
+    }
+
+    /// An S3 client over the same configuration and request counter, built on demand (only
+    /// health-report stores pages, so no other function builds one at init). Against a local
+    /// endpoint (`AWS_ENDPOINT_URL`) it addresses buckets by path, which an emulator on an IP
+    /// address needs.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(self.sdk.endpoint_url().is_some())
+            .interceptor(self.requests.clone())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 }
 
@@ -150,6 +220,10 @@ where
                     | "InternalFailure"
                     | "ServiceUnavailable"
                     | "TransactionInProgressException"
+                    | "TransactionConflictException"
+                    | "RequestThrottled"
+                    | "RequestThrottledException"
+                    | "InternalException"
                     | "Unknown"
             );
             (retryable, code)

@@ -99,14 +99,14 @@ pub struct Resources {
     pub stats_table: String,
     /// `INBOX_TABLE`.
     pub inbox_table: String,
-    /// `COUNTER_SHARDS` (default 8): shards of day counters and due markers.
+    /// `COUNTER_SHARDS` (default 16): shards of day counters and due markers.
     pub shards: u16,
 }
 
 impl Resources {
     /// Reads the common variables.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let shards = parsed(env, "COUNTER_SHARDS", 8u16)?;
+        let shards = parsed(env, "COUNTER_SHARDS", domain::model::counters::DEFAULT_SHARDS)?;
         if shards == 0 {
             return Err(ConfigError::Malformed { var: "COUNTER_SHARDS", reason: "must be at least 1".into() });
         }
@@ -154,6 +154,6 @@ mod tests {
     #[test]
     fn defaults_apply_when_unset() {
         let e = env(&[("ORDERHUB_STAGE", "dev"), ("ORDERS_TABLE", "o"), ("STATS_TABLE", "s"), ("INBOX_TABLE", "i")]);
-        assert_eq!(Resources::from_env(&e).map(|r| r.shards), Ok(8));
+        assert_eq!(Resources::from_env(&e).map(|r| r.shards), Ok(16));
     }
 }

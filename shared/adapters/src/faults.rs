@@ -30,8 +30,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
@@ -877,50 +875,7 @@ fn merge_put_events(result: Value, entries: usize, failing: &[bool]) -> Value {
     json!({"FailedEntryCount": failed, "Entries": merged})
 }
 
-/// Timeouts and retries for SDK clients over a [`FaultClient`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SdkLimits {
-    /// The whole call, retries and backoff included (`TimeoutConfig::operation_timeout`).
-    pub operation_timeout: Duration,
-    /// One attempt (`TimeoutConfig::operation_attempt_timeout`).
-    pub attempt_timeout: Duration,
-    /// Establishing a connection (`TimeoutConfig::connect_timeout`).
-    pub connect_timeout: Duration,
-    /// Attempts in the standard retry mode, the first included (`RetryConfig::with_max_attempts`).
-    pub max_attempts: u32,
-    /// Base of the exponential backoff with full jitter (`RetryConfig::with_initial_backoff`;
-    /// the SDK's default is 1 s).
-    pub initial_backoff: Duration,
-}
-
-impl Default for SdkLimits {
-    /// Operation 5 s, attempt 2 s, connect 1 s, 3 attempts, 50 ms backoff base.
-    fn default() -> Self {
-        Self {
-            operation_timeout: Duration::from_secs(5),
-            attempt_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(1),
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(50),
-        }
-    }
-}
-
-impl SdkLimits {
-    /// These limits as the SDK's timeout configuration.
-    pub fn timeout_config(&self) -> TimeoutConfig {
-        TimeoutConfig::builder()
-            .operation_timeout(self.operation_timeout)
-            .operation_attempt_timeout(self.attempt_timeout)
-            .connect_timeout(self.connect_timeout)
-            .build()
-    }
-
-    /// These limits as the SDK's retry configuration (standard mode).
-    pub fn retry_config(&self) -> RetryConfig {
-        RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff)
-    }
-}
+pub use crate::aws::SdkLimits;
 
 /// An SDK configuration whose clients send every request through `client` to `endpoint`, with
 /// `limits`. Region and credentials are loaded as [`crate::Clients::from_env`] loads them (the

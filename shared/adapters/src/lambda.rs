@@ -4,6 +4,9 @@
 //! them again.
 
 use std::future::Future;
+use std::time::Duration;
+
+use tracing::Instrument;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use domain::model::domain_event::DomainEvent;
@@ -44,14 +47,73 @@ pub async fn publish(bus: &dyn EventPublisher, events: &[DomainEvent]) -> Vec<us
     }
 }
 
-/// Runs `handle` on every record (concurrently), publishes what they produced, and answers
-/// with the ids of the records that failed or whose events were not published.
-pub async fn batch<'r, F, Fut>(records: &'r [SqsMessage], bus: &dyn EventPublisher, handle: F) -> SqsBatchResponse
+/// How long an invocation may still work: until the Lambda deadline (`deadline_ms`, epoch
+/// milliseconds, from the invocation's context) less `margin` for publishing and answering.
+/// `None` when the deadline is unknown (tests) or already past.
+pub fn time_left(deadline_ms: u64, margin: Duration) -> Option<Duration> {
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+    )
+    .unwrap_or(u64::MAX);
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms)).checked_sub(margin)
+}
+
+/// Runs `handle` on every record (concurrently, each in a span carrying its SQS message id; the
+/// handler records `source`, `shop`, `order_id` and `message_id` on it), publishes what they
+/// produced, and answers with the ids of the records that failed or whose events were not
+/// published. A record still running when `time_left` runs out is stopped and reported failed,
+/// so the invocation answers before Lambda's deadline instead of losing the whole batch's answer;
+/// its redelivery finds whatever it had already written.
+pub async fn batch<'r, F, Fut>(
+    records: &'r [SqsMessage],
+    bus: &dyn EventPublisher,
+    time_left: Option<Duration>,
+    handle: F,
+) -> SqsBatchResponse
 where
     F: Fn(&'r SqsMessage) -> Fut,
     Fut: Future<Output = Result<Vec<DomainEvent>, ()>>,
 {
-    let outcomes = futures::future::join_all(records.iter().map(handle)).await;
+    batch_published(records, bus, time_left, handle).await.0
+}
+
+/// [`batch`], also returning the events the bus took (for a caller that records what went out,
+/// e.g. the once-a-day alerts).
+pub async fn batch_published<'r, F, Fut>(
+    records: &'r [SqsMessage],
+    bus: &dyn EventPublisher,
+    time_left: Option<Duration>,
+    handle: F,
+) -> (SqsBatchResponse, Vec<DomainEvent>)
+where
+    F: Fn(&'r SqsMessage) -> Fut,
+    Fut: Future<Output = Result<Vec<DomainEvent>, ()>>,
+{
+    let until = time_left.map(|left| tokio::time::Instant::now() + left);
+    let outcomes = futures::future::join_all(records.iter().map(|record| {
+        let span = tracing::info_span!(
+            "record",
+            sqs_message_id = record.message_id.as_deref().unwrap_or_default(),
+            source = tracing::field::Empty,
+            shop = tracing::field::Empty,
+            order_id = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+        );
+        let work = handle(record).instrument(span);
+        async move {
+            match until {
+                Some(until) => tokio::time::timeout_at(until, work).await.unwrap_or_else(|_| {
+                    tracing::warn!(
+                        sqs_message_id = record.message_id.as_deref().unwrap_or_default(),
+                        "stopped at the deadline; it will be redelivered"
+                    );
+                    Err(())
+                }),
+                None => work.await,
+            }
+        }
+    }))
+    .await;
     let mut failed: Vec<String> = Vec::new();
     let mut owners: Vec<usize> = Vec::new();
     let mut events: Vec<DomainEvent> = Vec::new();
@@ -64,13 +126,20 @@ where
             Err(()) => failed.push(records[index].message_id.clone().unwrap_or_default()),
         }
     }
-    for position in publish(bus, &events).await {
-        if let Some(id) = owners.get(position).and_then(|i| records[*i].message_id.clone())
+    let unpublished = publish(bus, &events).await;
+    for position in &unpublished {
+        if let Some(id) = owners.get(*position).and_then(|i| records[*i].message_id.clone())
             && !failed.contains(&id)
         {
             failed.push(id);
         }
     }
+    let published: Vec<DomainEvent> = events
+        .into_iter()
+        .enumerate()
+        .filter(|(position, _)| !unpublished.contains(position))
+        .map(|(_, event)| event)
+        .collect();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -80,5 +149,67 @@ where
             failure
         })
         .collect();
-    response
+    (response, published)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use domain::testing::memory::MemoryPublisher;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn record(id: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        record
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_record_logs_inside_its_span_and_a_late_one_is_failed_not_lost() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let bus = MemoryPublisher::default();
+        let records = [record("sqs-1"), record("sqs-2")];
+        let response = batch(&records, &bus, Some(Duration::from_millis(200)), |r| async move {
+            tracing::Span::current().record("source", "douyin").record("order_id", "6921");
+            if r.message_id.as_deref() == Some("sqs-2") {
+                // Hangs past the time left: stopped and reported, the batch still answers.
+                std::future::pending::<()>().await;
+            }
+            tracing::info!("applied");
+            Ok(Vec::new())
+        })
+        .await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["sqs-2"]);
+        let logs = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        let applied = logs.lines().find(|l| l.contains("\"applied\"")).unwrap_or_else(|| panic!("{logs}"));
+        for field in ["\"sqs_message_id\":\"sqs-1\"", "\"source\":\"douyin\"", "\"order_id\":\"6921\""] {
+            assert!(applied.contains(field), "{field} in {applied}");
+        }
+        assert!(logs.contains("stopped at the deadline"), "{logs}");
+    }
 }

@@ -10,7 +10,9 @@ pub mod dynamo;
 pub mod faults;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
+pub mod pages;
 pub mod platform;
 pub mod schema;
 pub mod sqs;
@@ -20,6 +22,9 @@ pub mod trigger;
 pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
-pub use dynamo::{DynamoInbox, DynamoInventory, DynamoOrders, DynamoSignals, DynamoStats, DynamoSync, DynamoTables};
-pub use sqs::SqsQueue;
+pub use dynamo::{
+    DynamoContacts, DynamoInbox, DynamoInventory, DynamoNotify, DynamoOrders, DynamoSignals, DynamoStats, DynamoSync,
+    DynamoTables,
+};
+pub use sqs::{SqsDeadLetters, SqsQueue};
 pub use ssm::SsmSecrets;

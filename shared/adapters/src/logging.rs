@@ -1,5 +1,5 @@
 //! Structured JSON logs (one object per line), as Lambda and CloudWatch Logs Insights expect.
-//! Personal data is masked before it reaches a log line: see `domain::privacy`.
+//! Personal data is masked before it reaches a log line: see `domain::model::privacy`.
 
 use tracing_subscriber::EnvFilter;
 

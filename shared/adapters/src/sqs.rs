@@ -1,9 +1,12 @@
-//! SQS implementation of the queue port: batches of at most 10 entries and 256 KiB.
+//! SQS implementation of the queue port (batches of at most 10 entries and 256 KiB), and a
+//! dead-letter queue read back for ops (inspect, redrive).
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use domain::ports::dead_letters::{DeadLetter, DeadLetters};
 use domain::ports::{MAX_MESSAGE_BYTES, OutboundMessage, Queue, QueueError};
 
 use crate::aws::error_code;
@@ -76,6 +79,86 @@ impl Queue for SqsQueue {
             }
         }
         Ok(failed)
+    }
+}
+
+/// A dead-letter queue read back.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    url: String,
+}
+
+impl SqsDeadLetters {
+    /// The queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn receive(&self, max: u32) -> Result<Vec<DeadLetter>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            // Long enough to handle one message; an unhandled one comes back by itself.
+            .visibility_timeout(120)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(error_code(&e).1))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|message| {
+                let mut attributes: Vec<(String, String)> = message
+                    .message_attributes()
+                    .map(|attributes| {
+                        attributes
+                            .iter()
+                            .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(system) = message.attributes() {
+                    attributes.extend(system.iter().map(|(name, value)| (name.as_str().to_owned(), value.clone())));
+                }
+                DeadLetter {
+                    body: message.body().unwrap_or_default().to_owned(),
+                    attributes,
+                    handle: message.receipt_handle().unwrap_or_default().to_owned(),
+                }
+            })
+            .collect())
+    }
+
+    async fn delete(&self, handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError::Unavailable(error_code(&e).1))
+    }
+
+    async fn release(&self, handle: &str) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError::Unavailable(error_code(&e).1))
     }
 }
 

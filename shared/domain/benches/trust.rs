@@ -48,7 +48,7 @@ fn sign_event(c: &mut Criterion) {
             kind: classification.sign_kind().unwrap_or(SignKind::Unknown),
             weak_sign: classification.weak_sign,
             signed_at: signed_at(),
-            sign_location: Some(STATION),
+            sign_location: Some(domain::model::geo::Located::exact(STATION)),
             delivery_location: Some(ADDRESS),
             app_signals: &signals,
             proxy_receipts_this_month: 2,

@@ -90,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         "refund-dual-check",
         "signin-trust-check",
         "health-report",
+        "notify",
         "order-sync",
     ]
     .into_iter()

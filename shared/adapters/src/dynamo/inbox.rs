@@ -5,15 +5,17 @@ use std::io::{Read, Write};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 
-use domain::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback};
+use domain::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback};
 use domain::ports::{Inbox, Page, StoreError};
 use domain::{MessageId, ShopId, Source};
 
+use super::keys::message_key;
 use super::{Item, build_error, cursor_in, cursor_out, is_condition_failed, iso, n, reason_is, s, sdk_error, ttl};
 use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
 
@@ -120,42 +122,136 @@ fn quarantine_keys(q: &Quarantined) -> (String, String, String) {
     )
 }
 
+impl DynamoInbox {
+    /// The dedupe record of a callback, read strongly.
+    async fn record(&self, accepted: &Accepted) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(message_pk(accepted)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&e))?;
+        Ok(out.item)
+    }
+}
+
+fn message_pk(accepted: &Accepted) -> String {
+    message_key(accepted.callback.source, &accepted.callback.shop, &accepted.message_id)
+}
+
 #[async_trait]
 impl Inbox for DynamoInbox {
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
+    async fn claim(
+        &self,
+        accepted: &Accepted,
+        attempt: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let cb = &accepted.callback;
         let mut item: Item = HashMap::new();
-        item.insert(PK.into(), s(format!("M#{}#{}", cb.source, accepted.message_id)));
+        item.insert(PK.into(), s(message_pk(accepted)));
         item.insert("message_id".into(), s(accepted.message_id.as_str()));
         if let Some(slot) = &accepted.key_slot {
             item.insert("key_slot".into(), s(slot.clone()));
         }
+        item.insert("attempt".into(), s(attempt));
+        item.insert("lease_until".into(), n(lease_until.timestamp_millis()));
         item.insert(TTL.into(), ttl(cb.received_at, self.archive_ttl));
         callback_attributes(&mut item, cb)?;
         if let Some(opened) = &accepted.opened {
             put_bytes(&mut item, "opened", opened)?;
         }
-        match self
+        // New, ours (a retried write whose answer was lost), or a lease that ran out. A done
+        // record has no `lease_until`.
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (attribute_exists(lease_until) AND (attempt = :attempt OR lease_until < :now))",
+            )
+            .expression_attribute_values(":attempt", s(attempt))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-        {
-            Ok(_) => Ok(AcceptOutcome::New),
-            Err(err) if is_condition_failed(&err) => Ok(AcceptOutcome::Duplicate),
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(err) if is_condition_failed(&err) => err,
+            Err(err) => return Err(sdk_error(&err)),
+        };
+        let old = err.as_service_error().and_then(|e| match e {
+            PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+            _ => None,
+        });
+        let old = match old {
+            Some(old) => old,
+            // Not every endpoint returns the old item: look once (the duplicate path's second
+            // request only there).
+            None => match self.record(accepted).await? {
+                Some(item) => item,
+                // Gone between the two requests (TTL): try again next time.
+                None => return Err(StoreError::Conflict),
+            },
+        };
+        Ok(match old.get("lease_until").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+            None => Claim::Done,
+            Some(ms) => Claim::InFlight { until: DateTime::from_timestamp_millis(ms).unwrap_or(now) },
+        })
+    }
+
+    async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(message_pk(accepted)))
+            .update_expression("REMOVE lease_until")
+            .condition_expression("attempt = :attempt")
+            .expression_attribute_values(":attempt", s(attempt))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another attempt took over after our lease ran out: its mark counts.
+            Err(err) if is_condition_failed(&err) => Ok(()),
             Err(err) => Err(sdk_error(&err)),
         }
     }
 
-    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
+    async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(message_pk(accepted)))
+            .condition_expression("attempt = :attempt AND attribute_exists(lease_until)")
+            .expression_attribute_values(":attempt", s(attempt))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failed(&err) => Ok(()),
+            Err(err) => Err(sdk_error(&err)),
+        }
+    }
+
+    async fn archived(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        message_id: &MessageId,
+    ) -> Result<Option<Accepted>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s(format!("M#{source}#{message_id}")))
+            .key(PK, s(message_key(source, shop, message_id)))
             .consistent_read(true)
             .send()
             .await
@@ -169,17 +265,6 @@ impl Inbox for DynamoInbox {
         }))
     }
 
-    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("M#{source}#{message_id}")))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| sdk_error(&e))
-    }
-
     async fn quarantine(
         &self,
         quarantined: &Quarantined,
@@ -189,7 +274,7 @@ impl Inbox for DynamoInbox {
         let (pk, gsi_pk, gsi_sk) = quarantine_keys(quarantined);
         let quota = Update::builder()
             .table_name(&self.table)
-            .key(PK, s(format!("QQ#{}#{}#{}", cb.source, cb.shop, cb.received_at.format("%Y-%m-%dT%H"))))
+            .key(PK, s(format!("QQ#{}#{}#{}", cb.source, quarantined.bucket, cb.received_at.format("%Y-%m-%dT%H"))))
             .update_expression("ADD used :one SET expires_at = :ttl")
             .condition_expression("attribute_not_exists(used) OR used < :quota")
             .expression_attribute_values(":one", n(1))
@@ -203,6 +288,7 @@ impl Inbox for DynamoInbox {
         item.insert(GSI1_SK.into(), s(gsi_sk));
         item.insert("id".into(), s(quarantined.id.clone()));
         item.insert("reason".into(), s(quarantined.reason.clone()));
+        item.insert("bucket".into(), s(quarantined.bucket.clone()));
         item.insert(TTL.into(), ttl(cb.received_at, self.quarantine_ttl));
         callback_attributes(&mut item, cb)?;
         let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(build_error)?;
@@ -258,7 +344,12 @@ impl Inbox for DynamoInbox {
             .iter()
             .map(|item| {
                 let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                Ok(Quarantined { id: text("id"), reason: text("reason"), callback: callback_from(item)? })
+                Ok(Quarantined {
+                    id: text("id"),
+                    reason: text("reason"),
+                    bucket: text("bucket"),
+                    callback: callback_from(item)?,
+                })
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next: cursor_out(out.last_evaluated_key.as_ref()) })

@@ -2,17 +2,20 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use domain::model::counters::CounterAdd;
 use domain::model::ids::LineId;
 use domain::model::stock::{ReleaseOutcome, Reservation};
 use domain::ports::{InventoryStore, StoreError};
 use domain::{OrderKey, Sku};
 
 use super::keys::{order_pk, reservation_sort_key};
-use super::{Item, decode, encode, is_condition_failed, s, sdk_error};
+use super::{
+    Item, TransactFailure, build_error, counter_updates, decode, encode, is_condition_failed, s, sdk_error, transact,
+};
 use crate::schema::{PK, SK};
 
 #[derive(Serialize, Deserialize)]
@@ -38,12 +41,13 @@ struct ReservationItem {
 pub struct DynamoInventory {
     client: Client,
     orders_table: String,
+    stats_table: String,
 }
 
 impl DynamoInventory {
-    /// The store over the orders table.
-    pub fn new(client: Client, orders_table: impl Into<String>) -> Self {
-        Self { client, orders_table: orders_table.into() }
+    /// The store over the orders table; release counters go to the stats table.
+    pub fn new(client: Client, orders_table: impl Into<String>, stats_table: impl Into<String>) -> Self {
+        Self { client, orders_table: orders_table.into(), stats_table: stats_table.into() }
     }
 }
 
@@ -82,55 +86,56 @@ impl InventoryStore for DynamoInventory {
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.orders_table)
-            .key(PK, s(order_pk(key)))
-            .key(SK, s(reservation_sort_key(line)))
-            .update_expression("SET released_at = :at, released_by = :by")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(released_at)")
-            .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
-            .expression_attribute_values(":by", s(reason))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(ReleaseOutcome::Released),
-            Err(err) if is_condition_failed(&err) => {
-                let old = err.as_service_error().and_then(|e| match e {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
-                        c.item().cloned()
-                    }
-                    _ => None,
-                });
-                match old {
-                    Some(_) => Ok(ReleaseOutcome::AlreadyReleased),
-                    // Not every endpoint returns the old item: look once to tell the two apart.
-                    None => {
-                        let found = self
-                            .client
-                            .get_item()
-                            .table_name(&self.orders_table)
-                            .key(PK, s(order_pk(key)))
-                            .key(SK, s(reservation_sort_key(line)))
-                            .consistent_read(true)
-                            .send()
-                            .await
-                            .map_err(|e| sdk_error(&e))?;
-                        Ok(if found.item.is_some() {
-                            ReleaseOutcome::AlreadyReleased
-                        } else {
-                            ReleaseOutcome::NotReserved
-                        })
-                    }
+        // One transaction: every line's conditional release, then its counters (a retry of an
+        // applied transaction fails its conditions, so the counters are never added twice).
+        let mut items = Vec::with_capacity(lines.len() + 1);
+        for line in lines {
+            let update = Update::builder()
+                .table_name(&self.orders_table)
+                .key(PK, s(order_pk(key)))
+                .key(SK, s(reservation_sort_key(line)))
+                .update_expression("SET released_at = :at, released_by = :by")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(released_at)")
+                .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+                .expression_attribute_values(":by", s(reason))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        for update in counter_updates(&self.stats_table, counters)? {
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(ReleaseOutcome::Released),
+            Err(TransactFailure::Cancelled(reasons)) => {
+                let failed = reasons.iter().take(lines.len()).position(|r| r.code() == Some("ConditionalCheckFailed"));
+                let Some(index) = failed else {
+                    // Cancelled for another reason (a concurrent transaction on a counter).
+                    return Err(StoreError::Conflict);
+                };
+                if reasons[index].item().is_some() {
+                    return Ok(ReleaseOutcome::AlreadyReleased);
                 }
+                // Not every endpoint returns the old item: look once to tell the two apart.
+                let found = self
+                    .client
+                    .get_item()
+                    .table_name(&self.orders_table)
+                    .key(PK, s(order_pk(key)))
+                    .key(SK, s(reservation_sort_key(&lines[index])))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(&e))?;
+                Ok(if found.item.is_some() { ReleaseOutcome::AlreadyReleased } else { ReleaseOutcome::NotReserved })
             }
-            Err(err) => Err(sdk_error(&err)),
+            Err(TransactFailure::Other(err)) => Err(err),
         }
     }
 

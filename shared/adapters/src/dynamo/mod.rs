@@ -1,8 +1,9 @@
 //! DynamoDB implementations of the storage ports, one module per table and item kind:
 //! [`orders`] (orders, history, due markers), [`inventory`] (reservations), [`signals`] (app
 //! signals, address sign history), [`stats`] (day counters, reports), [`inbox`] (dedupe, raw
-//! archive, quarantine), [`sync`] (order-sync's checkpoints, token ledger, Kuaidi100
-//! subscriptions). A function builds only the stores of the tables it uses.
+//! archive, quarantine), [`notify`] (notify's records and folds, customers' contacts), [`sync`]
+//! (order-sync's checkpoints, token ledger, Kuaidi100 subscriptions). A function builds only the
+//! stores of the tables it uses.
 //!
 //! Item layout (see `docs/data-model.md`): generic keys `pk`/`sk`, one sparse index `gsi1`
 //! (`gsi1pk`/`gsi1sk`), TTL attribute `expires_at`. Key formats live in [`keys`]; key names and
@@ -12,6 +13,7 @@
 pub mod inbox;
 pub mod inventory;
 pub mod keys;
+pub mod notify;
 pub mod orders;
 pub mod signals;
 pub mod stats;
@@ -33,6 +35,7 @@ use domain::ports::{Page, StoreError};
 
 pub use inbox::DynamoInbox;
 pub use inventory::DynamoInventory;
+pub use notify::{DynamoContacts, DynamoNotify};
 pub use orders::DynamoOrders;
 pub use signals::DynamoSignals;
 pub use stats::DynamoStats;
@@ -130,8 +133,8 @@ pub(super) fn counter_updates(stats_table: &str, adds: &[CounterAdd]) -> Result<
         .map(|((channel, day, shard), counters)| {
             let mut update = Update::builder()
                 .table_name(stats_table)
-                .key(PK, s(stats_pk(channel, day)))
-                .key(SK, s(format!("{:02}#{shard:03}", day.day())));
+                .key(PK, s(stats_pk(channel, day, shard)))
+                .key(SK, s(format!("{:02}", day.day())));
             let mut parts = Vec::new();
             for (i, (name, by)) in counters.into_iter().enumerate() {
                 parts.push(format!("#c{i} :c{i}"));
@@ -174,14 +177,17 @@ pub struct DynamoTables {
 impl DynamoTables {
     /// The stores over `resources`' tables.
     pub fn new(client: Client, resources: &crate::config::Resources) -> Self {
-        Self::from_names(client, &resources.orders_table, &resources.stats_table, &resources.inbox_table)
+        let mut tables =
+            Self::from_names(client, &resources.orders_table, &resources.stats_table, &resources.inbox_table);
+        tables.stats = tables.stats.with_shards(resources.shards);
+        tables
     }
 
-    /// The stores over the named tables.
+    /// The stores over the named tables (the default number of counter shards).
     pub fn from_names(client: Client, orders_table: &str, stats_table: &str, inbox_table: &str) -> Self {
         Self {
             orders: DynamoOrders::new(client.clone(), orders_table, stats_table),
-            inventory: DynamoInventory::new(client.clone(), orders_table),
+            inventory: DynamoInventory::new(client.clone(), orders_table, stats_table),
             signals: DynamoSignals::new(client.clone(), orders_table, stats_table),
             stats: DynamoStats::new(client.clone(), stats_table),
             inbox: DynamoInbox::new(client, inbox_table),
@@ -198,5 +204,36 @@ impl DynamoTables {
             inbox: &self.inbox,
             clock,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One channel-day's counters at a peak land in one partition per shard, not one per
+    /// channel-month: the partition key carries the shard.
+    #[test]
+    fn a_channel_day_spreads_over_one_partition_per_shard() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap_or_default();
+        let adds: Vec<CounterAdd> = (0..8u16)
+            .flat_map(|shard| {
+                ["received", "applied"].map(|name| CounterAdd {
+                    channel: Source::Douyin,
+                    day,
+                    shard,
+                    name: name.into(),
+                    by: 1,
+                })
+            })
+            .collect();
+        let updates = counter_updates("stats", &adds).unwrap_or_default();
+        assert_eq!(updates.len(), 8, "one item per shard, its counters in one update");
+        let partitions: std::collections::BTreeSet<String> = updates
+            .iter()
+            .filter_map(|u| u.key().get(crate::schema::PK).and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        assert_eq!(partitions.len(), 8, "{partitions:?}");
+        assert!(partitions.contains("D#douyin#2026-11#7"), "{partitions:?}");
     }
 }

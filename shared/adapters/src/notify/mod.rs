@@ -17,10 +17,15 @@
 //! `***`), and a provider's message is scrubbed before it is kept (Aliyun echoes its string to
 //! sign, phone number included, in `SignatureDoesNotMatch`: dromara/SMS4J issue 34).
 //!
+//! The domain's ports over these clients: [`robots::RobotDirectory`] (robots by name, from their
+//! SSM parameters) and [`sms::SmsGateway`] (the configured SMS provider and its templates).
+//!
 //! Where every fact comes from is in `docs/notify-channels.md`.
 
 pub mod aliyun_sms;
 pub mod dingtalk;
+pub mod robots;
+pub mod sms;
 pub mod tencent_sms;
 pub mod wecom;
 
@@ -32,6 +37,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 
+use domain::model::privacy::{mask_digit_runs, mask_phone};
 use domain::ports::clock::{Clock, SystemClock};
 
 pub use aliyun_sms::AliyunSms;
@@ -127,7 +133,7 @@ impl Phone {
     /// The number masked for logs and errors: first three and last four digits of the national
     /// number (`138****5678`), as ARCHITECTURE.md asks.
     pub fn masked(&self) -> String {
-        mask_digits(if self.is_mainland() { &self.digits[2..] } else { &self.digits })
+        mask_phone(if self.is_mainland() { &self.digits[2..] } else { &self.digits })
     }
 
     /// The number as the provider will see it in a message, for scrubbing echoes.
@@ -140,14 +146,6 @@ impl fmt::Debug for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
     }
-}
-
-/// `13812345678` → `138****5678`; too short to keep anything → `****`.
-fn mask_digits(digits: &str) -> String {
-    if digits.len() < 8 || !digits.is_ascii() {
-        return "****".to_owned();
-    }
-    format!("{}****{}", &digits[..3], &digits[digits.len() - 4..])
 }
 
 /// A message for a group robot (DingTalk or WeCom), sent as markdown.
@@ -440,30 +438,6 @@ fn clean_message(message: &str, secrets: &[&str], phones: &[&Phone]) -> String {
     }
     let masked = mask_digit_runs(&out);
     masked.chars().filter(|c| !c.is_control()).take(MESSAGE_CHARS).collect::<String>().trim().to_owned()
-}
-
-/// Every run of 7 or more ASCII digits masked as a phone number would be.
-fn mask_digit_runs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 7 {
-            out.push_str(&mask_digits(run));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
 }
 
 /// `text` cut so that, with [`TRUNCATION_MARKER`] appended, it fits in `max_bytes` of UTF-8;

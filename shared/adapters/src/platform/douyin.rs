@@ -1,5 +1,6 @@
 //! Douyin (抖店) open API: the lists order-sync's hourly backstop pulls (`/order/searchList`,
-//! `/afterSale/List`, by update time), `/order/orderDetail` for an order's after-sale state, and
+//! `/afterSale/List`, by update time), `/order/orderDetail` for an order's lines and after-sale
+//! state, and
 //! `/token/refresh`.
 //!
 //! Request shape (zsmhub/doudian-sdk `core/doudian_op_api_client.go`): `POST {base}/{path}`
@@ -12,8 +13,9 @@ use async_trait::async_trait;
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use domain::model::ids::{OrderKey, ShopId, Source};
+use domain::model::ids::{LineId, OrderKey, ShopId, Sku, Source};
 use domain::model::status::RawStatus;
+use domain::model::stock::OrderLine;
 use domain::model::sync::{Feed, Window};
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
 use domain::ports::pull::{ChangeFeed, FeedLimits, ListPage, PageRequest, Paging, TokenRefresh};
@@ -151,9 +153,10 @@ fn code(value: &Value, field: &str) -> Option<String> {
 }
 
 /// The after-sale state of an `order.orderDetail` answer (`data`): the shop order's
-/// `order_status` and `main_status`, and each sku order's `after_sale_info` codes. The answer
-/// names no after-sale id (`/afterSale/Detail` would, but needs that id), so `refund_id` is
-/// left empty.
+/// `order_status` and `main_status` (about the whole order), and each sku order's
+/// `after_sale_info` codes as a case of its own over that sku order (`order_id`, the sub-order id
+/// a push's `s_id` names). The answer names no after-sale id (`/afterSale/Detail` would, but needs
+/// that id): the caller names the case as the after-sale's callback did, by its sub-order.
 fn refund_answer(data: &Value) -> Result<RefundAnswer, QueryError> {
     let order = data
         .get("shop_order_detail")
@@ -170,18 +173,50 @@ fn refund_answer(data: &Value) -> Result<RefundAnswer, QueryError> {
         let Some(info) = sku.get("after_sale_info").filter(|i| i.is_object()) else { continue };
         let Some(after_sale) = code(info, "after_sale_status") else { continue };
         let at = sku.get("update_time").and_then(parse_time).or(order_time);
-        answer.statuses.push((RawStatus::new("after_sale_status", after_sale), at));
+        let mut case = RefundAnswer {
+            lines: text(sku, "order_id").into_iter().collect(),
+            refund_kind: text(info, "after_sale_type").as_deref().and_then(refund_kind),
+            ..RefundAnswer::default()
+        };
+        case.statuses.push((RawStatus::new("after_sale_status", after_sale), at));
         if let Some(refund) = code(info, "refund_status") {
-            answer.statuses.push((RawStatus::new("refund_status", refund), at));
+            case.statuses.push((RawStatus::new("refund_status", refund), at));
         }
-        if answer.refund_kind.is_none() {
-            answer.refund_kind = text(info, "after_sale_type").as_deref().and_then(refund_kind);
+        answer.cases.push(case);
+    }
+    Ok(answer)
+}
+
+/// The lines of an `order.orderDetail` answer (`data`): each sku order is one line, its id the
+/// sub-order id (`order_id`, what a payment push's `s_ids` list), its SKU the seller's own code
+/// (`code` 商家后台商品编码, else `out_sku_id` 外部Skuid) — the one an ERP keys on — else Douyin's
+/// `sku_id`, its quantity `item_num` (订单商品数量). zsmhub/doudian-sdk
+/// `api/order_orderDetail/response/order_orderDetail_response.go` L225-L387.
+fn order_lines(data: &Value) -> Result<Vec<OrderLine>, QueryError> {
+    let order = data
+        .get("shop_order_detail")
+        .filter(|o| o.is_object())
+        .ok_or_else(|| QueryError::Malformed("no shop_order_detail".into()))?;
+    let mut lines = Vec::new();
+    for sku in order.get("sku_order_list").and_then(Value::as_array).into_iter().flatten() {
+        let line = text(sku, "order_id").and_then(|id| LineId::parse(&id).ok());
+        // The first candidate that is a usable SKU (a seller's code may hold characters a key
+        // cannot; Douyin's numeric `sku_id` always can).
+        let code = ["code", "out_sku_id", "sku_id"]
+            .iter()
+            .filter_map(|f| text(sku, f))
+            .filter(|c| c != "0")
+            .find_map(|c| Sku::parse(&c).ok());
+        let qty = sku.get("item_num").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
+        match (line, code, qty) {
+            (Some(line), Some(sku), Some(qty)) => lines.push(OrderLine { line, sku, qty }),
+            _ => return Err(QueryError::Malformed("a sku order without its id, SKU or quantity".into())),
         }
     }
-    // Several sku orders in the same state say it once.
-    let mut seen = std::collections::HashSet::new();
-    answer.statuses.retain(|s| seen.insert(s.clone()));
-    Ok(answer)
+    if lines.is_empty() {
+        return Err(QueryError::Malformed("no sku_order_list".into()));
+    }
+    Ok(lines)
 }
 
 #[async_trait]
@@ -195,6 +230,13 @@ impl PlatformQuery for DouyinClient {
         let token = Some(credentials.access_token.expose());
         let data = self.call("order.orderDetail", &params, credentials, token, Call::Query).await?;
         refund_answer(&data)
+    }
+
+    async fn order_lines(&self, key: &OrderKey, credentials: &Credentials) -> Result<Vec<OrderLine>, QueryError> {
+        let params = json!({ "shop_order_id": key.order_id.as_str() });
+        let token = Some(credentials.access_token.expose());
+        let data = self.call("order.orderDetail", &params, credentials, token, Call::Query).await?;
+        order_lines(&data)
     }
 
     async fn refresh_token(&self, _shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
@@ -359,21 +401,56 @@ mod tests {
     }
 
     #[test]
-    fn order_detail_gives_raw_after_sale_codes() {
+    fn order_detail_gives_raw_after_sale_codes_per_sku_order() {
         let data = json!({"shop_order_detail": {
         "order_id": "4781320682406083640", "order_status": 4, "main_status": 22, "update_time": 1_794_362_400,
         "sku_order_list": [
             {"order_id": "1", "update_time": 1_794_366_000,
              "after_sale_info": {"after_sale_status": 12, "after_sale_type": 1, "refund_status": 3}},
             {"order_id": "2", "update_time": 1_794_366_000,
-             "after_sale_info": {"after_sale_status": 12, "after_sale_type": 1, "refund_status": 3}},
+             "after_sale_info": {"after_sale_status": 12, "after_sale_type": 6, "refund_status": 3}},
             {"order_id": "3", "after_sale_info": {"after_sale_status": 0, "after_sale_type": 0, "refund_status": 0}}
         ]}});
         let answer = refund_answer(&data).unwrap();
         let codes: Vec<String> = answer.statuses.iter().map(|(s, _)| s.to_string()).collect();
-        assert_eq!(codes, ["order_status=4", "main_status=22", "after_sale_status=12", "refund_status=3"]);
-        assert_eq!(answer.statuses[2].1, parse_time(&json!(1_794_366_000)));
-        assert_eq!(answer.refund_kind, Some(RefundKind::RefundOnly));
+        assert_eq!(codes, ["order_status=4", "main_status=22"], "the order's own codes");
+        let cases: Vec<(Vec<String>, Vec<String>, Option<RefundKind>)> = answer
+            .cases
+            .iter()
+            .map(|c| (c.lines.clone(), c.statuses.iter().map(|(s, _)| s.to_string()).collect(), c.refund_kind))
+            .collect();
+        assert_eq!(
+            cases,
+            [
+                (
+                    vec!["1".into()],
+                    vec!["after_sale_status=12".into(), "refund_status=3".into()],
+                    Some(RefundKind::RefundOnly)
+                ),
+                (
+                    vec!["2".into()],
+                    vec!["after_sale_status=12".into(), "refund_status=3".into()],
+                    Some(RefundKind::PriceProtection)
+                ),
+            ],
+            "one case per sku order with an after-sale, named by its sub-order"
+        );
+        assert_eq!(answer.cases[0].statuses[0].1, parse_time(&json!(1_794_366_000)));
+        assert_eq!(answer.any_kind(), Some(RefundKind::RefundOnly));
         assert!(refund_answer(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_real_shaped_order_detail_gives_each_sub_order_its_sku_and_quantity() {
+        let answer: Value =
+            serde_json::from_str(include_str!("../../../../events/real/douyin/order-detail-response.json")).unwrap();
+        let lines = order_lines(&answer["data"]).unwrap();
+        let got: Vec<(&str, &str, u32)> = lines.iter().map(|l| (l.line.as_str(), l.sku.as_str(), l.qty)).collect();
+        assert_eq!(got, [("4987650000000000101", "TEA-LJ-250", 2), ("4987650000000000102", "CUP-GL-01", 1)]);
+        // Without the seller's code, Douyin's sku_id; without a quantity, no line at all.
+        let bare = json!({"shop_order_detail": {"sku_order_list": [{"order_id": "9", "sku_id": 1790000000000009_u64, "item_num": 3}]}});
+        assert_eq!(order_lines(&bare).unwrap()[0].sku.as_str(), "1790000000000009");
+        let no_qty = json!({"shop_order_detail": {"sku_order_list": [{"order_id": "9", "sku_id": 1}]}});
+        assert!(order_lines(&no_qty).is_err(), "never a line with a made-up quantity");
     }
 }

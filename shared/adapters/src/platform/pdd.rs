@@ -216,7 +216,7 @@ fn refund_answer(response: &Value) -> Result<RefundAnswer, QueryError> {
         .into_iter()
         .filter_map(|field| text(order, field).map(|code| (RawStatus::new(field, code), at)))
         .collect();
-    Ok(RefundAnswer { statuses, refund_kind: None, refund_id: None })
+    Ok(RefundAnswer { statuses, ..RefundAnswer::default() })
 }
 
 #[async_trait]

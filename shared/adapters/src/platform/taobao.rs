@@ -151,17 +151,17 @@ fn refund_answer(response: &Value) -> Result<RefundAnswer, QueryError> {
     if let Some(status) = text(trade, "status") {
         answer.statuses.push((RawStatus::new("trade_status", status), at));
     }
-    // `orders` is `{"order": [...]}` in TOP's JSON.
+    // `orders` is `{"order": [...]}` in TOP's JSON. Each sub-order with a refund is a case of its
+    // own: its `refund_id`, over its `oid`; `NO_REFUND` sub-orders say nothing.
     let orders = trade.get("orders").and_then(|o| o.get("order")).and_then(Value::as_array);
     for order in orders.into_iter().flatten() {
-        let Some(refund) = text(order, "refund_status") else { continue };
-        let status = (RawStatus::new("refund_status", refund), at);
-        if !answer.statuses.contains(&status) {
-            answer.statuses.push(status);
-        }
-        if answer.refund_id.is_none() {
-            answer.refund_id = text(order, "refund_id");
-        }
+        let Some(refund) = text(order, "refund_status").filter(|r| r != "NO_REFUND") else { continue };
+        answer.cases.push(RefundAnswer {
+            statuses: vec![(RawStatus::new("refund_status", refund), at)],
+            refund_id: text(order, "refund_id"),
+            lines: text(order, "oid").into_iter().collect(),
+            ..RefundAnswer::default()
+        });
     }
     Ok(answer)
 }
@@ -396,13 +396,17 @@ mod tests {
             "tid": 1234567890, "status": "TRADE_CLOSED", "modified": "2026-11-11 10:00:00",
             "orders": {"order": [
                 {"oid": 1, "status": "TRADE_CLOSED", "refund_status": "SUCCESS", "refund_id": 555},
-                {"oid": 2, "status": "TRADE_CLOSED", "refund_status": "SUCCESS", "refund_id": 556}
+                {"oid": 2, "status": "TRADE_CLOSED", "refund_status": "SUCCESS", "refund_id": 556},
+                {"oid": 3, "status": "TRADE_CLOSED", "refund_status": "NO_REFUND"}
             ]}
         }}))
         .unwrap();
-        let codes: Vec<String> = answer.statuses.iter().map(|(s, _)| s.to_string()).collect();
-        assert_eq!(codes, ["trade_status=TRADE_CLOSED", "refund_status=SUCCESS"]);
-        assert_eq!(answer.refund_id.as_deref(), Some("555"));
+        let codes: Vec<String> = answer.all_statuses().iter().map(|(s, _)| s.to_string()).collect();
+        assert_eq!(codes, ["trade_status=TRADE_CLOSED", "refund_status=SUCCESS", "refund_status=SUCCESS"]);
+        let cases: Vec<(Option<&str>, Vec<String>)> =
+            answer.cases.iter().map(|c| (c.refund_id.as_deref(), c.lines.clone())).collect();
+        assert_eq!(cases, [(Some("555"), vec!["1".to_owned()]), (Some("556"), vec!["2".to_owned()])]);
+        assert_eq!(answer.refund_id, None, "the trade's own code is about the whole order");
         assert_eq!(answer.statuses[0].1, Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single());
     }
 

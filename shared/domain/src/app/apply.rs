@@ -10,11 +10,14 @@
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Asia::Shanghai;
 
+pub use crate::app::failure::Failure;
+use crate::app::failure::{add_counters_once, backoff};
 use crate::app::release_stock::release_order;
+use crate::app::sla_sweep::{breach_count, breach_token};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::RefundId;
-use crate::model::lifecycle::{Lifecycle, RefundState};
+use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
 use crate::model::order::{Order, Provenance, StatusChange, Verdict, apply};
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
 use crate::model::source_event::OrderFacts;
@@ -22,7 +25,7 @@ use crate::model::status::{StatusMapping, Target};
 use crate::model::stock::{OrderLine, Reservation};
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
-use crate::ports::{Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
+use crate::ports::{DAILY_CLAIM_LEASE, DailyMarker, Inbox, InventoryStore, OrderStore, SignalStore, Stats, StoreError};
 use crate::rules::timing::Rules;
 
 /// The ports the write path and its callers need, bundled so a use case is built in one line.
@@ -40,23 +43,6 @@ pub struct WritePorts<'a> {
     pub inbox: &'a dyn Inbox,
     /// Now.
     pub clock: &'a dyn Clock,
-}
-
-/// Why a message was not processed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// Try again later (store unavailable, too many concurrent writers).
-    #[error("retryable: {0}")]
-    Retry(String),
-    /// Will never succeed as is (malformed payload): dead-letter it with this reason.
-    #[error("permanent: {0}")]
-    Permanent(String),
-}
-
-impl From<StoreError> for Failure {
-    fn from(err: StoreError) -> Self {
-        if err.is_retryable() { Failure::Retry(err.to_string()) } else { Failure::Permanent(err.to_string()) }
-    }
 }
 
 /// One event applied (now, or by an earlier delivery).
@@ -88,6 +74,7 @@ impl<'a> ApplyChange<'a> {
     /// Applies one change through the state machine with a conditional, versioned write;
     /// `patch` sets other order fields in the same write, `extra` counters go with it too.
     /// Retries lost races; returns what is now recorded.
+    #[tracing::instrument(name = "apply_change", skip_all, fields(source = %change.key.source, shop = %change.key.shop, order_id = %change.key.order_id, message_id = %change.message_id, provenance = ?change.provenance))]
     pub async fn apply_change(
         &self,
         change: &StatusChange,
@@ -95,7 +82,11 @@ impl<'a> ApplyChange<'a> {
         patch: &(dyn Fn(&mut Order) + Sync),
         extra: &[CounterAdd],
     ) -> Result<Applied, Failure> {
-        for _ in 0..self.rules.max_attempts.max(1) {
+        for attempt in 0..self.rules.max_attempts.max(1) {
+            if attempt > 0 {
+                // A concurrent writer won the race: reload after a jittered pause.
+                backoff(attempt - 1).await;
+            }
             let stored = self.ports.orders.get(&change.key).await?;
             let now = self.ports.clock.now();
             let (change, hold) = hold_unshipped(stored.as_ref(), change, facts);
@@ -134,6 +125,8 @@ impl<'a> ApplyChange<'a> {
                     .into_iter()
                     .chain(extra.iter().cloned())
                     .collect(),
+                outbox: events_of(&entry),
+                shard: change.key.shard(self.rules.shards),
             };
             match self.ports.orders.commit(&write).await {
                 Ok(()) => return Ok(Applied { entry, order, fresh: true }),
@@ -142,7 +135,10 @@ impl<'a> ApplyChange<'a> {
                     let recorded =
                         self.ports.orders.history_entry(&change.key, change.event_time, &change.message_id).await?;
                     let entry = recorded.unwrap_or(entry);
-                    let order = stored.unwrap_or(order);
+                    // The order as it is now: the one read above may predate the write that
+                    // recorded this event (a delivery running at the same time as this one), and
+                    // the side effects derived again from it would miss this event's own.
+                    let order = self.ports.orders.get(&change.key).await?.or(stored).unwrap_or(order);
                     return Ok(Applied { entry, order, fresh: false });
                 }
                 Err(err) => return Err(err.into()),
@@ -176,7 +172,9 @@ impl<'a> ApplyChange<'a> {
                 }
                 // Stock may still be reserved: the dual-check confirms the release soon.
                 RefundState::Succeeded
-                    if order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled) =>
+                    if order.before_shipment(
+                        order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(entry.event_time),
+                    ) =>
                 {
                     due.push(marker(DueKind::RefundCheck, now + Duration::minutes(10), "release"));
                 }
@@ -246,7 +244,9 @@ impl<'a> ApplyChange<'a> {
         if let Some((_, RefundState::Succeeded)) = entry.refund {
             add(names::REFUND_SUCCEEDED.into(), 1);
             if change.provenance == Provenance::Poll {
+                // The poll found what no callback told: counted with the change, exactly once.
                 add(names::REFUND_FOUND_BY_POLL.into(), 1);
+                add(names::CALLBACK_MISSING.into(), 1);
             }
             if change.provenance == Provenance::Pull {
                 add(names::REFUND_FOUND_BY_PULL.into(), 1);
@@ -277,6 +277,7 @@ impl<'a> ApplyChange<'a> {
     /// Side effects and events of an applied event (repeated identically on redelivery).
     pub(crate) async fn effects(&self, applied: &Applied, facts: &OrderFacts) -> Result<Vec<DomainEvent>, Failure> {
         let mut events = events_of(&applied.entry);
+        self.unmapped_once_a_day(&mut events, &applied.entry).await;
         let key = &applied.order.key;
         // A Paid that arrives after a refund already succeeded reserves nothing the refund covers
         // (nothing at all after a whole-order refund): that stock would never be released.
@@ -286,41 +287,79 @@ impl<'a> ApplyChange<'a> {
             .iter()
             .filter(|l| refunded.as_ref().is_none_or(|r| !r.is_empty() && !r.contains(&l.line)))
             .collect();
-        if let Some((_, Lifecycle::Paid)) = applied.entry.lifecycle
-            && !to_reserve.is_empty()
-        {
-            let lines: Vec<Reservation> = to_reserve
-                .iter()
-                .map(|l| Reservation {
-                    key: key.clone(),
-                    line: l.line.clone(),
-                    sku: l.sku.clone(),
-                    qty: l.qty,
-                    reserved_at: applied.entry.event_time,
-                    released_at: None,
-                    released_by: None,
-                })
-                .collect();
-            self.ports.inventory.reserve(&lines).await?;
-            events.push(DomainEvent::StockReserved {
-                key: key.clone(),
-                lines: to_reserve.into_iter().cloned().collect(),
-            });
+        // Reserved by whichever event carries the lines once the order is paid — not only the
+        // one that moved it to Paid: a line-less payment notice often comes first, and a Paid
+        // delivered late is stale. Reserving is idempotent per line, so this is the same stock
+        // whatever order the events arrive in.
+        if applied.order.entered.contains_key(&Lifecycle::Paid) && !facts.lines.is_empty() {
+            if !to_reserve.is_empty() {
+                let lines: Vec<Reservation> = to_reserve
+                    .iter()
+                    .map(|l| Reservation {
+                        key: key.clone(),
+                        line: l.line.clone(),
+                        sku: l.sku.clone(),
+                        qty: l.qty,
+                        reserved_at: applied.entry.event_time,
+                        released_at: None,
+                        released_by: None,
+                    })
+                    .collect();
+                self.ports.inventory.reserve(&lines).await?;
+            }
+            // A redelivery announces what this event's lines reserved, as recorded (released
+            // since or not), so a `StockReserved` whose publish failed is derived again — the
+            // same event — even when a refund released the lines in between.
+            let announced: Vec<OrderLine> = if applied.fresh {
+                to_reserve.into_iter().cloned().collect()
+            } else {
+                let recorded = self.ports.inventory.reservations(key).await?;
+                facts
+                    .lines
+                    .iter()
+                    .filter_map(|l| recorded.iter().find(|r| r.line == l.line).map(Reservation::order_line))
+                    .collect()
+            };
+            if !announced.is_empty() {
+                events.push(DomainEvent::StockReserved { key: key.clone(), lines: announced });
+            }
         }
-        let before_shipment =
-            applied.order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
+        if let Some((state, due_at, event)) = breach_ended_by(&applied.order, &applied.entry, self.rules) {
+            // The move that ends a breach reports it, as the SLA sweep would have: kept before
+            // counted, counted once (the same token as the sweep's), derived again on redelivery.
+            let shard = key.shard(self.rules.shards);
+            self.ports.orders.keep(key, shard, std::slice::from_ref(&event), self.ports.clock.now()).await?;
+            let since = due_at - self.rules.sla.limit(key.source, state).unwrap_or_default();
+            let add = breach_count(key, shard, due_at);
+            if !add_counters_once(self.ports.stats, &breach_token(key, state, since), &[add], "SLA breach").await {
+                return Err(Failure::Retry("could not count the SLA breach".into()));
+            }
+            events.push(event);
+        }
+        // Only the lines this refund case covers (every line for a whole-order refund), and only
+        // when it succeeded before the parcel left, by the sources' times (not by what arrived
+        // first).
+        let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
+        let refunded_at = applied
+            .order
+            .refunds
+            .get(&case)
+            .and_then(|c| c.entered.get(&RefundState::Succeeded))
+            .or_else(|| applied.order.refund_entered.get(&RefundState::Succeeded))
+            .copied()
+            .unwrap_or(applied.entry.event_time);
+        // A price-protection refund (money back, the goods stay and ship) gives no stock back.
+        let gives_stock_back =
+            applied.order.refunds.get(&case).and_then(|c| c.kind).is_none_or(RefundKind::releases_stock);
         if let Some((_, RefundState::Succeeded)) = applied.entry.refund
-            && before_shipment
+            && applied.order.before_shipment(refunded_at)
+            && gives_stock_back
         {
-            // Only the lines this refund case covers (every line for a whole-order refund).
-            let case = applied.entry.refund_id.clone().unwrap_or_else(RefundId::whole_order);
             let covered = applied.order.refunds.get(&case).map(|c| c.lines.clone()).unwrap_or_default();
-            let refunded_at =
-                applied.order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(applied.entry.event_time);
             events.extend(
                 release_order(
                     self.ports.inventory,
-                    self.ports.stats,
+                    self.ports.orders,
                     key,
                     &covered,
                     refunded_at,
@@ -332,6 +371,73 @@ impl<'a> ApplyChange<'a> {
             );
         }
         Ok(events)
+    }
+}
+
+/// The SLA breach a move ended, if the order left a state with a limit only after it (by the
+/// sources' times): the state, its due time and `SlaBreached`, the same event the SLA sweep
+/// raises.
+fn breach_ended_by(
+    order: &Order,
+    entry: &HistoryEntry,
+    rules: &Rules,
+) -> Option<(Lifecycle, DateTime<Utc>, DomainEvent)> {
+    let (Some(from), _) = entry.lifecycle? else { return None };
+    let limit = rules.sla.limit(order.key.source, from)?;
+    let since = *order.entered.get(&from)?;
+    let due_at = since + limit;
+    (entry.event_time > due_at).then(|| {
+        let event =
+            DomainEvent::SlaBreached { key: order.key.clone(), state: from, since, limit_minutes: limit.num_minutes() };
+        (from, due_at, event)
+    })
+}
+
+/// The report that a shop's refund callback never came (its refund was found by polling).
+pub fn callback_missing(key: &crate::model::ids::OrderKey) -> DomainEvent {
+    DomainEvent::CallbackMissing {
+        key: key.clone(),
+        hint: format!(
+            "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
+            key.source, key.shop
+        ),
+    }
+}
+
+impl ApplyChange<'_> {
+    /// Keeps one `UnmappedStatus` per (source, field, code) per Beijing day of receipt: the
+    /// first occurrence claims the day's marker (a conditional write in the stats table, so it
+    /// holds across Lambda instances) and publishes; later ones that day drop theirs. A
+    /// redelivery of the claimant re-claims and publishes again; a claim whose publish was never
+    /// confirmed (the function confirms after the bus took it) lapses after
+    /// [`DAILY_CLAIM_LEASE`] and the next occurrence publishes instead. A failed claim publishes:
+    /// an alert twice is better than none.
+    async fn unmapped_once_a_day(&self, events: &mut Vec<DomainEvent>, entry: &HistoryEntry) {
+        let now = self.ports.clock.now();
+        let mut keep = Vec::with_capacity(events.len());
+        for event in events.drain(..) {
+            if let Some((marker, claimant)) = unmapped_marker(&event) {
+                match self.ports.stats.claim_daily(&marker, &claimant, now, DAILY_CLAIM_LEASE).await {
+                    Ok(false) => continue,
+                    Ok(true) => {}
+                    Err(err) => {
+                        tracing::warn!(order_id = %entry.key.order_id, error = %err, "unmapped alert not deduplicated");
+                    }
+                }
+            }
+            keep.push(event);
+        }
+        *events = keep;
+    }
+}
+
+/// The daily marker and claimant of an `UnmappedStatus` event (none for other events).
+pub fn unmapped_marker(event: &DomainEvent) -> Option<(DailyMarker, String)> {
+    match event {
+        DomainEvent::UnmappedStatus { key, raw, day: Some(day) } => {
+            Some((DailyMarker::unmapped(*day, key.source, raw), key.to_string()))
+        }
+        _ => None,
     }
 }
 
@@ -364,10 +470,19 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
                 provenance: entry.provenance,
                 event_time: entry.event_time,
             });
+            if entry.provenance == Provenance::Poll {
+                // Written with the change (its outbox) and derived again from its entry: the
+                // report of the missing callback goes out however the check that found it ends.
+                events.push(callback_missing(&entry.key));
+            }
         }
     }
     if entry.verdict == Verdict::Unmapped {
-        events.push(DomainEvent::UnmappedStatus { key: entry.key.clone(), raw: entry.raw.clone() });
+        events.push(DomainEvent::UnmappedStatus {
+            key: entry.key.clone(),
+            raw: entry.raw.clone(),
+            day: Some(business_day(entry.received_at)),
+        });
     }
     events
 }

@@ -1,7 +1,10 @@
 //! health-report's use case: the order-health report of a Beijing day, month or ops range, per
 //! channel and overall, from the pre-aggregated daily counters (one `Stats::month` query per
 //! channel and month touched, whatever the order volume), stored with its page and published as
-//! `HealthThresholdBreached` events; and the channel-silence watch, which raises `ChannelSilent`
+//! `HealthThresholdBreached` events. Its HTML page goes to the page store ([`ReportPages`]) with
+//! an expiring link, and a daily or monthly report is announced with `HealthReportReady` (the
+//! verdicts, the breaches and the link; notify posts it to the report robots). And the
+//! channel-silence watch, which raises `ChannelSilent`
 //! once per quiet spell and `ChannelRecovered` when callbacks return.
 
 use std::collections::BTreeMap;
@@ -13,15 +16,16 @@ use serde::Serialize;
 
 use crate::model::counters::DayCounters;
 use crate::model::domain_event::DomainEvent;
-use crate::model::health::{ReportKind, Scope};
+use crate::model::health::{Indicator, ReportBreach, ReportKind, Scope};
 use crate::model::ids::Source;
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
-use crate::ports::{EventPublisher, PublishError, Stats, StoreError};
+use crate::ports::{EventPublisher, PageLink, PublishError, ReportPages, Stats, StoreError};
 use crate::rules::health::fit::{Fit, stored_report};
 use crate::rules::health::silence::{SILENCE_STATE_KIND, SilenceState, step as silence_step};
 use crate::rules::health::{
-    HealthReport, HealthThresholds, HealthVerdict, Period, ScopeHealth, SilenceRules, build_report, silent_channels,
+    HealthReport, HealthThresholds, HealthVerdict, Period, ScopeHealth, SilenceRules, build_report, render_html,
+    silent_channels,
 };
 
 /// Month queries in flight at once (a year of 9 sources would otherwise open ~100 at once).
@@ -119,6 +123,10 @@ pub struct ReportSummary {
     pub read_ms: u64,
     /// Time to read the counters and build, render and store the report, milliseconds.
     pub build_ms: u64,
+    /// Per scope (`overall`, then each channel), each indicator's value where there is one.
+    pub indicators: BTreeMap<String, BTreeMap<Indicator, f64>>,
+    /// The HTML page and its expiring link (none without a page store).
+    pub page: Option<PageLink>,
 }
 
 /// The answer to a silence-watch run.
@@ -146,11 +154,14 @@ pub struct HealthReporting<'a> {
     pub thresholds: &'a HealthThresholds,
     /// When a channel counts as silent.
     pub silence: &'a SilenceRules,
+    /// Where the HTML page goes (none: only the stats item is stored, nothing is announced).
+    pub pages: Option<&'a dyn ReportPages>,
 }
 
 impl HealthReporting<'_> {
     /// Reads the counters of the request's channels for every month its period touches, builds
     /// the report, stores it, and publishes one `HealthThresholdBreached` per breach.
+    #[tracing::instrument(name = "health_report", skip_all, fields(kind = request.kind.as_str()))]
     pub async fn report(&self, request: &ReportRequest) -> Result<ReportSummary, ReportFailure> {
         let started = Instant::now();
         let (channels, queries) = self.counters(&request.channels, request.period).await.map_err(|err| {
@@ -169,13 +180,20 @@ impl HealthReporting<'_> {
             tracing::error!(error = %err, kind = request.kind.as_str(), %period, "could not store the report");
             ReportFailure::Store(err)
         })?;
+        let (page, page_failed) = self.page(request, &report, &period).await;
         let build_ms = millis(started);
 
-        let events = breach_events(&report, &period);
+        let mut events = breach_events(&report, &period);
+        let breaches = events.len();
+        if let Some(link) = &page
+            && announced(request)
+        {
+            events.push(ready_event(&report, &period, link));
+        }
         let summary = ReportSummary {
             kind: request.kind,
             period: period.clone(),
-            breaches: events.len(),
+            breaches,
             verdicts: verdicts(&report),
             stored: vec![StoredKey { pk: format!("R#{}", request.kind.as_str()), sk: period.clone() }],
             fit,
@@ -183,11 +201,13 @@ impl HealthReporting<'_> {
             counter_queries: queries,
             read_ms,
             build_ms,
+            indicators: indicator_values(&report),
+            page,
         };
         tracing::info!(
             kind = request.kind.as_str(),
             %period,
-            breaches = events.len(),
+            breaches,
             counter_queries = queries,
             read_ms,
             build_ms,
@@ -199,7 +219,30 @@ impl HealthReporting<'_> {
         if failed > 0 {
             return Err(ReportFailure::Publish { failed, total: events.len() });
         }
+        // The breaches went out; the page did not: the invocation fails so it is retried (the
+        // breach events keep their ids, and notify has seen them).
+        if let Some(err) = page_failed {
+            return Err(ReportFailure::Store(err));
+        }
         Ok(summary)
+    }
+
+    /// Stores the report's HTML page, when there is a page store.
+    async fn page(
+        &self,
+        request: &ReportRequest,
+        report: &HealthReport,
+        period: &str,
+    ) -> (Option<PageLink>, Option<StoreError>) {
+        let Some(pages) = self.pages else { return (None, None) };
+        let key = page_key(request.kind, period);
+        match pages.put_page(&key, &render_html(report)).await {
+            Ok(link) => (Some(link), None),
+            Err(err) => {
+                tracing::error!(error = %err, kind = request.kind.as_str(), %period, "could not store the report's page");
+                (None, Some(err))
+            }
+        }
     }
 
     /// One run of the channel-silence watch: reads the sales channels' counters for today and
@@ -207,6 +250,7 @@ impl HealthReporting<'_> {
     /// publishing `ChannelSilent` once per quiet spell and `ChannelRecovered` when a callback
     /// arrives. A state is stored only after its events went out, so a bus failure repeats the
     /// alert on the next run rather than losing it.
+    #[tracing::instrument(name = "silence_watch", skip_all)]
     pub async fn silence_watch(&self) -> Result<SilenceSummary, ReportFailure> {
         let now = self.clock.now();
         let today = business_day(now);
@@ -344,6 +388,55 @@ pub fn months_touched(period: Period) -> Vec<NaiveDate> {
         }
     }
     months
+}
+
+/// Where a report's page is kept: `reports/<kind>/<period>.html`, the period's characters other
+/// than `[A-Za-z0-9._-]` (a subset's `#` and `+`) written as `_`.
+pub fn page_key(kind: ReportKind, period: &str) -> String {
+    let period: String = period
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    format!("reports/{}/{period}.html", kind.as_str())
+}
+
+/// Whether a report is announced to its robots: the scheduled kinds (daily, monthly) over every
+/// channel; a range or a chosen subset is an ops request, answered to its caller only.
+pub fn announced(request: &ReportRequest) -> bool {
+    matches!(request.kind, ReportKind::Daily | ReportKind::Monthly) && !request.subset
+}
+
+/// The announcement of a stored report: its verdicts, its breaches and its page's link.
+pub fn ready_event(report: &HealthReport, period: &str, link: &PageLink) -> DomainEvent {
+    DomainEvent::HealthReportReady {
+        kind: report.kind,
+        period: period.to_owned(),
+        verdicts: verdicts(report)
+            .into_iter()
+            .map(|(scope, verdict)| {
+                let name = serde_json::to_value(verdict).ok().and_then(|v| v.as_str().map(str::to_owned));
+                (scope, name.unwrap_or_default())
+            })
+            .collect(),
+        breaches: report
+            .breaches()
+            .into_iter()
+            .map(|b| ReportBreach { indicator: b.indicator, channel: b.scope, value: b.value, threshold: b.threshold })
+            .collect(),
+        url: link.url.clone(),
+        expires_at: link.expires_at,
+    }
+}
+
+/// Each scope's indicator values (the ones with a value).
+pub fn indicator_values(report: &HealthReport) -> BTreeMap<String, BTreeMap<Indicator, f64>> {
+    std::iter::once(&report.overall)
+        .chain(&report.channels)
+        .map(|row| {
+            let values = row.indicators.iter().filter_map(|v| v.value.map(|value| (v.indicator, value))).collect();
+            (row.scope.as_str().to_owned(), values)
+        })
+        .collect()
 }
 
 /// One `HealthThresholdBreached` per breach, overall first.

@@ -14,18 +14,29 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback, Rejection};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback, Rejection, quota_bucket};
 use crate::model::callback::{INLINE_PAYLOAD_LIMIT, InboundMessage};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{ShopId, Source};
 use crate::model::time::business_day;
+use crate::ports::clock::Clock;
 use crate::ports::secrets::{SecretCache, SecretLookupError};
 use crate::ports::{EventPublisher, Inbox, Queue, Stats};
 use crate::sources::{self, Opened, Refusal};
 
-/// Bodies above this are refused with 413 (platform callbacks are a few KB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Bodies above this are refused with 413 (platform callbacks are a few KB; a long Kuaidi100
+/// trace tens of KB). The bound is what the archive can always keep: one DynamoDB item holds at
+/// most 400 KiB, and the dedupe record carries the body and, for encrypted sources, the opened
+/// payload (never longer than the body), plus headers (API Gateway allows 10 KiB): twice 192 KiB
+/// plus 10 KiB is under 400 KiB even when nothing compresses. Above it the sender gets 413 at once,
+/// instead of a 503 for a write that can never succeed.
+pub const MAX_BODY_BYTES: usize = 192 * 1024;
+
+/// Callbacks kept per source and sender network per hour for all shops without a configured
+/// secret together (a shop being set up; a mistyped URL): enough to replay a new shop's first
+/// hour, bounded however many shop names a sender makes up.
+pub const UNCONFIGURED_SHOPS_QUOTA_PER_HOUR: u32 = 200;
 
 /// One HTTP request at the door, as the HTTP adapter saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +55,9 @@ pub struct Incoming {
     pub body: Vec<u8>,
     /// Arrival time.
     pub received_at: DateTime<Utc>,
+    /// The sender's address as API Gateway saw it (`requestContext.http.sourceIp`): only its
+    /// network is used, for the quarantine quota, and it is never logged.
+    pub sender: Option<std::net::IpAddr>,
 }
 
 /// Everything the door needs.
@@ -58,8 +72,17 @@ pub struct Intake<'a> {
     pub stats: &'a dyn Stats,
     /// Shop secrets, cached.
     pub secrets: &'a SecretCache<'a>,
+    /// Now.
+    pub clock: &'a dyn Clock,
     /// Quarantined callbacks kept per source and shop per hour.
     pub quarantine_quota_per_hour: u32,
+    /// How long a delivery holds its dedupe record while it enqueues: longer than any attempt
+    /// can still act (the function's timeout), so two deliveries never enqueue at once and a
+    /// delivery killed mid-way is retried by the sender once it ends.
+    pub lease: chrono::Duration,
+    /// The time one callback may take at the door (the SDK's own timeouts are shorter); past
+    /// it the sender is asked to retry, which the lease makes safe.
+    pub budget: std::time::Duration,
     /// Counter shards.
     pub shards: u16,
 }
@@ -88,6 +111,7 @@ pub enum Handled {
 
 impl Intake<'_> {
     /// Takes one callback and says what became of it.
+    #[tracing::instrument(name = "intake", skip_all, fields(source = tracing::field::Empty, shop = tracing::field::Empty, message_id = tracing::field::Empty))]
     pub async fn receive(&self, incoming: Incoming) -> Handled {
         if !incoming.method.eq_ignore_ascii_case("POST") {
             return self.refuse(&incoming, None, Rejection::MethodNotAllowed, "method not allowed", None).await;
@@ -103,13 +127,25 @@ impl Intake<'_> {
         let Ok(shop) = ShopId::parse(&incoming.shop) else {
             return self.refuse(&incoming, Some(source), Rejection::UnknownShop, "unknown shop", None).await;
         };
+        tracing::Span::current().record("source", source.as_str()).record("shop", shop.as_str());
         if incoming.body.len() > MAX_BODY_BYTES {
             return self.refuse(&incoming, Some(source), Rejection::TooLarge, "body too large", None).await;
         }
+        let callback = RawCallback {
+            source,
+            shop: shop.clone(),
+            received_at: incoming.received_at,
+            query: incoming.query.clone(),
+            headers: incoming.headers.clone(),
+            body: incoming.body.clone(),
+        };
         let secret = match self.secrets.get(source, &shop).await {
             Ok(secret) => secret,
             Err(SecretLookupError::UnknownShop) => {
-                return self.refuse(&incoming, Some(source), Rejection::UnknownShop, "unknown shop", None).await;
+                // A shop whose secret is not configured yet (a new shop, a typo in the stage):
+                // kept, within one small quota for all such shops, to replay once it is set.
+                let reason = "unknown shop: no secret configured";
+                return self.refuse(&incoming, Some(source), Rejection::UnknownShop, reason, Some(callback)).await;
             }
             Err(SecretLookupError::Malformed(reason)) => {
                 tracing::error!(%source, %shop, %reason, "shop secret parameter is malformed");
@@ -120,21 +156,21 @@ impl Intake<'_> {
                 return Handled::Unavailable(err.to_string());
             }
         };
-        let callback = RawCallback {
-            source,
-            shop: shop.clone(),
-            received_at: incoming.received_at,
-            query: incoming.query.clone(),
-            headers: incoming.headers.clone(),
-            body: incoming.body.clone(),
-        };
         match sources::open(&callback, &secret) {
             Ok(Opened::Probe { key_slot }) => {
                 tracing::info!(%source, %shop, %key_slot, "test push acknowledged");
                 Handled::Probe
             }
             Ok(Opened::Message { message_id, payload, key_slot }) => {
-                self.take(callback, &incoming.query, message_id, payload, key_slot, "callback").await
+                tracing::Span::current().record("message_id", message_id.as_str());
+                let take = self.take(callback, &incoming.query, message_id, payload, key_slot, "callback");
+                match tokio::time::timeout(self.budget, take).await {
+                    Ok(handled) => handled,
+                    Err(_) => {
+                        tracing::warn!(%source, %shop, "callback not on its way within the door's budget; sender will retry");
+                        Handled::Unavailable("timed out".into())
+                    }
+                }
             }
             Err(refusal) => {
                 let rejection =
@@ -159,14 +195,22 @@ impl Intake<'_> {
         let shop = callback.shop.clone();
         let received_at = callback.received_at;
         let inline = (payload.len() <= INLINE_PAYLOAD_LIMIT).then(|| String::from_utf8(payload.clone()).ok()).flatten();
-        let opened = (inline.is_none() && payload != callback.body).then_some(payload);
+        // The archive keeps the opened payload whenever it is not the body itself, so the
+        // consumer can read it from there whether or not the message carries it.
+        let opened = (payload != callback.body).then_some(payload);
         let accepted = Accepted { message_id: message_id.clone(), callback, key_slot: Some(key_slot.clone()), opened };
-        match self.inbox.accept(&accepted).await {
-            Ok(AcceptOutcome::Duplicate) => {
+        let attempt = attempt_id(received_at);
+        let now = self.clock.now();
+        match self.inbox.claim(&accepted, &attempt, now + self.lease, now).await {
+            Ok(Claim::Done) => {
                 tracing::info!(%source, %shop, %message_id, "duplicate callback acknowledged");
                 return Handled::Duplicate;
             }
-            Ok(AcceptOutcome::New) => {}
+            Ok(Claim::InFlight { until }) => {
+                tracing::info!(%source, %shop, %message_id, %until, "another delivery is in flight; sender will retry");
+                return Handled::Unavailable("another delivery of this callback is in flight".into());
+            }
+            Ok(Claim::Claimed) => {}
             Err(err) => {
                 tracing::warn!(%source, %shop, %message_id, error = %err, "inbox unavailable");
                 return Handled::Unavailable(err.to_string());
@@ -187,6 +231,12 @@ impl Intake<'_> {
         };
         match self.queue.send(std::slice::from_ref(&outbound)).await {
             Ok(failed) if failed.is_empty() => {
+                // On its way. Should marking it done fail, the record stays claimed until its
+                // lease ends; a sender's retry after that enqueues it again, and the write path
+                // applies it once.
+                if let Err(err) = self.inbox.complete(&accepted, &attempt).await {
+                    tracing::warn!(%source, %shop, %message_id, error = %err, "enqueued; could not mark the dedupe record done");
+                }
                 tracing::info!(%source, %shop, %message_id, %key_slot, origin, "callback accepted");
                 Handled::Enqueued
             }
@@ -195,9 +245,9 @@ impl Intake<'_> {
                     Err(err) => err.to_string(),
                     Ok(_) => "queue refused the message".to_owned(),
                 };
-                // Without this the sender's retry would be taken for a duplicate and lost.
-                if let Err(err) = self.inbox.forget(source, &message_id).await {
-                    tracing::error!(%source, %shop, %message_id, error = %err, "could not undo dedupe record");
+                // The sender's retry is taken at once; should this fail, once the lease ends.
+                if let Err(err) = self.inbox.abandon(&accepted, &attempt).await {
+                    tracing::warn!(%source, %shop, %message_id, error = %err, "could not end the lease; it runs out");
                 }
                 tracing::warn!(%source, %shop, %message_id, %reason, "enqueue failed; sender will retry");
                 Handled::Unavailable(reason)
@@ -222,12 +272,15 @@ impl Intake<'_> {
                 identity.extend_from_slice(name.as_bytes());
                 identity.extend_from_slice(value.as_bytes());
             }
+            let configured = rejection != Rejection::UnknownShop;
             let copy = Quarantined {
                 id: crate::model::ids::body_hash_id(&identity).to_string(),
                 callback: callback.clone(),
                 reason: reason.to_owned(),
+                bucket: quota_bucket(configured.then_some(&callback.shop), incoming.sender),
             };
-            match self.inbox.quarantine(&copy, self.quarantine_quota_per_hour).await {
+            let quota = if configured { self.quarantine_quota_per_hour } else { UNCONFIGURED_SHOPS_QUOTA_PER_HOUR };
+            match self.inbox.quarantine(&copy, quota).await {
                 Ok(QuarantineOutcome::Stored) => quarantined = true,
                 Ok(QuarantineOutcome::OverQuota) => {
                     tracing::warn!(source = %callback.source, shop = %callback.shop, "quarantine quota used up; not kept");
@@ -279,6 +332,7 @@ impl Intake<'_> {
     /// Replays quarantined callbacks of one source and shop received in `[from, to)`: each is
     /// verified again with the shop's current secrets and, if it passes now, goes the normal
     /// way (dedupe, archive, enqueue) and leaves the quarantine.
+    #[tracing::instrument(name = "replay", skip_all, fields(source = tracing::field::Empty, shop = tracing::field::Empty))]
     pub async fn replay(&self, request: &ReplayRequest) -> ReplayReport {
         let mut report = ReplayReport::default();
         let Ok(source) = request.source.parse::<Source>() else {
@@ -289,6 +343,7 @@ impl Intake<'_> {
             report.error = Some("invalid shop".into());
             return report;
         };
+        tracing::Span::current().record("source", source.as_str()).record("shop", shop.as_str());
         // The key was just fixed: read it now, not from the cache.
         self.secrets.invalidate(source, &shop).await;
         let secret = match self.secrets.get(source, &shop).await {
@@ -343,6 +398,19 @@ impl Intake<'_> {
         tracing::info!(%source, %shop, replayed = report.replayed, still_failing = report.still_failing, duplicates = report.duplicates, "replay finished");
         report
     }
+}
+
+/// A unique id for one attempt at the door: the callback's arrival, this process's random seed
+/// and a counter, so two Lambda instances (whose process ids may be equal) never share one.
+pub(crate) fn attempt_id(received_at: DateTime<Utc>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish());
+    let nanos = received_at.timestamp_nanos_opt().unwrap_or_default();
+    format!("{nanos:x}-{seed:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Ops: replay quarantined callbacks of a source and shop over a time window.

@@ -15,13 +15,14 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::app::apply::{ApplyChange, Failure};
+use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
 use crate::app::tokens::{TokenError, TokenKeeper};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
-use crate::model::ids::{MessageId, OrderKey, ShopId, Source};
-use crate::model::lifecycle::{Lifecycle, RefundState};
-use crate::model::order::{Provenance, RefundScope, StatusChange};
+use crate::model::ids::{LineId, MessageId, OrderKey, RefundId, ShopId, Source};
+use crate::model::lifecycle::RefundState;
+use crate::model::order::{Order, Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
 use crate::model::source_event::OrderFacts;
 use crate::model::time::business_day;
@@ -225,48 +226,44 @@ impl RefundCheck<'_> {
             }
         };
         let now = n.ports.clock.now();
-        let facts = OrderFacts { refund_kind: answer.refund_kind, ..OrderFacts::default() };
+        let stored = n.ports.orders.get(key).await?;
         let mut found_by_poll = false;
-        for (raw, at) in &answer.statuses {
-            let at = at.unwrap_or(now);
-            let id = format!("poll-{}-{}-{}", raw.field, raw.code, at.timestamp());
-            let change = StatusChange {
-                key: key.clone(),
-                message_id: MessageId::parse(&id).unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
-                event_time: at,
-                received_at: now,
-                raw: raw.clone(),
-                mapping: sources::map_status(key.source, &raw.field, &raw.code),
-                provenance: Provenance::Poll,
-                refund_scope: RefundScope::default(),
-            };
-            let (applied, produced) = n.apply_status(&change, &facts).await?;
-            if applied.fresh && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded) {
-                found_by_poll = true;
+        let cases = std::iter::once(&answer).chain(answer.cases.iter());
+        for case in cases {
+            // The case named as the platform's callbacks name it.
+            let scope = poll_scope(case.refund_id.as_deref(), &case.lines, stored.as_ref());
+            let facts = OrderFacts { refund_kind: case.refund_kind, ..OrderFacts::default() };
+            for (raw, at) in &case.statuses {
+                let at = at.unwrap_or(now);
+                let id = format!("poll-{}-{}-{}-{}", scope.case(), raw.field, raw.code, at.timestamp());
+                let change = StatusChange {
+                    key: key.clone(),
+                    message_id: MessageId::parse(&id)
+                        .unwrap_or_else(|_| crate::model::ids::body_hash_id(id.as_bytes())),
+                    event_time: at,
+                    received_at: now,
+                    raw: raw.clone(),
+                    mapping: sources::map_status(key.source, &raw.field, &raw.code).with_refund_kind(case.refund_kind),
+                    provenance: Provenance::Poll,
+                    refund_scope: scope.clone(),
+                };
+                let (applied, produced) = n.apply_status(&change, &facts).await?;
+                // The recorded entry, not whether this call wrote it: the poll found the refund
+                // (its `CallbackMissing` and count go with the change itself, see
+                // `apply::events_of`), also when a retry finds its own write done.
+                if applied.entry.provenance == Provenance::Poll
+                    && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
+                {
+                    found_by_poll = true;
+                }
+                events.extend(produced);
             }
-            events.extend(produced);
         }
         let after = n.ports.orders.get(key).await?;
         let refund = after.as_ref().map_or(RefundState::None, |o| o.refund);
         if found_by_poll {
+            // Its CallbackMissing event and counter were committed with the change (events_of).
             tracing::warn!(source = %key.source, shop = %key.shop, order_id = %key.order_id, "refund succeeded without a callback");
-            events.push(DomainEvent::CallbackMissing {
-                key: key.clone(),
-                hint: format!(
-                    "no refund callback from {} shop {}: check webhook-verify's quarantine for that shop (signature or key problem) and replay it after the fix",
-                    key.source, key.shop
-                ),
-            });
-            let add = CounterAdd {
-                channel: key.source,
-                day: business_day(now),
-                shard: key.shard(n.rules.shards),
-                name: names::CALLBACK_MISSING.into(),
-                by: 1,
-            };
-            if let Err(err) = n.ports.stats.add(&[add]).await {
-                tracing::warn!(error = %err, "could not count the missing callback");
-            }
             return Ok(CheckOutcome::Confirmed);
         }
         Ok(match refund {
@@ -302,12 +299,12 @@ impl RefundCheck<'_> {
     async fn release_if_due(&self, key: &OrderKey, events: &mut Vec<DomainEvent>) -> Result<u32, Failure> {
         let n = self.write;
         let Some(order) = n.ports.orders.get(key).await? else { return Ok(0) };
-        let before_shipment = order.lifecycle.is_none_or(|l| l.is_before_shipment() || l == Lifecycle::Cancelled);
-        let Some(refunded) = order.refunded_lines().filter(|_| before_shipment) else { return Ok(0) };
+        // The lines of the refunds that succeeded before the parcel left (by the sources' times).
+        let Some(refunded) = order.lines_to_release() else { return Ok(0) };
         let refunded_at = order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
         let now = n.ports.clock.now();
         let produced =
-            release_order(n.ports.inventory, n.ports.stats, key, &refunded, refunded_at, now, "poll", n.rules).await?;
+            release_order(n.ports.inventory, n.ports.orders, key, &refunded, refunded_at, now, "poll", n.rules).await?;
         let lines = produced
             .iter()
             .map(|e| match e {
@@ -320,6 +317,7 @@ impl RefundCheck<'_> {
     }
 
     /// The scheduled sweep: every due refund check, grouped by shop, shops in parallel.
+    #[tracing::instrument(name = "refund_sweep", skip_all)]
     pub async fn sweep(&self) -> (Vec<DomainEvent>, RefundSweepReport) {
         let n = self.write;
         let now = n.ports.clock.now();
@@ -361,6 +359,7 @@ impl RefundCheck<'_> {
         (events, report)
     }
 
+    #[tracing::instrument(name = "refund_shop", skip_all, fields(source = %source, shop = %shop))]
     async fn shop(
         &self,
         source: Source,
@@ -378,7 +377,7 @@ impl RefundCheck<'_> {
             match self.release_if_due(&marker.key, &mut events).await {
                 Ok(_) => {
                     report.count(CheckOutcome::Released);
-                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                    let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
                 }
                 Err(_) => report.count(CheckOutcome::Failed),
             }
@@ -408,7 +407,7 @@ impl RefundCheck<'_> {
             ) {
                 // The order moved on, or its refund is settled: this marker is done (a moved
                 // marker — rescheduled meanwhile — is kept by the condition).
-                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at).await;
+                let _ = n.ports.orders.clear_due(&marker.key, DueKind::RefundCheck, marker.due_at, &[]).await;
             }
             if report.token_failures.is_empty()
                 && events.iter().any(|e| matches!(e, DomainEvent::TokenRefreshFailed { .. }))
@@ -448,6 +447,7 @@ impl RefundCheck<'_> {
 
     /// Ops: release reserved stock of these orders (the emergency tool). Each order: released,
     /// already released, nothing reserved, not refunded, not found.
+    #[tracing::instrument(name = "ops_release", skip_all, fields(orders = orders.len()))]
     pub async fn release(
         &self,
         orders: &[OrderKey],
@@ -460,16 +460,16 @@ impl RefundCheck<'_> {
                 .map(|key| async move {
                     let answer = async {
                         let Some(order) = n.ports.orders.get(&key).await? else {
-                            return Ok((ReleaseAnswer::NotFound, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NotFound, Vec::new(), Vec::new()));
                         };
                         let Some(refunded) = order.refunded_lines() else {
-                            return Ok((ReleaseAnswer::NotRefunded, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NotRefunded, Vec::new(), Vec::new()));
                         };
                         let refunded_at =
                             order.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(order.updated_at);
                         let reserved = n.ports.inventory.reservations(&key).await?;
                         if reserved.is_empty() {
-                            return Ok((ReleaseAnswer::NothingReserved, None, Vec::new()));
+                            return Ok((ReleaseAnswer::NothingReserved, Vec::new(), Vec::new()));
                         }
                         let released = release_lines(
                             n.ports.inventory,
@@ -487,13 +487,13 @@ impl RefundCheck<'_> {
                         } else {
                             ReleaseAnswer::Released
                         };
-                        Ok::<_, Failure>((answer, released.event(&key, "ops"), released.counters))
+                        let event = released.events(&key, "ops");
+                        n.ports.orders.keep(&key, key.shard(n.rules.shards), &event, now).await?;
+                        Ok::<_, Failure>((answer, event, released.counters))
                     }
                     .await;
                     match answer {
-                        Ok((answer, event, counters)) => {
-                            (key.to_string(), answer, event.into_iter().collect(), counters)
-                        }
+                        Ok((answer, event, counters)) => (key.to_string(), answer, event, counters),
                         Err(err) => {
                             tracing::warn!(order_id = %key.order_id, error = %err, "ops release failed");
                             (key.to_string(), ReleaseAnswer::Failed, Vec::new(), Vec::new())
@@ -505,22 +505,20 @@ impl RefundCheck<'_> {
                 .await;
         let mut events = Vec::new();
         let mut answers = BTreeMap::new();
-        // The whole call's counters go in one write at the end, not one per order.
-        let mut counters = vec![CounterAdd {
+        // The call itself is counted once at the end.
+        let counters = vec![CounterAdd {
             channel: orders.first().map_or(Source::App, |k| k.source),
             day: business_day(now),
             shard: 0,
             name: names::OPS_CALLS.into(),
             by: 1,
         }];
-        for (key, answer, produced, adds) in results {
+        // Each release's own counters went with it (one write, exactly once).
+        for (key, answer, produced, _written) in results {
             answers.insert(key, answer);
             events.extend(produced);
-            counters.extend(adds);
         }
-        if let Err(err) = n.ports.stats.add(&merge(counters)).await {
-            tracing::warn!(error = %err, "could not count the ops release");
-        }
+        add_counters(n.ports.stats, &merge(counters), "ops release").await;
         (events, answers)
     }
 }
@@ -545,6 +543,24 @@ fn merge(adds: Vec<CounterAdd>) -> Vec<CounterAdd> {
     merged.into_iter().map(|((channel, day, shard, name), by)| CounterAdd { channel, day, shard, name, by }).collect()
 }
 
+/// The refund case a poll answer's codes are about, named as the platform's callbacks name it:
+/// the answer's refund id; else the stored case (named by a callback's after-sale id) that covers
+/// the answer's lines — Douyin's order detail gives each sku order's after-sale state but not its
+/// after-sale id; else the whole order's case, over the answer's lines.
+pub fn poll_scope(refund_id: Option<&str>, lines: &[String], stored: Option<&Order>) -> RefundScope {
+    let lines: Vec<LineId> = lines.iter().filter_map(|l| LineId::parse(l).ok()).collect();
+    let id = refund_id.and_then(|id| RefundId::parse(id).ok()).or_else(|| {
+        let order = stored?;
+        order
+            .refunds
+            .iter()
+            .filter(|(id, case)| **id != RefundId::whole_order() && lines.iter().any(|l| case.lines.contains(l)))
+            .max_by(|a, b| a.1.stamp.cmp(&b.1.stamp))
+            .map(|(id, _)| id.clone())
+    });
+    RefundScope { id, lines }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,7 +576,7 @@ mod tests {
     use crate::rules::timing::Rules;
     use crate::testing::clock::FixedClock;
     use crate::testing::fixtures::{self, DayCallback};
-    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore, MemorySync};
+    use crate::testing::memory::{MemoryInbox, MemoryLines, MemorySecrets, MemoryStore, MemorySync};
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::json;
@@ -593,6 +609,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "12"), Some(at))],
             refund_kind: None,
             refund_id: Some("as-1".into()),
+            ..RefundAnswer::default()
         })
     }
 
@@ -601,6 +618,7 @@ mod tests {
             statuses: vec![(RawStatus::new("after_sale_status", "6"), None)],
             refund_kind: None,
             refund_id: None,
+            ..RefundAnswer::default()
         })
     }
 
@@ -657,6 +675,7 @@ mod tests {
         clock: FixedClock,
         rules: Rules,
         refund_rules: RefundRules,
+        lines: MemoryLines,
     }
 
     impl World {
@@ -669,6 +688,7 @@ mod tests {
                 clock: FixedClock::new(at() - Duration::hours(3)),
                 rules: Rules::default(),
                 refund_rules: RefundRules { max_backoff: StdDuration::from_millis(5), ..RefundRules::default() },
+                lines: MemoryLines::default(),
             };
             for shop in ["shop-1001", "shop-2002"] {
                 let secret = json!({"app_key": "7123", "secret": "app-secret", "access_token": token,
@@ -684,17 +704,24 @@ mod tests {
         }
 
         fn messages(&self) -> ApplyMessage<'_> {
-            ApplyMessage::new(self.write())
+            ApplyMessage::new(self.write()).with_lines(&self.lines)
         }
         /// A douyin order paid (one reserved line) whose refund was asked for 3 h before `at()`.
         async fn refund_requested(&self, shop: &str, id: &str) -> OrderKey {
             let t = at() - Duration::hours(3);
+            let key = OrderKey::parse(Source::Douyin, shop, id).unwrap_or_else(|e| panic!("{e}"));
+            self.lines.set_simple(&key, &[(&format!("{id}1"), &format!("SKU-{id}"), 1)]);
             for (tag, data) in [
                 (
                     "101",
                     json!({"p_id": id, "pay_time": (t - Duration::minutes(30)).timestamp(), "s_ids": [format!("{id}1")]}),
                 ),
-                ("200", json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2})),
+                // Douyin names the after-sale (`aftersale_id`) and its sub-order (`s_id`): the case
+                // the poll's answer must name the same way.
+                (
+                    "200",
+                    json!({"p_id": id, "apply_time": t.timestamp(), "aftersale_type": 2, "aftersale_id": "as-1", "s_id": format!("{id}1")}),
+                ),
             ] {
                 let callback = DayCallback {
                     source: Source::Douyin,
@@ -712,7 +739,16 @@ mod tests {
 
     /// Runs `f` with a checker on `world` and `platform`.
     async fn run<'a, R>(world: &'a World, platform: &'a FakeDouyin, f: impl AsyncFnOnce(&RefundCheck<'_>) -> R) -> R {
-        let n = world.write();
+        run_with(world, platform, world.write(), f).await
+    }
+
+    /// Runs `f` with a checker on `world` and `platform` writing through `n`.
+    async fn run_with<'a, R>(
+        world: &'a World,
+        platform: &'a FakeDouyin,
+        n: ApplyChange<'_>,
+        f: impl AsyncFnOnce(&RefundCheck<'_>) -> R,
+    ) -> R {
         let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
         let platforms: [&dyn PlatformQuery; 1] = [platform];
         let refreshers: [&dyn TokenRefresh; 1] = [platform];
@@ -742,11 +778,15 @@ mod tests {
         platform.answer("6921001", vec![succeeded(at() - Duration::minutes(20))]);
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
-        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "InventoryReleased", "CallbackMissing"]);
+        assert_eq!(kinds(&events), ["RefundStatusChanged", "RefundConfirmed", "CallbackMissing", "InventoryReleased"]);
         let order = world.store.get(&key).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
         assert_eq!(order.refund, RefundState::Succeeded);
         let history = world.store.history(&key, None, 10).await.map(|p| p.items).unwrap_or_default();
         assert_eq!(history.last().map(|h| h.provenance), Some(Provenance::Poll));
+        // The missing callback is derived from the committed entry (so it is in the order's
+        // outbox): a sweep killed after the commit still tells ops.
+        let derived = history.last().map(crate::app::apply::events_of).unwrap_or_default();
+        assert!(kinds(&derived).contains(&"CallbackMissing"), "{derived:?}");
         // A second sweep has nothing due; a late callback releases nothing more.
         let (events, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!((events.len(), report.checked), (0, 0));
@@ -756,7 +796,7 @@ mod tests {
             payload: fixtures::douyin_push(
                 "206",
                 "late",
-                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp()}),
+                json!({"p_id": "6921001", "success_time": (at() - Duration::minutes(20)).timestamp(), "aftersale_id": "as-1", "s_id": "69210011"}),
             ),
             query: vec![],
             message_id: "late".into(),
@@ -767,6 +807,45 @@ mod tests {
         let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
         let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
         assert_eq!((total("stock_released"), total("callback_missing"), total("refund_found_by_poll")), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_refund_found_by_polling_is_reported_missing_once_though_the_first_check_failed_after_it() {
+        // Found by the soak (tests/soak, seed 12): the poll applied the refund, then releasing
+        // the stock failed; the next run found the change recorded (not fresh) and neither
+        // counted nor reported the missing callback.
+        use crate::app::apply::WritePorts;
+        use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
+        let world = World::new("token", Duration::days(3)).await;
+        world.refund_requested("shop-1001", "6921009").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921009", vec![succeeded(at() - Duration::minutes(20))]);
+        let lost = Faults::new(FaultPlan::new(5).rate("inventory.release", Fault::After, 1.0));
+        let inventory = Faulty::new(&world.store, &lost);
+        let ports = WritePorts { inventory: &inventory, ..world.store.write_ports(&world.inbox, &world.clock) };
+        let write = ApplyChange::new(ports, &world.rules);
+        let (_, report) = run_with(&world, &platform, write, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("failed"), Some(&1), "{report:?}");
+        let key = OrderKey::parse(Source::Douyin, "shop-1001", "6921009").unwrap_or_else(|e| panic!("{e}"));
+        let kept = world
+            .store
+            .unpublished(key.shard(world.rules.shards), at(), None, 10)
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default();
+        assert!(
+            kept.iter().any(|u| u.event.detail_type() == "CallbackMissing"),
+            "reported though the rest failed: {kept:?}"
+        );
+        // What follows the failed check is its release marker, not another check.
+        world.clock.advance(Duration::minutes(11));
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.lines_released, 1, "{report:?}");
+        run(&world, &platform, async |c| c.recheck(std::slice::from_ref(&key)).await).await;
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("callback_missing"), total("stock_released")), (1, 1));
     }
 
     #[tokio::test]
@@ -866,9 +945,10 @@ mod tests {
             .store
             .release(
                 &refunded,
-                &crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}")),
+                &[crate::model::ids::LineId::parse(&line).unwrap_or_else(|e| panic!("{e}"))],
                 at(),
                 "refund",
+                &[],
             )
             .await;
         let missing = OrderKey::parse(Source::Douyin, "shop-1001", "404").unwrap_or_else(|e| panic!("{e}"));

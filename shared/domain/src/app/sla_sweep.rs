@@ -1,5 +1,6 @@
 //! The SLA sweep: orders stuck in a state past its limit.
 
+use crate::app::failure::add_counters_once;
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::record::DueKind;
@@ -56,8 +57,40 @@ pub async fn sla_sweep(
                     let state = o.lifecycle?;
                     (marker.note.as_deref() == Some(state.as_str())).then_some((state, o.entered.get(&state).copied()))
                 });
-                // Clearing first makes the breach once-only even if two sweeps overlap.
-                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at).await {
+                let Some((state, since)) = stuck else {
+                    // Moved on: the marker is done.
+                    match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
+                        Ok(_) => report.resolved += 1,
+                        Err(_) => report.errors += 1,
+                    }
+                    continue;
+                };
+                let since = since.unwrap_or(marker.due_at);
+                let limit = rules.sla.limit(marker.key.source, state).unwrap_or_else(|| marker.due_at - since);
+                let breach = DomainEvent::SlaBreached {
+                    key: marker.key.clone(),
+                    state,
+                    since,
+                    limit_minutes: limit.num_minutes(),
+                };
+                // Kept in the order's outbox before the marker, its only other trace, is cleared:
+                // a publish that fails, or a sweep that dies, loses no breach. Two overlapping
+                // sweeps keep and publish the same event (the same id) and count it once; one
+                // clears the marker.
+                if orders.keep(&marker.key, marker.shard, std::slice::from_ref(&breach), now).await.is_err() {
+                    report.errors += 1;
+                    continue;
+                }
+                // Counted once per breach (its order, state and since when), before the marker
+                // goes: a count whose answer was lost, or a sweep that dies after it, is neither
+                // repeated nor lost (the next sweep finds the marker; a move that ends the
+                // breach first reports it with the same token, see `apply::breach_ended_by`).
+                let add = breach_count(&marker.key, marker.shard, since + limit);
+                if !add_counters_once(stats, &breach_token(&marker.key, state, since), &[add], "SLA breach").await {
+                    report.errors += 1;
+                    continue;
+                }
+                match orders.clear_due(&marker.key, DueKind::Sla, marker.due_at, &[]).await {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(_) => {
@@ -65,30 +98,9 @@ pub async fn sla_sweep(
                         continue;
                     }
                 }
-                let Some((state, since)) = stuck else {
-                    report.resolved += 1;
-                    continue;
-                };
-                let since = since.unwrap_or(marker.due_at);
-                let limit = rules.sla.limit(marker.key.source, state).unwrap_or_else(|| marker.due_at - since);
                 report.breached += 1;
                 tracing::warn!(source = %marker.key.source, shop = %marker.key.shop, order_id = %marker.key.order_id, state = %state, "SLA breached");
-                let add = CounterAdd {
-                    channel: marker.key.source,
-                    day: business_day(now),
-                    shard: marker.shard,
-                    name: names::SLA_BREACHED.into(),
-                    by: 1,
-                };
-                if let Err(err) = stats.add(&[add]).await {
-                    tracing::warn!(error = %err, "could not count the SLA breach");
-                }
-                events.push(DomainEvent::SlaBreached {
-                    key: marker.key,
-                    state,
-                    since,
-                    limit_minutes: limit.num_minutes(),
-                });
+                events.push(breach);
             }
             match page.next {
                 Some(next) => cursor = Some(next),
@@ -97,4 +109,24 @@ pub async fn sla_sweep(
         }
     }
     (events, report)
+}
+
+/// The once-token of a breach: what its `SlaBreached` says — the order, the state and since
+/// when (the first time the order entered it, which an older event arriving late can move
+/// earlier: then it is the same breach, told with the earlier time) — whoever reports it.
+pub(crate) fn breach_token(
+    key: &crate::model::ids::OrderKey,
+    state: crate::model::lifecycle::Lifecycle,
+    since: chrono::DateTime<chrono::Utc>,
+) -> String {
+    format!("sla#{key}#{state}#{}", since.timestamp_millis())
+}
+
+/// The count of a breach, on the day it was due.
+pub(crate) fn breach_count(
+    key: &crate::model::ids::OrderKey,
+    shard: u16,
+    due_at: chrono::DateTime<chrono::Utc>,
+) -> CounterAdd {
+    CounterAdd { channel: key.source, day: business_day(due_at), shard, name: names::SLA_BREACHED.into(), by: 1 }
 }

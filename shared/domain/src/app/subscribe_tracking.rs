@@ -54,7 +54,7 @@ impl Default for TrackingRules {
             max_retry_after: Duration::hours(6),
             lease: Duration::minutes(2),
             concurrency: 8,
-            shards: 8,
+            shards: crate::model::counters::DEFAULT_SHARDS,
         }
     }
 }
@@ -250,7 +250,7 @@ impl SubscribeTracking<'_> {
         let order = &marker.key;
         let Some((waybill, stopped)) = read_note(marker.note.as_deref()) else {
             tracing::warn!(order_id = %order.order_id, "subscribe marker without a waybill: dropped");
-            let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at).await;
+            let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at, &[]).await;
             return Outcome::Refused(order.source);
         };
         let now = self.ports.clock.now();
@@ -266,7 +266,7 @@ impl SubscribeTracking<'_> {
         let subscription = match claim {
             Ok(Claim::Claimed(subscription)) => subscription,
             Ok(Claim::Done) => {
-                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at).await;
+                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at, &[]).await;
                 return Outcome::Already;
             }
             Ok(Claim::Busy) => return Outcome::Busy,
@@ -286,14 +286,14 @@ impl SubscribeTracking<'_> {
                 {
                     tracing::warn!(order_id = %order.order_id, error = %err, "subscribed, but the record was not updated");
                 }
-                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at).await;
+                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at, &[]).await;
                 tracing::info!(order_id = %order.order_id, carrier = %waybill.carrier, "waybill subscribed to Kuaidi100");
                 Outcome::Subscribed(order.source)
             }
             Err(SubscribeError::Refused { code, message }) => {
                 let reason = format!("{code} {message}");
                 let _ = self.ports.subscriptions.failed(&waybill.carrier, &waybill.number, &lease.owner, &reason).await;
-                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at).await;
+                let _ = self.ports.orders.clear_due(order, DueKind::Subscribe, marker.due_at, &[]).await;
                 tracing::error!(order_id = %order.order_id, carrier = %waybill.carrier, %reason, "Kuaidi100 refused the subscription");
                 Outcome::Refused(order.source)
             }
@@ -477,7 +477,7 @@ mod tests {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Err(SubscribeError::Unavailable("HTTP 502".into())));
         let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
-        assert_eq!(report.retrying, 1);
+        assert_eq!(report.retrying, 1, "{report:?}");
         let (_, report) = world.with(&carrier, async |s| s.sweep().await).await;
         assert_eq!(report.due, 0, "not before the retry time");
         world.clock.advance(Duration::minutes(11));

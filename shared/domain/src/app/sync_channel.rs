@@ -66,6 +66,9 @@ pub struct SyncRules {
     pub concurrency: usize,
     /// Inbox writes at the same time, per shop.
     pub enqueue_concurrency: usize,
+    /// How long a window's dedupe claims keep other deliveries off while it enqueues (as the
+    /// front door's lease: a run killed mid-way leaves them to a later run once it ends).
+    pub claim_lease: Duration,
     /// Attempts of one list call on a transient error or a short rate limit.
     pub attempts: u32,
     /// The longest wait inside a run before retrying a call (longer: back off the shop).
@@ -87,6 +90,7 @@ impl Default for SyncRules {
             max_backoff: Duration::hours(1),
             concurrency: 4,
             enqueue_concurrency: 16,
+            claim_lease: Duration::seconds(60),
             attempts: 3,
             max_wait: StdDuration::from_secs(2),
             reserve: StdDuration::from_secs(10),
@@ -693,7 +697,9 @@ impl SyncChannel<'_> {
                 Some((Accepted { message_id, callback, key_slot: None, opened: None }, message))
             })
             .collect();
-        admit(self.ports.inbox, self.ports.queue, batch, self.rules.enqueue_concurrency).await
+        let attempt = crate::app::intake::attempt_id(now);
+        let claiming = crate::app::inbound::Claiming { attempt: &attempt, now, lease: self.rules.claim_lease };
+        admit(self.ports.inbox, self.ports.queue, batch, claiming, self.rules.enqueue_concurrency).await
     }
 
     /// The daily count reconciliation (全量比对) of one Beijing day: for each registered shop,
@@ -752,6 +758,8 @@ impl SyncChannel<'_> {
                                 shop: shop.to_string(),
                                 day,
                                 missing,
+                                platform_count: platform,
+                                hub_count: platform.saturating_sub(missing),
                                 channel: channel.into(),
                             });
                             let add = CounterAdd {

@@ -480,7 +480,12 @@ impl<'a> TokenKeeper<'a> {
                     match self.ports.ledger.warned(source, &shop, business_day(now)).await {
                         Ok(true) => {
                             tracing::warn!(%source, %shop, expires_at = %at, "refresh token expires soon: the shop must authorise again");
-                            events.push(DomainEvent::TokenExpiring { source, shop: shop.to_string(), expires_at: at });
+                            events.push(DomainEvent::TokenExpiring {
+                                source,
+                                shop: shop.to_string(),
+                                token: "refresh_token".into(),
+                                expires_at: at,
+                            });
                         }
                         Ok(false) => {}
                         Err(err) => tracing::warn!(%source, %shop, error = %err, "could not note the expiry warning"),

@@ -54,13 +54,20 @@ impl Accepted {
     }
 }
 
-/// What recording a verified callback did.
+/// What claiming a verified callback's dedupe record found. The record is written before the
+/// callback is enqueued and marked done after: a delivery still in flight is not a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AcceptOutcome {
-    /// First time: archived.
-    New,
-    /// Seen before: ack, do not enqueue again.
-    Duplicate,
+pub enum Claim {
+    /// Ours to enqueue: the first delivery, our own write whose answer was lost, or a retry
+    /// after an earlier attempt's lease ran out. Enqueue, then mark it done.
+    Claimed,
+    /// An earlier delivery is on its way: ack, do not enqueue again.
+    Done,
+    /// Another delivery is in flight until its lease ends: ask the sender to retry.
+    InFlight {
+        /// When its lease ends.
+        until: DateTime<Utc>,
+    },
 }
 
 /// Why the door refused a callback. The HTTP status each one is answered with is webhook-verify's
@@ -105,6 +112,29 @@ pub struct Quarantined {
     pub callback: RawCallback,
     /// Why it was rejected (no secret material).
     pub reason: String,
+    /// The hourly quota this copy counts against, within its source: see [`quota_bucket`].
+    #[serde(default)]
+    pub bucket: String,
+}
+
+/// The quota bucket of a refused callback: per shop (or one bucket for all shops not configured
+/// yet, so random shop names in URLs cannot grow the table without bound) and per sender network
+/// (IPv4 /24, IPv6 /48), so nobody can use up a platform's quota for a shop by sending junk from
+/// elsewhere.
+pub fn quota_bucket(shop: Option<&ShopId>, sender: Option<std::net::IpAddr>) -> String {
+    let shop = shop.map_or("?unconfigured", ShopId::as_str);
+    let net = match sender {
+        Some(std::net::IpAddr::V4(ip)) => {
+            let [a, b, c, _] = ip.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Some(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        None => "?".to_owned(),
+    };
+    format!("{shop}@{net}")
 }
 
 /// What quarantining did.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::callback::Rejection;
-use crate::model::health::{Indicator, ReportKind, Scope};
+use crate::model::health::{Indicator, ReportBreach, ReportKind, Scope};
 use crate::model::ids::{OrderKey, RefundId, Source};
 use crate::model::lifecycle::{Lifecycle, RefundState, Stage};
 use crate::model::order::Provenance;
@@ -51,12 +51,30 @@ pub enum DomainEvent {
         /// Callback, poll, ops or rule.
         provenance: Provenance,
     },
-    /// A code without a mapping row arrived.
-    UnmappedStatus {
+    /// Kuaidi100 stopped tracking an order's waybill (`status` = `abort`): nobody hears of the
+    /// parcel again until it is re-subscribed (Kuaidi100 asks for that after 30 minutes). The
+    /// order is flagged `tracking_stopped` until a tracking push arrives again.
+    TrackingStopped {
         /// The order.
+        key: OrderKey,
+        /// The waybill whose tracking stopped (the order's stored one when the push named none).
+        waybill: Waybill,
+        /// Why, in Kuaidi100's words (`3天查询无记录`, `60天无变化`); `; comNew=<code>` is appended
+        /// when Kuaidi100 corrected the carrier code (re-subscribe with that code).
+        reason: String,
+        /// When orderhub received the abort (the push has no time of its own).
+        at: DateTime<Utc>,
+    },
+    /// A code without a mapping row arrived (published once per source, field and code per
+    /// Beijing day, not once per order).
+    UnmappedStatus {
+        /// The order (the first of the day with this code).
         key: OrderKey,
         /// The code as sent: the missing row is `(source, raw.field, raw.code)`.
         raw: RawStatus,
+        /// The Beijing day of receipt this alert stands for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        day: Option<NaiveDate>,
     },
     /// A refund's success was confirmed (by callback or by polling the platform).
     RefundConfirmed {
@@ -134,16 +152,6 @@ pub enum DomainEvent {
         /// Why (no token or secret material).
         reason: String,
     },
-    /// A shop's access token or refresh token expires soon and cannot be refreshed in time by
-    /// orderhub (the refresh token itself runs out): the shop must authorise the app again.
-    TokenExpiring {
-        /// The platform.
-        source: Source,
-        /// The shop.
-        shop: String,
-        /// When the refresh token expires.
-        expires_at: DateTime<Utc>,
-    },
     /// order-sync could not pull one shop's changes this run: the shop's checkpoint stays where
     /// it was (nothing is skipped) and the shop is backed off until `retry_at`.
     SyncFailed {
@@ -160,32 +168,6 @@ pub enum DomainEvent {
         failures: u32,
         /// When the shop is tried again.
         retry_at: DateTime<Utc>,
-    },
-    /// The daily count reconciliation (全量比对) found orders the platform changed on a Beijing
-    /// business day that the hub had not seen; they were pulled in.
-    OrdersMissing {
-        /// The platform.
-        source: Source,
-        /// The shop.
-        shop: String,
-        /// The Beijing business day.
-        day: NaiveDate,
-        /// How many orders were missing.
-        missing: u32,
-        /// The way they should have come: `pull` (the platform's only way in) or `callback`
-        /// (pushed, with the hourly pull as backstop).
-        channel: String,
-    },
-    /// The carrier tracking service stopped tracking a waybill (Kuaidi100 `status=abort`).
-    TrackingStopped {
-        /// The order.
-        key: OrderKey,
-        /// The waybill.
-        waybill: Waybill,
-        /// Kuaidi100's message (`3天查询无记录`, `60天无变化`).
-        reason: String,
-        /// When the push said so.
-        at: DateTime<Utc>,
     },
     /// Pulls of a channel that pushes found changes its callbacks had not delivered: the
     /// summary of a callback outage, per channel and Beijing day.
@@ -246,6 +228,82 @@ pub enum DomainEvent {
         /// Daily, monthly or range.
         kind: ReportKind,
     },
+    /// A daily or monthly health report is stored with its page: the short summary its robots
+    /// get (notify routes it), with an expiring link to the full page.
+    HealthReportReady {
+        /// Daily or monthly.
+        kind: ReportKind,
+        /// The period label (`2026-11-11`, `2026-11`).
+        period: String,
+        /// Per scope (`overall`, then each channel): the worst verdict of its indicators
+        /// (`healthy`, `breached`, `insufficient_data`, `no_data`).
+        verdicts: std::collections::BTreeMap<String, String>,
+        /// The breaches, overall first.
+        breaches: Vec<ReportBreach>,
+        /// The page's presigned link.
+        url: String,
+        /// When the link stops working.
+        expires_at: DateTime<Utc>,
+    },
+    /// The daily count reconciliation found orders the platform has and the hub does not (issue
+    /// 14 publishes it; notify routes it).
+    OrdersMissing {
+        /// The channel.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// The Beijing business day compared.
+        day: NaiveDate,
+        /// Orders the platform counted that the hub had not seen.
+        missing: u32,
+        /// The platform's count of orders changed that day.
+        platform_count: u32,
+        /// The hub's count for the same day.
+        hub_count: u32,
+        /// The way they should have come: `pull` (the platform's only way in) or `callback`
+        /// (pushed, with the hourly pull as backstop).
+        channel: String,
+    },
+    /// A shop's token nears its expiry and must be renewed before then (issue 14 publishes it;
+    /// notify routes it). No token material.
+    TokenExpiring {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// Which token: `access_token` or `refresh_token`.
+        token: String,
+        /// When it expires.
+        expires_at: DateTime<Utc>,
+    },
+    /// A CloudWatch alarm changed state (read from the `aws.cloudwatch` event; notify routes it).
+    AlarmStateChanged {
+        /// The alarm's name.
+        alarm: String,
+        /// `ALARM`, `OK` or `INSUFFICIENT_DATA`.
+        state: String,
+        /// The state before, when given.
+        previous: Option<String>,
+        /// CloudWatch's reason text.
+        reason: String,
+        /// When the state changed, as CloudWatch wrote it.
+        at: String,
+    },
+    /// notify could not carry a finding or a notice to its destination (an unknown event type, a
+    /// malformed robot URL or key, a provider's refusal). Raised once per cause and window; the
+    /// message itself is kept (dead-letter queue or parked record), never dropped.
+    NotifyFailed {
+        /// What failed: `route`, `robot`, `sms`, `config`.
+        stage: String,
+        /// Whom it was for: a robot's name, `sms`, or the event type.
+        target: String,
+        /// A short code: the provider's code, `unknown_event`, `malformed_robot`, …
+        code: String,
+        /// Why, in one line (no secret, no number).
+        reason: String,
+        /// Start of the window this failure was reported in (one event per cause and window).
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -255,6 +313,7 @@ impl DomainEvent {
             DomainEvent::OrderStatusChanged { .. } => "OrderStatusChanged",
             DomainEvent::RefundStatusChanged { .. } => "RefundStatusChanged",
             DomainEvent::UnmappedStatus { .. } => "UnmappedStatus",
+            DomainEvent::TrackingStopped { .. } => "TrackingStopped",
             DomainEvent::RefundConfirmed { .. } => "RefundConfirmed",
             DomainEvent::StockReserved { .. } => "StockReserved",
             DomainEvent::InventoryReleased { .. } => "InventoryReleased",
@@ -267,11 +326,31 @@ impl DomainEvent {
             DomainEvent::TokenExpiring { .. } => "TokenExpiring",
             DomainEvent::SyncFailed { .. } => "SyncFailed",
             DomainEvent::OrdersMissing { .. } => "OrdersMissing",
-            DomainEvent::TrackingStopped { .. } => "TrackingStopped",
             DomainEvent::CallbackMissingSummary { .. } => "CallbackMissingSummary",
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
+            DomainEvent::HealthReportReady { .. } => "HealthReportReady",
+            DomainEvent::AlarmStateChanged { .. } => "AlarmStateChanged",
+            DomainEvent::NotifyFailed { .. } => "NotifyFailed",
+        }
+    }
+
+    /// The order the event is about, when it is about one.
+    pub fn order(&self) -> Option<&OrderKey> {
+        match self {
+            DomainEvent::OrderStatusChanged { key, .. }
+            | DomainEvent::RefundStatusChanged { key, .. }
+            | DomainEvent::UnmappedStatus { key, .. }
+            | DomainEvent::RefundConfirmed { key, .. }
+            | DomainEvent::StockReserved { key, .. }
+            | DomainEvent::InventoryReleased { key, .. }
+            | DomainEvent::SlaBreached { key, .. }
+            | DomainEvent::SignInTrustAssessed { key, .. }
+            | DomainEvent::DedicatedCourierSuggested { key, .. }
+            | DomainEvent::CallbackMissing { key, .. } => Some(key),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -291,7 +370,14 @@ impl DomainEvent {
         let mut hasher = Sha256::new();
         hasher.update(self.detail_type().as_bytes());
         hasher.update(b"\n");
-        hasher.update(self.fields().to_string().as_bytes());
+        let mut fields = self.fields();
+        // A report announced again (a retried or re-run invocation) signs a new link: the same
+        // report must keep its id, so the link is not part of it.
+        if let (DomainEvent::HealthReportReady { .. }, serde_json::Value::Object(map)) = (self, &mut fields) {
+            map.remove("url");
+            map.remove("expires_at");
+        }
+        hasher.update(fields.to_string().as_bytes());
         let digest = hasher.finalize();
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("ev-{hex}")

@@ -101,6 +101,19 @@ impl Indicator {
     }
 }
 
+/// One breach as a report's announcement lists it (`HealthReportReady`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportBreach {
+    /// Which indicator.
+    pub indicator: Indicator,
+    /// Which channel, or `overall`.
+    pub channel: Scope,
+    /// The value found, in the indicator's unit.
+    pub value: f64,
+    /// The threshold it breached.
+    pub threshold: f64,
+}
+
 /// Which schedule (or request) a report answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

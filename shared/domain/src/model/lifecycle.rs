@@ -34,7 +34,9 @@ pub enum Lifecycle {
     Signed,
     /// The carrier says signed but the evidence is weak; waiting for the customer.
     SignPendingConfirmation,
-    /// The customer says not received, or the parcel was refused or lost after a "signed".
+    /// Not with the customer after delivery was tried: the carrier returned it to the sender or
+    /// the recipient refused it (Kuaidi100 4 退签, 6 退回, 14 拒签, 203 拒收), or the customer says
+    /// it never arrived after a "signed". Its dashboard stage is 签收异常, never 已签收.
     SignException,
     /// The platform closed the trade as completed.
     Completed,
@@ -42,7 +44,8 @@ pub enum Lifecycle {
     Cancelled,
 }
 
-/// The five stages dashboards show, plus the off-path end of a cancelled order.
+/// The five stages dashboards show, plus two off-path ends: a cancelled order, and a parcel that
+/// is not with the customer after delivery was tried (returned, refused, or "not received").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Stage {
     /// 待支付
@@ -57,6 +60,9 @@ pub enum Stage {
     Completed,
     /// 已取消 (not one of the five: a cancelled order leaves the path)
     Cancelled,
+    /// 签收异常 (not one of the five: returned to the sender, refused, or the customer says it
+    /// never arrived — never counted as 已签收)
+    Exception,
 }
 
 impl Stage {
@@ -69,6 +75,7 @@ impl Stage {
             Stage::Signed => "已签收",
             Stage::Completed => "已完成",
             Stage::Cancelled => "已取消",
+            Stage::Exception => "签收异常",
         }
     }
 }
@@ -97,7 +104,10 @@ impl Lifecycle {
             Lifecycle::PendingPayment => Stage::AwaitingPayment,
             Lifecycle::Paid | Lifecycle::RiskHold | Lifecycle::WarehouseAccepted | Lifecycle::Packing => Stage::Paid,
             Lifecycle::Shipped | Lifecycle::InTransit | Lifecycle::OutForDelivery => Stage::Shipped,
-            Lifecycle::Signed | Lifecycle::SignPendingConfirmation | Lifecycle::SignException => Stage::Signed,
+            Lifecycle::Signed | Lifecycle::SignPendingConfirmation => Stage::Signed,
+            // Returned (Kuaidi100 4/6), refused (14/203) or "not received": the parcel is not with
+            // the customer, whatever a carrier said before.
+            Lifecycle::SignException => Stage::Exception,
             Lifecycle::Completed => Stage::Completed,
             Lifecycle::Cancelled => Stage::Cancelled,
         }
@@ -308,6 +318,16 @@ pub enum RefundKind {
     RefundOnly,
     /// Goods returned, then money back (退货退款).
     ReturnAndRefund,
+    /// Part of the price back, no goods move and the order still ships (价保: Douyin
+    /// `after_sale_type` 6, Kuaishou `specialRefundType` 1): never releases stock.
+    PriceProtection,
+}
+
+impl RefundKind {
+    /// Whether a refund of this kind gives stock back when it succeeds before shipment.
+    pub const fn releases_stock(self) -> bool {
+        !matches!(self, RefundKind::PriceProtection)
+    }
 }
 
 #[cfg(test)]
@@ -328,7 +348,7 @@ mod tests {
             (OutForDelivery, "已发货"),
             (Signed, "已签收"),
             (SignPendingConfirmation, "已签收"),
-            (SignException, "已签收"),
+            (SignException, "签收异常"),
             (Completed, "已完成"),
             (Cancelled, "已取消"),
         ];

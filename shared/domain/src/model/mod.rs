@@ -1,6 +1,7 @@
 //! Values: what orderhub knows and says, with no I/O and no policy. Everything else in the
 //! domain is built from these.
 
+pub mod alert;
 pub mod callback;
 pub mod counters;
 pub mod domain_event;
@@ -9,6 +10,8 @@ pub mod health;
 pub mod ids;
 pub mod lifecycle;
 pub mod order;
+pub mod parcel;
+pub mod privacy;
 pub mod record;
 pub mod secret;
 pub mod sign;

@@ -20,10 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::geo::GeoPoint;
+use crate::model::geo::{GeoPoint, Located};
 use crate::model::ids::{LineId, MessageId, OrderKey, RefundId};
 use crate::model::lifecycle::{Lifecycle, MoveKind, RefundKind, RefundState};
-use crate::model::source_event::Waybill;
+use crate::model::parcel::Waybill;
 use crate::model::status::{RawStatus, StatusMapping, Target};
 
 /// Who told us about a change.
@@ -168,9 +168,14 @@ pub struct Order {
     #[serde(default)]
     pub promised_ship_at: Option<DateTime<Utc>>,
     /// Conditions ops should see: `shipped_without_waybill`, `awaiting_scan_out`,
-    /// `no_source_time`, `dedicated_courier_suggested`, …
+    /// `no_source_time`, `dedicated_courier_suggested`, `lines_pending` (lines not fetched yet),
+    /// `tracking_stopped` (Kuaidi100 aborted the waybill's tracking), `returned_to_sender`, …
     #[serde(default)]
     pub flags: BTreeSet<String>,
+    /// Line ids a paid message named without their SKUs, while the lines are being fetched
+    /// (flag `lines_pending`): nothing is reserved for them yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_lines: Vec<LineId>,
     /// The carrier's newest sign record.
     #[serde(default)]
     pub sign: Option<SignInfo>,
@@ -211,6 +216,7 @@ impl Order {
             scanned_out: false,
             promised_ship_at: None,
             flags: BTreeSet::new(),
+            pending_lines: Vec::new(),
             sign: None,
             address: None,
             customer: None,
@@ -220,12 +226,14 @@ impl Order {
         }
     }
 
-    /// The lines of its succeeded refund cases: `None` when no refund succeeded, an empty set
-    /// when a whole-order refund did (every line), else the lines those cases cover.
+    /// The lines of its succeeded refund cases that give stock back: `None` when no such refund
+    /// succeeded, an empty set when a whole-order refund did (every line), else the lines those
+    /// cases cover. A price-protection refund (money back, goods kept) gives no stock back.
     pub fn refunded_lines(&self) -> Option<BTreeSet<LineId>> {
         let mut lines = BTreeSet::new();
         let mut any = false;
-        for case in self.refunds.values().filter(|c| c.state == RefundState::Succeeded) {
+        let gives_stock_back = |kind: Option<RefundKind>| kind.is_none_or(RefundKind::releases_stock);
+        for case in self.refunds.values().filter(|c| c.state == RefundState::Succeeded && gives_stock_back(c.kind)) {
             if case.lines.is_empty() {
                 return Some(BTreeSet::new());
             }
@@ -233,7 +241,47 @@ impl Order {
             lines.extend(case.lines.iter().cloned());
         }
         // An order stored before refund cases existed: its summary is its one case.
-        (any || (self.refunds.is_empty() && self.refund == RefundState::Succeeded)).then_some(lines)
+        (any || (self.refunds.is_empty()
+            && self.refund == RefundState::Succeeded
+            && gives_stock_back(self.refund_kind)))
+        .then_some(lines)
+    }
+
+    /// When the parcel left, by the sources' own times: the first time the order entered a
+    /// state at or past Shipped (`None`: nobody said it left).
+    pub fn shipped_at(&self) -> Option<DateTime<Utc>> {
+        self.entered.iter().filter(|(state, _)| state.level().is_some_and(|l| l >= 4)).map(|(_, at)| *at).min()
+    }
+
+    /// Whether a refund that succeeded at `at` came before the parcel left, by the sources'
+    /// times — so the answer is the same whichever of the two events arrived first.
+    pub fn before_shipment(&self, at: DateTime<Utc>) -> bool {
+        self.shipped_at().is_none_or(|shipped| at < shipped)
+    }
+
+    /// The lines whose stock refunds released: those of the cases that succeeded before the
+    /// parcel left. `None` when no such case, an empty set when a whole-order refund did (every
+    /// line).
+    pub fn lines_to_release(&self) -> Option<BTreeSet<LineId>> {
+        let mut lines = BTreeSet::new();
+        let mut any = false;
+        for case in self.refunds.values().filter(|c| c.state == RefundState::Succeeded) {
+            let succeeded = case.entered.get(&RefundState::Succeeded).copied().or(Some(self.updated_at));
+            if !succeeded.is_some_and(|at| self.before_shipment(at)) {
+                continue;
+            }
+            if case.lines.is_empty() {
+                return Some(BTreeSet::new());
+            }
+            any = true;
+            lines.extend(case.lines.iter().cloned());
+        }
+        if self.refunds.is_empty() && self.refund == RefundState::Succeeded {
+            // An order stored before refund cases existed: its summary is its one case.
+            let succeeded = self.refund_entered.get(&RefundState::Succeeded).copied().unwrap_or(self.updated_at);
+            return self.before_shipment(succeeded).then(BTreeSet::new);
+        }
+        any.then_some(lines)
     }
 
     fn newest_applied_at(&self) -> Option<DateTime<Utc>> {
@@ -254,8 +302,8 @@ pub struct SignInfo {
     pub carrier_code: Option<String>,
     /// The trace line (may name a station; stored, never logged).
     pub text: String,
-    /// Where it was signed.
-    pub location: Option<GeoPoint>,
+    /// Where it was signed, at its precision (today the last mile's area centre).
+    pub location: Option<Located>,
 }
 
 /// Where the order goes, without the street text.
@@ -280,6 +328,15 @@ pub struct TrustSummary {
     pub reasons: Vec<String>,
     /// Distance between the sign location and the address, metres.
     pub distance_m: Option<f64>,
+    /// The carrier's sign it judged (its time): one assessment per sign.
+    #[serde(default)]
+    pub sign_at: Option<DateTime<Utc>>,
+    /// Whether it reached the threshold.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Who signed (recipient, proxy_person, parcel_station, locker, unknown).
+    #[serde(default)]
+    pub sign_kind: Option<String>,
 }
 
 /// What happened in one dimension.

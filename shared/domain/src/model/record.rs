@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::counters::CounterAdd;
+use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{MessageId, OrderKey, RefundId};
 use crate::model::lifecycle::{Lifecycle, RefundState};
 use crate::model::order::{Decision, Order, Provenance, Verdict};
@@ -74,11 +75,14 @@ pub enum DueKind {
     /// Subscribe the order's waybill to the carrier tracking service (Kuaidi100); the note
     /// carries `carrier number` and, after an `abort` push, the time tracking stopped.
     Subscribe,
+    /// Fetch again the lines of a paid order whose line fetch failed (nothing reserved yet).
+    Lines,
 }
 
 impl DueKind {
     /// Every kind.
-    pub const ALL: [DueKind; 4] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Subscribe];
+    pub const ALL: [DueKind; 5] =
+        [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Subscribe, DueKind::Lines];
 
     /// The name used in keys.
     pub fn as_str(self) -> &'static str {
@@ -87,6 +91,7 @@ impl DueKind {
             DueKind::TrustRecheck => "trust",
             DueKind::Sla => "sla",
             DueKind::Subscribe => "subscribe",
+            DueKind::Lines => "lines",
         }
     }
 }
@@ -131,4 +136,20 @@ pub struct OrderWrite {
     pub due: Vec<DueChange>,
     /// Daily counters to add to, atomically with the rest.
     pub counters: Vec<CounterAdd>,
+    /// The events of this change, kept with it in the same write until they are published (an
+    /// outbox): a publish or a function that fails after the commit loses none of them.
+    pub outbox: Vec<DomainEvent>,
+    /// The order's shard (from its key), indexing its outbox entries.
+    pub shard: u16,
+}
+
+/// An event written with its change and not yet published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unpublished {
+    /// The order it was written with.
+    pub key: OrderKey,
+    /// When it was written.
+    pub written_at: DateTime<Utc>,
+    /// The event.
+    pub event: DomainEvent,
 }

@@ -5,34 +5,31 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::geo::GeoPoint;
-use crate::model::ids::{MessageId, OrderKey};
+use crate::model::geo::{GeoPoint, Located};
+use crate::model::ids::{LineId, MessageId, OrderKey};
 use crate::model::lifecycle::RefundKind;
 use crate::model::order::RefundScope;
+pub use crate::model::parcel::Waybill;
 use crate::model::signal::AppSignalKind;
 use crate::model::status::RawStatus;
 use crate::model::stock::OrderLine;
-
-/// A waybill: the carrier and its tracking number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waybill {
-    /// Carrier code (kuaidi100 `com`, or the platform's express company id).
-    pub carrier: String,
-    /// Tracking number.
-    pub number: String,
-}
 
 /// Facts about an order that a status event may carry beside its code.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OrderFacts {
     /// The waybill, when the event says the parcel left.
     pub waybill: Option<Waybill>,
-    /// Whether the carrier scanned the parcel out (or the platform's own shipped code says so).
+    /// Whether a carrier scanned the parcel (Kuaidi100 tracking, or a platform field that really
+    /// is the carrier's scan). A platform's "shipped" code is the seller's declaration: not this.
     pub scanned_out: bool,
     /// Promised ship time (platform SLA).
     pub promised_ship_at: Option<DateTime<Utc>>,
     /// The order's lines, for stock reservation on payment.
     pub lines: Vec<OrderLine>,
+    /// Line (sub-order) ids the message names without their SKUs and quantities (Douyin `s_ids`):
+    /// the lines are fetched from the platform before anything is reserved.
+    #[serde(default)]
+    pub line_ids: Vec<LineId>,
     /// Which refund case the event is about and the lines it covers.
     pub refund: RefundScope,
     /// Refund kind, when the event says.
@@ -74,8 +71,13 @@ pub struct LogisticsEvent {
     pub carrier_code: Option<String>,
     /// The newest trace line's text.
     pub text: String,
-    /// Where the newest line happened (area centre), when known.
-    pub location: Option<GeoPoint>,
+    /// Where the last mile happened, at its precision: the centre of the administrative area of
+    /// the newest sign or delivery line that names one (Kuaidi100 `areaCenter`, `areaCode`).
+    pub location: Option<Located>,
+    /// Kuaidi100 stopped tracking the waybill (`status` = `abort`): why, in its words
+    /// (`3天查询无记录`, `60天无变化`), with `comNew=<code>` when it corrected the carrier code.
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 /// One app signal about a customer (and usually an order).
@@ -112,6 +114,10 @@ pub struct AddressEvent {
     pub customer: Option<String>,
     /// Geocoded location.
     pub location: Option<GeoPoint>,
+    /// The sender's time of the message (the payload's own, not its arrival): files the
+    /// address once however often it is delivered.
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A payload, parsed: what status-normalize applies.

@@ -20,10 +20,33 @@ pub struct RawStatus {
 }
 
 impl RawStatus {
-    /// A raw status from its field and code.
+    /// The longest code any table holds is 47 characters (Youzan
+    /// `trade_refund_RefundSellerRefuseBuyerReturnGoods`); a longer one is no platform's code.
+    /// It is kept cut to this many characters (a `…` marks the cut) and is always Unmapped.
+    pub const MAX_CODE_CHARS: usize = 64;
+
+    /// A raw status from its field and code. A code longer than [`Self::MAX_CODE_CHARS`] is
+    /// cut (and marked), so stored history, flags and alert keys stay bounded.
     pub fn new(field: impl Into<String>, code: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into() }
+        let (field, code) = (field.into(), code.into());
+        Self { field: bounded(field), code: bounded(code) }
     }
+
+    /// Whether the code was cut: such a code is in no table.
+    pub fn is_cut(&self) -> bool {
+        self.code.ends_with(CUT_MARK) && self.code.chars().count() == Self::MAX_CODE_CHARS + 1
+    }
+}
+
+const CUT_MARK: char = '…';
+
+fn bounded(text: String) -> String {
+    if text.chars().count() <= RawStatus::MAX_CODE_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(RawStatus::MAX_CODE_CHARS).collect();
+    cut.push(CUT_MARK);
+    cut
 }
 
 impl fmt::Display for RawStatus {
@@ -59,6 +82,11 @@ impl Target {
         Self { lifecycle: None, refund: Some(state), refund_kind: Some(kind) }
     }
 
+    /// The kind of an after-sale only (its type field: 仅退款, 退货退款, 价保…).
+    pub const fn kind(kind: RefundKind) -> Self {
+        Self { lifecycle: None, refund: None, refund_kind: Some(kind) }
+    }
+
     /// Both dimensions (e.g. "closed after a refund before shipment").
     pub const fn both(state: Lifecycle, refund: RefundState) -> Self {
         Self { lifecycle: Some(state), refund: Some(refund), refund_kind: None }
@@ -77,10 +105,54 @@ pub enum StatusMapping {
     Unmapped,
 }
 
+impl StatusMapping {
+    /// The mapping with the refund kind an after-sale's own type field names (its 价保 among
+    /// them): it wins over the kind a refund code implies. Codes that move no refund keep theirs.
+    pub fn with_refund_kind(self, kind: Option<RefundKind>) -> Self {
+        match (self, kind) {
+            (StatusMapping::Mapped(target), Some(kind)) if target.refund.is_some() => {
+                StatusMapping::Mapped(Target { refund_kind: Some(kind), ..target })
+            }
+            (mapping, _) => mapping,
+        }
+    }
+}
+
 /// One row of a source's mapping table: field, code, meaning.
 pub type MappingRow = (&'static str, &'static str, StatusMapping);
 
-/// Looks a code up in a source's table.
+/// Looks a code up in a source's table. A code longer than [`RawStatus::MAX_CODE_CHARS`] is in
+/// no table.
 pub fn lookup(table: &[MappingRow], field: &str, code: &str) -> StatusMapping {
+    if code.chars().count() > RawStatus::MAX_CODE_CHARS {
+        return StatusMapping::Unmapped;
+    }
     table.iter().find(|(f, c, _)| *f == field && *c == code).map_or(StatusMapping::Unmapped, |(_, _, mapping)| *mapping)
+}
+
+/// The kind an after-sale's type field names, looked up as a `field` row of a source's table:
+/// `None` for an exchange, a re-send or a repair (no refund), and for unknown values.
+pub fn kind_of(table: &[MappingRow], field: &str, code: &str) -> Option<RefundKind> {
+    match lookup(table, field, code) {
+        StatusMapping::Mapped(Target { refund_kind, .. }) => refund_kind,
+        StatusMapping::Informational(_) | StatusMapping::Unmapped => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_code_is_kept_cut_and_is_in_no_table() {
+        let long = "X".repeat(5_000);
+        let raw = RawStatus::new("tag", long.clone());
+        assert_eq!(raw.code.chars().count(), RawStatus::MAX_CODE_CHARS + 1);
+        assert!(raw.is_cut());
+        let table: &[MappingRow] = &[("tag", "X", StatusMapping::Informational("x"))];
+        assert_eq!(lookup(table, "tag", &long), StatusMapping::Unmapped);
+        assert_eq!(lookup(table, "tag", &raw.code), StatusMapping::Unmapped);
+        let short = RawStatus::new("tag", "甲".repeat(64));
+        assert!(!short.is_cut(), "64 characters (not bytes) are kept whole");
+    }
 }

@@ -49,8 +49,8 @@ impl Reservation {
 pub enum ReleaseOutcome {
     /// Released now.
     Released,
-    /// Someone released it before (a late callback, a retry, a concurrent run).
+    /// Someone released (one of) it before (a late callback, a retry, a concurrent run).
     AlreadyReleased,
-    /// Nothing was reserved for this order and SKU.
+    /// Nothing was reserved for (one of) this order's lines.
     NotReserved,
 }

@@ -4,6 +4,8 @@
 
 pub mod carrier;
 pub mod clock;
+pub mod dead_letters;
+pub mod notify;
 pub mod platform;
 pub mod pull;
 pub mod secrets;
@@ -12,12 +14,12 @@ pub mod sync;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
-use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
 
@@ -75,9 +77,16 @@ pub trait OrderStore: Send + Sync {
         message_id: &MessageId,
     ) -> Result<Option<HistoryEntry>, StoreError>;
 
-    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept).
-    /// Returns whether it removed it.
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Removes a due marker if it is still due at `due_at` (a marker moved since is kept), and
+    /// adds `counters` in the same write. Returns whether it removed it (a retry of a removal
+    /// whose answer was lost returns false and counts nothing twice).
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError>;
 
     /// Creates or moves one due marker outside an order write (e.g. "re-check now").
     async fn set_due(&self, marker: &DueMarker) -> Result<(), StoreError>;
@@ -85,6 +94,30 @@ pub trait OrderStore: Send + Sync {
     /// The order's history, oldest first, a page at a time.
     async fn history(&self, key: &OrderKey, cursor: Option<&str>, limit: u32)
     -> Result<Page<HistoryEntry>, StoreError>;
+
+    /// Keeps events about an order in its outbox (shard `shard`) until they are published: for
+    /// events made outside an order's write (a release, a breach), written before whatever
+    /// would otherwise be their only trace is cleared. Keeping the same event again is a no-op.
+    async fn keep(
+        &self,
+        key: &OrderKey,
+        shard: u16,
+        events: &[DomainEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Drops the outbox entries of events that went out: (order, [`DomainEvent::id`]) pairs.
+    async fn published(&self, entries: &[(OrderKey, String)]) -> Result<(), StoreError>;
+
+    /// Outbox entries of `shard` written at or before `until`, oldest first: events whose
+    /// publish failed, or whose function died before it.
+    async fn unpublished(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Unpublished>, StoreError>;
 
     /// Markers of `kind` in `shard` due at or before `until`, earliest first.
     async fn due(
@@ -142,13 +175,18 @@ pub trait InventoryStore: Send + Sync {
     /// (reserving twice is a no-op).
     async fn reserve(&self, reservations: &[Reservation]) -> Result<(), StoreError>;
 
-    /// Releases one order line, exactly once, recording when and why (`refund`, `ops`).
+    /// Releases order lines, all or none, exactly once each, recording when and why (`refund`,
+    /// `ops`), and adds `counters` in the same write: [`ReleaseOutcome::Released`] when every
+    /// line was still reserved; otherwise nothing is written and the outcome says why (one line
+    /// released before, or never reserved). A retry of a write that was applied but whose answer
+    /// was lost finds the lines released: the counters are never added twice.
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError>;
 
     /// All lines of an order.
@@ -158,14 +196,32 @@ pub trait InventoryStore: Send + Sync {
 /// Dedupe, raw archive and quarantine of callbacks.
 #[async_trait]
 pub trait Inbox: Send + Sync {
-    /// Archives a verified callback unless its message id was seen before.
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError>;
+    /// Claims a verified callback's dedupe record (source, shop, message id) for the attempt
+    /// `attempt` until `lease_until`, archiving it: [`Claim::Claimed`] when no record exists,
+    /// when the record is `attempt`'s own (a retried write whose answer was lost), or when an
+    /// earlier attempt's lease ended before `now`; [`Claim::Done`] when it is on its way;
+    /// [`Claim::InFlight`] otherwise.
+    async fn claim(
+        &self,
+        accepted: &Accepted,
+        attempt: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks a claimed callback done: it is on the queue.
+    async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;
+
+    /// Ends `attempt`'s lease now (the enqueue failed), so the sender's retry is taken at once.
+    async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;
 
     /// The archived copy of an accepted callback.
-    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError>;
-
-    /// Removes a dedupe record (the enqueue after it failed, so the sender's retry must pass).
-    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError>;
+    async fn archived(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        message_id: &MessageId,
+    ) -> Result<Option<Accepted>, StoreError>;
 
     /// Keeps a rejected callback for replay, within the shop's hourly quota.
     async fn quarantine(&self, quarantined: &Quarantined, quota_per_hour: u32)
@@ -186,11 +242,65 @@ pub trait Inbox: Send + Sync {
     async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError>;
 }
 
+/// A marker that holds once per Beijing day: e.g. "the `UnmappedStatus` alert of
+/// (douyin, tag, 999) went out today".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DailyMarker {
+    /// The Beijing business day.
+    pub day: NaiveDate,
+    /// What it marks (bounded: built from bounded parts).
+    pub name: String,
+}
+
+impl DailyMarker {
+    /// The marker of an unmapped code's alert: one per (source, field, code) per day.
+    pub fn unmapped(day: NaiveDate, source: Source, raw: &crate::model::status::RawStatus) -> Self {
+        Self { day, name: format!("unmapped#{source}#{}#{}", raw.field, raw.code) }
+    }
+}
+
+/// How long an unconfirmed daily claim keeps others off: after it, the claimant's publish is
+/// taken to have failed and the next occurrence claims (and publishes) instead.
+pub const DAILY_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(15);
+
 /// Daily counters and stored reports.
 #[async_trait]
 pub trait Stats: Send + Sync {
+    /// Claims a daily marker for `claimant` with one conditional write: `true` when nobody
+    /// published it today — it is new, or `claimant` holds it already (a redelivery), or its
+    /// holder never confirmed a publish within `lease`. Stores that cannot claim say `true`
+    /// (the event then goes out every time: at least once, never lost).
+    async fn claim_daily(
+        &self,
+        marker: &DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = (marker, claimant, now, lease);
+        Ok(true)
+    }
+
+    /// Records that `claimant`'s event of the marker was published: nobody claims it again
+    /// today. A marker someone else took over since is left alone.
+    async fn confirm_daily(&self, marker: &DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        let _ = (marker, claimant);
+        Ok(())
+    }
+
     /// Adds to counters atomically (each add is applied once per call).
     async fn add(&self, adds: &[CounterAdd]) -> Result<(), StoreError>;
+
+    /// Adds to counters atomically, at most once per `token`: a call with a token used before
+    /// — a retry whose first answer was lost, a later run that finds the same work done — adds
+    /// nothing and succeeds. For counts of what happens outside an order's write (an SLA
+    /// breach, a stock release), whose plain [`Stats::add`] a lost answer would repeat. A store
+    /// that cannot keep the promise refuses ([`StoreError::Rejected`], the default); it never
+    /// adds twice.
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        let _ = (token, adds);
+        Err(StoreError::Rejected("this store cannot add counters once per token".into()))
+    }
 
     /// The counters of one channel for each day of the month containing `month_of` that has any.
     async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError>;
@@ -215,6 +325,24 @@ pub enum PublishError {
 pub trait EventPublisher: Send + Sync {
     /// Publishes events; returns the indices of those that failed (the rest went out).
     async fn publish(&self, events: &[DomainEvent]) -> Result<Vec<usize>, PublishError>;
+}
+
+/// A stored page and the link people open it with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PageLink {
+    /// Where the page is kept (the store's key).
+    pub key: String,
+    /// The link: it works without credentials until `expires_at`.
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where the health report's HTML page is kept for people to open.
+#[async_trait]
+pub trait ReportPages: Send + Sync {
+    /// Stores `html` under `key` (replacing what was there) and returns an expiring link to it.
+    async fn put_page(&self, key: &str, html: &str) -> Result<PageLink, StoreError>;
 }
 
 /// The largest message a queue takes, body and attributes together (SQS: 256 KiB).

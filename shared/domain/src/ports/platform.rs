@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::ids::{OrderKey, ShopId, Source};
 use crate::model::lifecycle::RefundKind;
 use crate::model::status::RawStatus;
+use crate::model::stock::OrderLine;
 use crate::ports::secrets::Secret;
 
 /// What a request needs to be signed and authorised.
@@ -24,18 +25,41 @@ pub struct Credentials {
     pub refresh_token: Option<Secret>,
 }
 
-/// The platform's answer about an order's refund.
+/// The platform's answer about an order's refund: codes about one refund case (`refund_id`,
+/// `lines`; neither: the whole order), and the order's other after-sales each as a case of its
+/// own in `cases`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RefundAnswer {
     /// Raw codes the platform returned (field and code exactly as sent, e.g. douyin
-    /// `after_sale_status=12`, pdd `after_sales_status=10`, taobao `refund_status=SUCCESS`),
+    /// `main_status=22`, pdd `after_sales_status=10`, taobao `trade_status=TRADE_CLOSED`),
     /// with the platform's own time of that state when it gives one. The caller maps them with
     /// the source's `map_status`, as if they had arrived by callback.
     pub statuses: Vec<(RawStatus, Option<DateTime<Utc>>)>,
     /// Refund only or return and refund, when the answer says.
     pub refund_kind: Option<RefundKind>,
-    /// The platform's after-sale / refund id, for logs.
+    /// The platform's after-sale / refund id: the case these codes are about, named as the
+    /// platform's callbacks name it (Taobao `refund_id`).
     pub refund_id: Option<String>,
+    /// The order lines (sub-order ids) the case covers, as callbacks name them (Douyin sku order
+    /// `order_id` = a push's `s_id`, Taobao `oid`); empty: the whole order.
+    #[serde(default)]
+    pub lines: Vec<String>,
+    /// The order's after-sales, each answered as its own case (Douyin: one per sku order with an
+    /// after-sale; Taobao: one per sub-order with a refund).
+    #[serde(default)]
+    pub cases: Vec<RefundAnswer>,
+}
+
+impl RefundAnswer {
+    /// Every code of the answer and its cases, in order.
+    pub fn all_statuses(&self) -> Vec<&(RawStatus, Option<DateTime<Utc>>)> {
+        self.statuses.iter().chain(self.cases.iter().flat_map(|c| c.all_statuses())).collect()
+    }
+
+    /// The first refund kind the answer or a case names.
+    pub fn any_kind(&self) -> Option<RefundKind> {
+        self.refund_kind.or_else(|| self.cases.iter().find_map(RefundAnswer::any_kind))
+    }
 }
 
 /// A refreshed access token.
@@ -99,6 +123,9 @@ pub enum QueryError {
     /// The answer is not what the platform documents.
     #[error("unexpected answer: {0}")]
     Malformed(String),
+    /// This client has no such query.
+    #[error("not supported by this platform's client")]
+    Unsupported,
 }
 
 impl QueryError {
@@ -126,4 +153,20 @@ pub trait PlatformQuery: Send + Sync {
 
     /// Refreshes the shop's access token.
     async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError>;
+
+    /// The order's lines: each line (sub-order) id with the SKU an ERP acts on and its quantity
+    /// (douyin `/order/orderDetail` `sku_order_list`). One call.
+    async fn order_lines(&self, key: &OrderKey, credentials: &Credentials) -> Result<Vec<OrderLine>, QueryError> {
+        let _ = (key, credentials);
+        Err(QueryError::Unsupported)
+    }
+}
+
+/// The write path's view of the platforms: an order's lines, fetched with the shop's stored
+/// credentials (status-normalize, before it reserves stock for a paid order that named only its
+/// line ids).
+#[async_trait]
+pub trait OrderLines: Send + Sync {
+    /// The lines of `key`, from its platform.
+    async fn order_lines(&self, key: &OrderKey) -> Result<Vec<OrderLine>, QueryError>;
 }

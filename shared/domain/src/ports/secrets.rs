@@ -65,12 +65,50 @@ pub struct SecretCache<'a> {
     stage: String,
     ttl: Duration,
     entries: RwLock<HashMap<(Source, ShopId), Cached>>,
+    reads: std::sync::Mutex<ReadBudget>,
+}
+
+/// Shops remembered as "not configured" per instance: beyond it the oldest are forgotten, so
+/// shop names made up in URLs cannot grow the cache without bound.
+pub const MAX_UNKNOWN_SHOPS: usize = 1024;
+
+/// Parameter reads an instance may make for shops it has not cached: a burst of
+/// [`READ_BURST`], then one per second. A flood of made-up shop names then costs at most one
+/// parameter read per second per instance (SSM's standard throughput is 40 per second per
+/// account), and the callbacks over budget are answered 503 so their senders retry.
+pub const READ_BURST: f64 = 100.0;
+
+/// A token bucket over the clock.
+struct ReadBudget {
+    tokens: f64,
+    at: Option<DateTime<Utc>>,
+}
+
+impl ReadBudget {
+    fn take(&mut self, now: DateTime<Utc>) -> bool {
+        let elapsed = self.at.map_or(0.0, |at| (now - at).num_milliseconds().max(0) as f64 / 1000.0);
+        self.tokens = (self.tokens + elapsed).min(READ_BURST);
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl<'a> SecretCache<'a> {
     /// A cache over `store` for `stage`, keeping entries for `ttl`.
     pub fn new(store: &'a dyn Secrets, clock: &'a dyn Clock, stage: impl Into<String>, ttl: Duration) -> Self {
-        Self { store, clock, stage: stage.into(), ttl, entries: RwLock::new(HashMap::new()) }
+        Self {
+            store,
+            clock,
+            stage: stage.into(),
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+            reads: std::sync::Mutex::new(ReadBudget { tokens: READ_BURST, at: None }),
+        }
     }
 
     /// The shop's secret, parsed by its source's module into its own type, from the cache while
@@ -83,18 +121,42 @@ impl<'a> SecretCache<'a> {
         {
             return cached.value.clone().ok_or(SecretLookupError::UnknownShop);
         }
+        let allowed = self.reads.lock().map(|mut budget| budget.take(now)).unwrap_or(true);
+        if !allowed {
+            return Err(SecretLookupError::Unavailable(SecretsError::Unavailable(
+                "secret reads over this instance's budget".into(),
+            )));
+        }
         let raw = self.store.get(&parameter_name(&self.stage, source, shop)).await?;
         let value = match raw {
             Some(raw) => Some(sources::module(source).load_secret(&raw).map_err(SecretLookupError::Malformed)?),
             None => None,
         };
-        self.entries.write().await.insert(key, Cached { value: value.clone(), fetched_at: now });
+        let mut entries = self.entries.write().await;
+        if value.is_none() {
+            forget_unknown_beyond(&mut entries, MAX_UNKNOWN_SHOPS - 1);
+        }
+        entries.insert(key, Cached { value: value.clone(), fetched_at: now });
         value.ok_or(SecretLookupError::UnknownShop)
     }
 
     /// Drops a cached entry (after storing a refreshed token).
     pub async fn invalidate(&self, source: Source, shop: &ShopId) {
         self.entries.write().await.remove(&(source, shop.clone()));
+    }
+}
+
+/// Forgets the oldest "not configured" entries until at most `keep` remain.
+fn forget_unknown_beyond(entries: &mut HashMap<(Source, ShopId), Cached>, keep: usize) {
+    let mut unknown: Vec<(DateTime<Utc>, (Source, ShopId))> =
+        entries.iter().filter(|(_, c)| c.value.is_none()).map(|(k, c)| (c.fetched_at, k.clone())).collect();
+    if unknown.len() <= keep {
+        return;
+    }
+    unknown.sort_by_key(|(at, _)| *at);
+    let excess = unknown.len() - keep;
+    for (_, key) in unknown.into_iter().take(excess) {
+        entries.remove(&key);
     }
 }
 
@@ -149,5 +211,58 @@ mod tests {
         assert_eq!(cache.get(Source::Douyin, &shop).await.err(), Some(SecretLookupError::UnknownShop));
         store.put(&parameter_name("test", Source::Pdd, &shop), "{not json").await.unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(cache.get(Source::Pdd, &shop).await, Err(SecretLookupError::Malformed(_))));
+    }
+
+    #[tokio::test]
+    async fn made_up_shops_cost_bounded_reads_and_bounded_memory() {
+        let store = MemorySecrets::default();
+        let clock = FixedClock::new(Utc::now());
+        let cache = SecretCache::new(&store, &clock, "test", Duration::minutes(2));
+        let shop = |n: usize| ShopId::parse(&format!("made-up-{n}")).unwrap_or_else(|e| panic!("{e}"));
+        let mut over_budget = 0;
+        for n in 0..3000 {
+            if n % 10 == 0 {
+                clock.advance(Duration::seconds(1));
+            }
+            match cache.get(Source::Youzan, &shop(n)).await {
+                Err(SecretLookupError::UnknownShop) => {}
+                Err(SecretLookupError::Unavailable(_)) => over_budget += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        // 300 s of flood: the burst of 100, then one read a second.
+        assert_eq!(store.reads(), 100 + 300 - 1, "reads bounded by the budget, not by the flood");
+        assert!(over_budget > 2500, "the rest answered 'retry later': {over_budget}");
+        assert!(cache.entries.read().await.len() <= MAX_UNKNOWN_SHOPS, "memory bounded");
+        // A configured shop is still read once the budget refills, and then cached.
+        let real = ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}"));
+        store
+            .put(&parameter_name("test", Source::Youzan, &real), r#"{"app_key":"k","secret":"s"}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        clock.advance(Duration::seconds(5));
+        assert!(cache.get(Source::Youzan, &real).await.is_ok());
+        assert!(cache.get(Source::Youzan, &real).await.is_ok(), "then from the cache, whatever the budget");
+    }
+
+    #[test]
+    fn the_oldest_unknown_shops_are_forgotten_and_configured_ones_kept() {
+        let at = Utc::now();
+        let mut entries = HashMap::new();
+        let shop = |n: i64| ShopId::parse(&format!("s-{n}")).unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..2000 {
+            entries.insert((Source::Youzan, shop(n)), Cached { value: None, fetched_at: at + Duration::seconds(n) });
+        }
+        let known = ShopSecret::new(YouzanSecret {
+            app_key: None,
+            keys: RotatedSecret { secret: Secret::new("s"), previous_secret: None },
+        });
+        entries.insert((Source::Youzan, shop(-1)), Cached { value: Some(known), fetched_at: at });
+        forget_unknown_beyond(&mut entries, MAX_UNKNOWN_SHOPS - 1);
+        assert_eq!(entries.len(), MAX_UNKNOWN_SHOPS);
+        assert!(entries.contains_key(&(Source::Youzan, shop(-1))), "a configured shop is never forgotten");
+        assert!(
+            entries.contains_key(&(Source::Youzan, shop(1999))) && !entries.contains_key(&(Source::Youzan, shop(0)))
+        );
     }
 }

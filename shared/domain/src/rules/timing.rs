@@ -93,7 +93,7 @@ impl Default for Rules {
             sla: SlaRules::default(),
             refund_check_after: Duration::hours(2),
             release_within: Duration::minutes(30),
-            shards: 8,
+            shards: crate::model::counters::DEFAULT_SHARDS,
             max_attempts: 8,
             trust_recheck_after: Duration::hours(2),
         }

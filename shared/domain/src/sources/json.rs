@@ -40,16 +40,23 @@ pub fn parse_time(value: &Value) -> Option<DateTime<Utc>> {
 }
 
 /// [`parse_time`] of a time given as text (digits are epoch seconds or milliseconds).
+/// Whatever the shape, a time outside 2000–2100 is not a real event time here and reads as
+/// none: chrono accepts years up to ±262142, and arithmetic on those overflows.
 pub fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(n) = s.parse::<i64>() {
         return epoch(n);
     }
     if let Ok(at) = DateTime::parse_from_rfc3339(s) {
-        return Some(at.with_timezone(&Utc));
+        return plausible(at.with_timezone(&Utc));
     }
     let local = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
-    Shanghai.from_local_datetime(&local).earliest().map(|at| at.with_timezone(&Utc))
+    Shanghai.from_local_datetime(&local).earliest().and_then(|at| plausible(at.with_timezone(&Utc)))
+}
+
+/// `at` when it lies between 2000 and 2100.
+fn plausible(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (at.timestamp() > 946_684_800 && at.timestamp() < 4_102_444_800).then_some(at)
 }
 
 /// A field read as [`text`] reads it, while deserialising into a struct: strings (borrowed from
@@ -121,7 +128,7 @@ fn epoch(n: i64) -> Option<DateTime<Utc>> {
     // Nothing before 2000 or after 2100 is a real event time here.
     let at =
         if n > 100_000_000_000 { Utc.timestamp_millis_opt(n).single()? } else { Utc.timestamp_opt(n, 0).single()? };
-    (at.timestamp() > 946_684_800 && at.timestamp() < 4_102_444_800).then_some(at)
+    plausible(at)
 }
 
 /// The first of `fields` that holds a valid time.
@@ -133,6 +140,23 @@ pub fn first_time(value: &Value, fields: &[&str]) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn far_future_and_ancient_times_in_any_shape_read_as_none() {
+        for text in [
+            "+262142-12-31T23:59:59Z",
+            "-262143-01-01T00:00:00Z",
+            "9999-12-31T23:59:59+08:00",
+            "1970-01-01T00:00:00Z",
+            "9999-12-31 23:59:59",
+            "99999999999999",
+        ] {
+            assert_eq!(parse_time_text(text), None, "{text}");
+            assert_eq!(parse_time(&json!(text)), None, "{text}");
+        }
+        assert!(parse_time_text("2026-11-11T00:00:01+08:00").is_some());
+        assert!(parse_time_text("2026-11-11 00:00:01").is_some());
+    }
 
     #[test]
     fn times_in_every_shape_platforms_send() {

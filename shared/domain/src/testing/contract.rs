@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined, RawCallback};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined, RawCallback};
 use crate::model::counters::{CounterAdd, StoredReport};
 use crate::model::domain_event::DomainEvent;
 use crate::model::geo::GeoPoint;
@@ -112,6 +112,8 @@ pub async fn order_store(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
         history: history(&k, 1, "m1"),
         due: vec![],
         counters: counters.clone(),
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&first).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap(), Some(order(&k, 1, Lifecycle::Paid)), "round trip");
@@ -182,6 +184,8 @@ pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
         history: history(&k, 1, "c0"),
         due: vec![],
         counters: vec![],
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&base).await.unwrap();
     let writers: Vec<OrderWrite> = (0..6)
@@ -199,10 +203,64 @@ pub async fn order_store_concurrency(store: &dyn OrderStore, ns: &str) {
     assert_eq!(store.history(&k, None, 100).await.unwrap().items.len(), 2, "losers leave no history");
 }
 
+/// The outbox: events written with a change are listed until published, per shard, oldest
+/// first; a refused duplicate write adds none.
+pub async fn outbox(store: &dyn OrderStore, ns: &str) {
+    let k = key(ns, "5001");
+    let shard = 5;
+    let event = |minute: i64| DomainEvent::SlaBreached {
+        key: k.clone(),
+        state: Lifecycle::Paid,
+        since: t(minute),
+        limit_minutes: 30,
+    };
+    let write = |id: &str, version: u64, events: Vec<DomainEvent>| {
+        let mut order = Order::new(k.clone(), t(1));
+        order.version = version + 1;
+        OrderWrite {
+            key: k.clone(),
+            order: Some(order),
+            expected_version: version,
+            history: history(&k, 1, id),
+            due: vec![],
+            counters: vec![],
+            outbox: events,
+            shard,
+        }
+    };
+    store.commit(&write(&format!("{ns}-o1"), 0, vec![event(1), event(2)])).await.unwrap();
+    assert_eq!(store.commit(&write(&format!("{ns}-o1"), 1, vec![event(3)])).await, Err(StoreError::Duplicate));
+    let listed = store.unpublished(shard, t(100), None, 100).await.unwrap().items;
+    let mut mine: Vec<DomainEvent> = listed.into_iter().filter(|u| u.key == k).map(|u| u.event).collect();
+    // Events of one commit share its time: among them, no order is promised.
+    mine.sort_by_key(DomainEvent::id);
+    let mut both = vec![event(1), event(2)];
+    both.sort_by_key(DomainEvent::id);
+    assert_eq!(mine, both, "both; the duplicate wrote none");
+    assert!(
+        store.unpublished(shard, t(0), None, 100).await.unwrap().items.iter().all(|u| u.key != k),
+        "not before written"
+    );
+    store.published(&[(k.clone(), event(1).id())]).await.unwrap();
+    let left: Vec<DomainEvent> = store
+        .unpublished(shard, t(100), None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|u| u.key == k)
+        .map(|u| u.event)
+        .collect();
+    assert_eq!(left, vec![event(2)]);
+    store.published(&[(k.clone(), event(2).id()), (k.clone(), "ev-never-written".into())]).await.unwrap();
+    assert!(store.unpublished(shard, t(100), None, 100).await.unwrap().items.iter().all(|u| u.key != k));
+}
+
 /// Due markers: only what is due, earliest first, per kind and shard, paged; cleared when resolved.
 pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
-    // A shard of our own so other tests' markers do not show up.
-    let shard = 1000 + u16::try_from(ns.len() % 1000).unwrap();
+    // A shard of our own so other tests' (and earlier runs') markers do not show up.
+    let shard = 1000
+        + u16::try_from(ns.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 30_000).unwrap();
     let mut expected = Vec::new();
     for n in 0..7i64 {
         let k = key(ns, &format!("30{n}"));
@@ -216,6 +274,8 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
             history: history(&k, 1, "d1"),
             due: vec![DueChange::Set(marker)],
             counters: vec![],
+            outbox: vec![],
+            shard: 0,
         };
         store.commit(&write).await.unwrap();
         if due_at <= t(70) {
@@ -239,9 +299,12 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
 
     // A sweeper clears a marker only while it is still due at the time it saw.
     let (seen_at, second) = expected[1].clone();
-    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1)).await.unwrap(), "moved");
-    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap());
-    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at).await.unwrap(), "already gone");
+    assert!(
+        !store.clear_due(&second, DueKind::RefundCheck, seen_at + Duration::seconds(1), &[]).await.unwrap(),
+        "moved"
+    );
+    assert!(store.clear_due(&second, DueKind::RefundCheck, seen_at, &[]).await.unwrap());
+    assert!(!store.clear_due(&second, DueKind::RefundCheck, seen_at, &[]).await.unwrap(), "already gone");
     expected.remove(1);
 
     // Resolving clears the marker.
@@ -253,6 +316,8 @@ pub async fn due_markers(store: &dyn OrderStore, ns: &str) {
         history: history(&first, 2, "d2"),
         due: vec![DueChange::Clear(DueKind::RefundCheck)],
         counters: vec![],
+        outbox: vec![],
+        shard: 0,
     };
     store.commit(&clear).await.unwrap();
     let after = store.due(DueKind::RefundCheck, shard, t(70), None, 100).await.unwrap();
@@ -342,10 +407,19 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     );
 
     let (red, blue) = (LineId::of_sku(&sku), LineId::of_sku(&other));
-    assert_eq!(store.release(&k, &red, t(5), "refund").await.unwrap(), ReleaseOutcome::Released);
-    assert_eq!(store.release(&k, &red, t(6), "ops").await.unwrap(), ReleaseOutcome::AlreadyReleased);
+    let release = |lines: Vec<LineId>, at, reason| {
+        let store = &store;
+        let k = &k;
+        async move { store.release(k, &lines, at, reason, &[]).await.unwrap() }
+    };
+    assert_eq!(release(vec![red.clone()], t(5), "refund").await, ReleaseOutcome::Released);
+    assert_eq!(release(vec![red.clone()], t(6), "ops").await, ReleaseOutcome::AlreadyReleased);
     let missing = LineId::parse("SKU-NONE").unwrap();
-    assert_eq!(store.release(&k, &missing, t(6), "ops").await.unwrap(), ReleaseOutcome::NotReserved);
+    assert_eq!(release(vec![missing.clone()], t(6), "ops").await, ReleaseOutcome::NotReserved);
+    // All or none: one line gone means nothing of the others is released.
+    assert_eq!(release(vec![blue.clone(), red.clone()], t(6), "ops").await, ReleaseOutcome::AlreadyReleased);
+    assert_eq!(release(vec![blue.clone(), missing], t(6), "ops").await, ReleaseOutcome::NotReserved);
+    assert!(store.reservations(&k).await.unwrap().iter().any(|r| r.line == blue && r.released_at.is_none()));
     let released = store.reservations(&k).await.unwrap().into_iter().find(|r| r.sku == sku).unwrap();
     assert_eq!(released.released_at, Some(t(5)), "the first release's time is kept");
     assert_eq!(released.released_by.as_deref(), Some("refund"), "and its reason");
@@ -354,12 +428,59 @@ pub async fn inventory(store: &dyn InventoryStore, ns: &str) {
     let twin = Reservation { line: LineId::parse("4001-2").unwrap(), ..line(&sku, 3) };
     store.reserve(std::slice::from_ref(&twin)).await.unwrap();
     assert_eq!(store.reservations(&k).await.unwrap().len(), 3);
-    assert_eq!(store.release(&k, &twin.line, t(7), "refund").await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(release(vec![twin.line.clone()], t(7), "refund").await, ReleaseOutcome::Released);
 
     // Concurrent releases of the same line: exactly one wins.
-    let results = futures::future::join_all((0..5).map(|n| store.release(&k, &blue, t(10 + n), "refund"))).await;
+    let blue_only = [blue];
+    let results =
+        futures::future::join_all((0..5).map(|n| store.release(&k, &blue_only, t(10 + n), "refund", &[]))).await;
     let released = results.iter().filter(|r| **r == Ok(ReleaseOutcome::Released)).count();
     assert_eq!(released, 1, "{results:?}");
+}
+
+/// Clearing a due marker adds its counters in the same write: once, never on a retry.
+pub async fn due_counts(store: &dyn OrderStore, stats: &dyn Stats, ns: &str) {
+    let k = key(ns, "3901");
+    let name = ns_counter(&format!("{ns}-due"));
+    let marker = DueMarker { key: k.clone(), kind: DueKind::Sla, due_at: t(30), shard: 3, note: None };
+    store.set_due(&marker).await.unwrap();
+    let counted = [counter(Source::Douyin, day(11), 3, &name, 1)];
+    assert!(store.clear_due(&k, DueKind::Sla, t(30), &counted).await.unwrap());
+    assert!(!store.clear_due(&k, DueKind::Sla, t(30), &counted).await.unwrap(), "the retry of an applied removal");
+    let total: i64 = stats.month(Source::Douyin, day(1)).await.unwrap().iter().map(|d| d.get(&name)).sum();
+    assert_eq!(total, 1, "counted with the removal, once");
+}
+
+/// A release writes its counters with it, once: a retry of the same release (its answer lost)
+/// and a release refused for one line add nothing.
+pub async fn release_counts(inventory: &dyn InventoryStore, stats: &dyn Stats, ns: &str) {
+    let k = key(ns, "4101");
+    let name = ns_counter(&format!("{ns}-release"));
+    let lines: Vec<LineId> = (1..=3).map(|n| LineId::parse(&format!("4101-{n}")).unwrap()).collect();
+    let reservations: Vec<Reservation> = lines
+        .iter()
+        .map(|line| Reservation {
+            key: k.clone(),
+            line: line.clone(),
+            sku: Sku::parse("SKU-RED-M").unwrap(),
+            qty: 1,
+            reserved_at: t(1),
+            released_at: None,
+            released_by: None,
+        })
+        .collect();
+    inventory.reserve(&reservations).await.unwrap();
+    let counted = vec![counter(Source::Douyin, day(11), 1, &name, 2)];
+    let first = inventory.release(&k, &lines[..2], t(5), "refund", &counted).await.unwrap();
+    assert_eq!(first, ReleaseOutcome::Released);
+    let retried = inventory.release(&k, &lines[..2], t(5), "refund", &counted).await.unwrap();
+    assert_eq!(retried, ReleaseOutcome::AlreadyReleased, "the retry of an applied release");
+    let overlapping = inventory.release(&k, &lines[1..], t(6), "refund", &counted).await.unwrap();
+    assert_eq!(overlapping, ReleaseOutcome::AlreadyReleased, "one of its lines went before");
+    let total: i64 = stats.month(Source::Douyin, day(1)).await.unwrap().iter().map(|d| d.get(&name)).sum();
+    assert_eq!(total, 2, "counted with the one release that happened, once");
+    let open = inventory.reservations(&k).await.unwrap().into_iter().filter(|r| r.released_at.is_none()).count();
+    assert_eq!(open, 1, "the refused release left its other line reserved");
 }
 
 /// Counters sum over shards per day within the month; reports round-trip.
@@ -381,6 +502,17 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
     let bad = counter(Source::Kuaishou, day(3), 0, "Bad Name", 1);
     assert!(matches!(stats.add(&[bad]).await, Err(StoreError::Rejected(_))));
 
+    // Once per token: the same work counted again (a retry whose answer was lost) adds nothing.
+    let once = format!("{name}_once");
+    let adds = [counter(Source::Kuaishou, day(5), 1, &once, 1), counter(Source::Kuaishou, day(5), 2, &once, 3)];
+    let token = format!("{ns}#breach#1");
+    stats.add_once(&token, &adds).await.unwrap();
+    stats.add_once(&token, &adds).await.unwrap();
+    stats.add_once(&format!("{ns}#breach#2"), &adds[..1]).await.unwrap();
+    let month = stats.month(Source::Kuaishou, day(20)).await.unwrap();
+    let counted: i64 = month.iter().map(|m| m.get(&once)).sum();
+    assert_eq!(counted, 5, "4 once for the first token, 1 for the second");
+
     let report = StoredReport {
         kind: format!("test-{ns}"),
         period: "2026-11".into(),
@@ -394,6 +526,27 @@ pub async fn stats(stats: &dyn Stats, ns: &str) {
     assert_eq!(stats.report(&report.kind, "2026-10").await.unwrap(), None);
 }
 
+/// Once-a-day markers: the first claimant wins the day; its own retry re-claims; nobody else
+/// does until its lease lapses unconfirmed; a confirmed marker holds for the rest of the day;
+/// another day is another marker.
+pub async fn daily_markers(stats: &dyn Stats, ns: &str) {
+    let raw = RawStatus::new("tag", format!("{ns}-999"));
+    let marker = crate::ports::DailyMarker::unmapped(day(11), Source::Douyin, &raw);
+    let lease = Duration::minutes(15);
+    assert!(stats.claim_daily(&marker, "order-a", t(0), lease).await.unwrap(), "first of the day");
+    assert!(!stats.claim_daily(&marker, "order-b", t(1), lease).await.unwrap(), "another order waits");
+    assert!(stats.claim_daily(&marker, "order-a", t(2), lease).await.unwrap(), "the claimant's redelivery");
+    assert!(stats.claim_daily(&marker, "order-b", t(20), lease).await.unwrap(), "unconfirmed past the lease");
+    stats.confirm_daily(&marker, "order-a").await.unwrap(); // late, and no longer the holder: ignored
+    assert!(!stats.claim_daily(&marker, "order-c", t(30), lease).await.unwrap(), "order-b holds it");
+    stats.confirm_daily(&marker, "order-b").await.unwrap();
+    for (who, minute) in [("order-b", 41), ("order-c", 600)] {
+        assert!(!stats.claim_daily(&marker, who, t(minute), lease).await.unwrap(), "published: {who}");
+    }
+    let tomorrow = crate::ports::DailyMarker::unmapped(day(12), Source::Douyin, &raw);
+    assert!(stats.claim_daily(&tomorrow, "order-c", t(601), lease).await.unwrap(), "another day");
+}
+
 fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
     RawCallback {
         source: Source::Youzan,
@@ -405,42 +558,86 @@ fn callback(ns: &str, minute: i64, body: &[u8]) -> RawCallback {
     }
 }
 
-/// Inbox: dedupe by message id, forget on failed enqueue, quarantine with quota, window paging.
+/// Inbox: claims with leases (a delivery in flight is not a duplicate; a retried write whose
+/// answer was lost is still ours; a lease that ran out is taken over; done is a duplicate),
+/// quarantine with quota, window paging.
 pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
-    let id = MessageId::parse(&format!("{ns}-msg-1")).unwrap();
-    let accepted = Accepted {
-        message_id: id.clone(),
+    let message = |n: u32| Accepted {
+        message_id: MessageId::parse(&format!("{ns}-msg-{n}")).unwrap(),
         callback: callback(ns, 1, b"{\"a\":1}"),
         key_slot: Some("current".into()),
         opened: None,
     };
-    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::New);
-    assert_eq!(inbox.archived(Source::Youzan, &id).await.unwrap(), Some(accepted.clone()), "archived whole");
-    assert_eq!(inbox.accept(&accepted).await.unwrap(), AcceptOutcome::Duplicate);
-    let concurrent = futures::future::join_all((0..4).map(|_| inbox.forget(Source::Youzan, &id))).await;
-    assert!(concurrent.iter().all(Result::is_ok));
-    let retries = futures::future::join_all((0..4).map(|_| inbox.accept(&accepted))).await;
-    assert_eq!(retries.iter().filter(|r| **r == Ok(AcceptOutcome::New)).count(), 1, "{retries:?}");
+    let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
+    let (now, lease) = (t(10), t(11));
+    let accepted = message(1);
+    assert_eq!(inbox.claim(&accepted, "a", lease, now).await.unwrap(), Claim::Claimed);
+    let archived = inbox.archived(Source::Youzan, &shop, &accepted.message_id).await.unwrap();
+    assert_eq!(archived, Some(accepted.clone()), "archived whole");
+    assert_eq!(inbox.claim(&accepted, "a", lease, now).await.unwrap(), Claim::Claimed, "our own write, answer lost");
+    assert_eq!(inbox.claim(&accepted, "b", t(12), now).await.unwrap(), Claim::InFlight { until: lease });
+    inbox.complete(&accepted, "a").await.unwrap();
+    assert_eq!(inbox.claim(&accepted, "c", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&accepted, "a", t(12), t(20)).await.unwrap(), Claim::Done, "done never expires");
 
-    // Large raw bodies are kept whole (binary, not UTF-8).
-    let big: Vec<u8> = (0..300_000u32).map(|n| u8::try_from(n % 251).unwrap()).collect();
+    // A failed enqueue ends the lease: the sender's retry is taken at once.
+    let failed = message(2);
+    assert_eq!(inbox.claim(&failed, "a", lease, now).await.unwrap(), Claim::Claimed);
+    inbox.abandon(&failed, "a").await.unwrap();
+    assert_eq!(inbox.claim(&failed, "b", lease, now).await.unwrap(), Claim::Claimed);
+    inbox.abandon(&failed, "a").await.unwrap();
+    assert_eq!(inbox.claim(&failed, "c", lease, now).await.unwrap(), Claim::InFlight { until: lease }, "not b's");
+
+    // A delivery that died mid-way: its lease runs out, the next one takes over; the dead one's
+    // late mark counts for nothing.
+    let died = message(3);
+    assert_eq!(inbox.claim(&died, "a", lease, now).await.unwrap(), Claim::Claimed);
+    assert_eq!(inbox.claim(&died, "b", t(13), t(12)).await.unwrap(), Claim::Claimed);
+    inbox.complete(&died, "a").await.unwrap();
+    assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::InFlight { until: t(13) });
+    inbox.complete(&died, "b").await.unwrap();
+    assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::Done);
+
+    // Concurrent first deliveries: exactly one holds it.
+    let raced = message(4);
+    let attempts = ["p", "q", "r", "s"];
+    let claims = futures::future::join_all(attempts.iter().map(|a| inbox.claim(&raced, a, lease, now))).await;
+    assert_eq!(claims.iter().filter(|c| **c == Ok(Claim::Claimed)).count(), 1, "{claims:?}");
+
+    // The largest body the door takes, with nothing to compress, and an opened payload as
+    // large: one record keeps both whole (binary, not UTF-8), with 10 KiB of headers.
+    let noise = |seed: u64| -> Vec<u8> {
+        let mut x = seed;
+        (0..crate::app::intake::MAX_BODY_BYTES)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[0]
+            })
+            .collect()
+    };
+    let big = noise(0x9e37_79b9_7f4a_7c15);
+    let mut worst = callback(ns, 2, &big);
+    worst.headers.push(("x-padding".into(), "h".repeat(10 * 1024)));
     let large = Accepted {
         message_id: MessageId::parse(&format!("{ns}-msg-big")).unwrap(),
-        callback: callback(ns, 2, &big),
+        callback: worst,
         key_slot: None,
-        opened: Some(big.iter().rev().copied().collect()),
+        opened: Some(noise(0x2545_f491_4f6c_dd1d)),
     };
-    assert_eq!(inbox.accept(&large).await.unwrap(), AcceptOutcome::New);
+    assert_eq!(inbox.claim(&large, "a", lease, now).await.unwrap(), Claim::Claimed);
     assert_eq!(
-        inbox.archived(Source::Youzan, &large.message_id).await.unwrap(),
+        inbox.archived(Source::Youzan, &shop, &large.message_id).await.unwrap(),
         Some(large.clone()),
-        "a 300 KB body and its opened payload come back byte for byte"
+        "a 192 KiB incompressible body and its opened payload come back byte for byte"
     );
 
     let q = |n: i64| Quarantined {
         id: format!("q{n}"),
         callback: callback(ns, n, format!("{{\"n\":{n}}}").as_bytes()),
         reason: "signature mismatch".into(),
+        bucket: format!("{ns}-shop@203.0.113.0/24"),
     };
     for n in 0..5 {
         assert_eq!(inbox.quarantine(&q(n), 100).await.unwrap(), QuarantineOutcome::Stored);
@@ -448,6 +645,9 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     // The hourly quota: minutes 0..5 are one hour; 5 used, quota 6 leaves one.
     assert_eq!(inbox.quarantine(&q(5), 6).await.unwrap(), QuarantineOutcome::Stored);
     assert_eq!(inbox.quarantine(&q(6), 6).await.unwrap(), QuarantineOutcome::OverQuota);
+    // Another sender network has its own quota: junk from elsewhere cannot use up the platform's.
+    let elsewhere = Quarantined { bucket: format!("{ns}-shop@198.51.100.0/24"), ..q(7) };
+    assert_eq!(inbox.quarantine(&elsewhere, 6).await.unwrap(), QuarantineOutcome::Stored);
     let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -667,13 +867,17 @@ mod tests {
         order_store(&store, &store, "mem").await;
         order_store_concurrency(&store, "mem").await;
         due_markers(&store, "mem").await;
+        due_counts(&store, &store, "mem").await;
+        outbox(&store, "mem").await;
     }
 
     #[tokio::test]
     async fn memory_inventory_and_stats_honour_the_contract() {
         let store = MemoryStore::default();
         inventory(&store, "mem").await;
+        release_counts(&store, &store, "mem").await;
         stats(&store, "mem").await;
+        daily_markers(&store, "mem").await;
     }
 
     #[tokio::test]

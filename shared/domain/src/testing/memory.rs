@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use crate::model::callback::{AcceptOutcome, Accepted, QuarantineOutcome, Quarantined};
+use crate::model::callback::{Accepted, Claim, QuarantineOutcome, Quarantined};
 use crate::model::counters::{CounterAdd, DayCounters, StoredReport, valid_counter_name};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, ShopId, Source};
 use crate::model::order::Order;
-use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite};
+use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
-use crate::model::sync::{Checkpoint, Claim, Feed, Lease, Subscription, TokenRecord};
+use crate::model::sync::{Checkpoint, Claim as SyncClaim, Feed, Lease, Subscription, TokenRecord};
 use crate::ports::Page;
 use crate::ports::sync::{CheckpointStore, Roster, SubscriptionStore, SummaryMarks, TokenLedger};
 use crate::ports::{
@@ -43,13 +43,17 @@ pub fn due_sort_key(due_at: DateTime<Utc>) -> String {
 struct StoreState {
     orders: HashMap<OrderKey, Order>,
     history: BTreeMap<(OrderKey, String), HistoryEntry>,
+    outbox: BTreeMap<(OrderKey, String), (u16, Unpublished)>,
     due: BTreeMap<(OrderKey, DueKind), DueMarker>,
     reservations: BTreeMap<(OrderKey, LineId), Reservation>,
     counters: BTreeMap<(Source, NaiveDate, u16), BTreeMap<String, i64>>,
     reports: BTreeMap<(String, String), StoredReport>,
+    /// Daily markers: (claimant, claimed at, published).
+    daily: BTreeMap<crate::ports::DailyMarker, (String, DateTime<Utc>, bool)>,
     signals: BTreeMap<(String, DateTime<Utc>, MessageId), SignalRecord>,
     address_signs: BTreeMap<(String, DateTime<Utc>, OrderKey), AddressSign>,
     proxy: BTreeMap<(String, String), u32>,
+    counted_once: std::collections::BTreeSet<String>,
 }
 
 /// Orders, reservations and stats in memory (one struct, as one account holds the tables).
@@ -63,6 +67,11 @@ impl MemoryStore {
     /// How many write calls succeeded or failed (commits, adds, releases).
     pub fn writes(&self) -> usize {
         self.writes.load(Ordering::Relaxed)
+    }
+
+    /// The tokens counters were added once for ([`Stats::add_once`]).
+    pub fn counted_once(&self) -> Vec<String> {
+        lock(&self.state).counted_once.iter().cloned().collect()
     }
 }
 
@@ -123,7 +132,57 @@ impl OrderStore for MemoryStore {
             }
         }
         apply_counters(&mut state, &write.counters);
+        for event in &write.outbox {
+            let entry =
+                Unpublished { key: write.key.clone(), written_at: write.history.applied_at, event: event.clone() };
+            state.outbox.insert((write.key.clone(), event.id()), (write.shard, entry));
+        }
         Ok(())
+    }
+
+    async fn keep(
+        &self,
+        key: &OrderKey,
+        shard: u16,
+        events: &[DomainEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for event in events {
+            let entry = Unpublished { key: key.clone(), written_at: at, event: event.clone() };
+            state.outbox.entry((key.clone(), event.id())).or_insert((shard, entry));
+        }
+        Ok(())
+    }
+
+    async fn published(&self, entries: &[(OrderKey, String)]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for entry in entries {
+            state.outbox.remove(entry);
+        }
+        Ok(())
+    }
+
+    async fn unpublished(
+        &self,
+        shard: u16,
+        until: DateTime<Utc>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Unpublished>, StoreError> {
+        let state = lock(&self.state);
+        let mut items: Vec<(String, Unpublished)> = state
+            .outbox
+            .iter()
+            .filter(|(_, (s, e))| *s == shard && e.written_at <= until)
+            .map(|((key, id), (_, e))| {
+                (format!("{}#{key}#{id}", e.written_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")), e.clone())
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page(items, cursor, limit))
     }
 
     async fn history_entry(
@@ -135,12 +194,20 @@ impl OrderStore for MemoryStore {
         Ok(lock(&self.state).history.get(&(key.clone(), history_sort_key(event_time, message_id))).cloned())
     }
 
-    async fn clear_due(&self, key: &OrderKey, kind: DueKind, due_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn clear_due(
+        &self,
+        key: &OrderKey,
+        kind: DueKind,
+        due_at: DateTime<Utc>,
+        counters: &[CounterAdd],
+    ) -> Result<bool, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
         let slot = (key.clone(), kind);
         if state.due.get(&slot).is_some_and(|m| m.due_at == due_at) {
             state.due.remove(&slot);
+            apply_counters(&mut state, counters);
             return Ok(true);
         }
         Ok(false)
@@ -200,21 +267,29 @@ impl InventoryStore for MemoryStore {
     async fn release(
         &self,
         key: &OrderKey,
-        line: &LineId,
+        lines: &[LineId],
         at: DateTime<Utc>,
         reason: &str,
+        counters: &[CounterAdd],
     ) -> Result<ReleaseOutcome, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(counters)?;
         let mut state = lock(&self.state);
-        Ok(match state.reservations.get_mut(&(key.clone(), line.clone())) {
-            None => ReleaseOutcome::NotReserved,
-            Some(r) if r.released_at.is_some() => ReleaseOutcome::AlreadyReleased,
-            Some(r) => {
+        for line in lines {
+            match state.reservations.get(&(key.clone(), line.clone())) {
+                None => return Ok(ReleaseOutcome::NotReserved),
+                Some(r) if r.released_at.is_some() => return Ok(ReleaseOutcome::AlreadyReleased),
+                Some(_) => {}
+            }
+        }
+        for line in lines {
+            if let Some(r) = state.reservations.get_mut(&(key.clone(), line.clone())) {
                 r.released_at = Some(at);
                 r.released_by = Some(reason.to_owned());
-                ReleaseOutcome::Released
             }
-        })
+        }
+        apply_counters(&mut state, counters);
+        Ok(ReleaseOutcome::Released)
     }
 
     async fn reservations(&self, key: &OrderKey) -> Result<Vec<Reservation>, StoreError> {
@@ -228,6 +303,16 @@ impl Stats for MemoryStore {
         self.writes.fetch_add(1, Ordering::Relaxed);
         check_counters(adds)?;
         apply_counters(&mut lock(&self.state), adds);
+        Ok(())
+    }
+
+    async fn add_once(&self, token: &str, adds: &[CounterAdd]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        check_counters(adds)?;
+        let mut state = lock(&self.state);
+        if state.counted_once.insert(token.to_owned()) {
+            apply_counters(&mut state, adds);
+        }
         Ok(())
     }
 
@@ -254,6 +339,35 @@ impl Stats for MemoryStore {
 
     async fn report(&self, kind: &str, period: &str) -> Result<Option<StoredReport>, StoreError> {
         Ok(lock(&self.state).reports.get(&(kind.to_owned(), period.to_owned())).cloned())
+    }
+
+    async fn claim_daily(
+        &self,
+        marker: &crate::ports::DailyMarker,
+        claimant: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let free = match state.daily.get(marker) {
+            None => true,
+            Some((holder, at, published)) => !published && (holder == claimant || *at < now - lease),
+        };
+        if free {
+            state.daily.insert(marker.clone(), (claimant.to_owned(), now, false));
+        }
+        Ok(free)
+    }
+
+    async fn confirm_daily(&self, marker: &crate::ports::DailyMarker, claimant: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Some((holder, _, published)) = lock(&self.state).daily.get_mut(marker)
+            && holder == claimant
+        {
+            *published = true;
+        }
+        Ok(())
     }
 }
 
@@ -326,11 +440,18 @@ impl SignalStore for MemoryStore {
     }
 }
 
+/// A dedupe record: the archived callback, and who holds it until when (`None`: done).
+struct Record {
+    accepted: Accepted,
+    attempt: String,
+    lease_until: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 struct InboxState {
-    accepted: HashMap<(Source, MessageId), Accepted>,
+    accepted: HashMap<(Source, ShopId, MessageId), Record>,
     quarantine: BTreeMap<String, Quarantined>,
-    quota: HashMap<(Source, ShopId, String), u32>,
+    quota: HashMap<(Source, String, String), u32>,
 }
 
 /// Callback inbox in memory.
@@ -349,25 +470,62 @@ fn quarantine_sort_key(q: &Quarantined) -> String {
     )
 }
 
+fn record_key(accepted: &Accepted) -> (Source, ShopId, MessageId) {
+    (accepted.callback.source, accepted.callback.shop.clone(), accepted.message_id.clone())
+}
+
 #[async_trait]
 impl Inbox for MemoryInbox {
-    async fn accept(&self, accepted: &Accepted) -> Result<AcceptOutcome, StoreError> {
+    async fn claim(
+        &self,
+        accepted: &Accepted,
+        attempt: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         let mut state = lock(&self.state);
-        let key = (accepted.callback.source, accepted.message_id.clone());
-        if state.accepted.contains_key(&key) {
-            return Ok(AcceptOutcome::Duplicate);
+        let key = record_key(accepted);
+        match state.accepted.get(&key) {
+            None => {}
+            Some(Record { lease_until: None, .. }) => return Ok(Claim::Done),
+            Some(Record { attempt: holder, .. }) if holder == attempt => return Ok(Claim::Claimed),
+            Some(Record { lease_until: Some(until), .. }) if *until >= now => {
+                return Ok(Claim::InFlight { until: *until });
+            }
+            Some(_) => {}
         }
-        state.accepted.insert(key, accepted.clone());
-        Ok(AcceptOutcome::New)
+        state.accepted.insert(
+            key,
+            Record { accepted: accepted.clone(), attempt: attempt.to_owned(), lease_until: Some(lease_until) },
+        );
+        Ok(Claim::Claimed)
     }
 
-    async fn archived(&self, source: Source, message_id: &MessageId) -> Result<Option<Accepted>, StoreError> {
-        Ok(lock(&self.state).accepted.get(&(source, message_id.clone())).cloned())
-    }
-
-    async fn forget(&self, source: Source, message_id: &MessageId) -> Result<(), StoreError> {
-        lock(&self.state).accepted.remove(&(source, message_id.clone()));
+    async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        if let Some(record) = lock(&self.state).accepted.get_mut(&record_key(accepted))
+            && record.attempt == attempt
+        {
+            record.lease_until = None;
+        }
         Ok(())
+    }
+
+    async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = record_key(accepted);
+        if state.accepted.get(&key).is_some_and(|r| r.attempt == attempt && r.lease_until.is_some()) {
+            state.accepted.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn archived(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        message_id: &MessageId,
+    ) -> Result<Option<Accepted>, StoreError> {
+        Ok(lock(&self.state).accepted.get(&(source, shop.clone(), message_id.clone())).map(|r| r.accepted.clone()))
     }
 
     async fn quarantine(
@@ -378,7 +536,7 @@ impl Inbox for MemoryInbox {
         let mut state = lock(&self.state);
         let cb = &quarantined.callback;
         let hour = cb.received_at.format("%Y-%m-%dT%H").to_string();
-        let used = state.quota.entry((cb.source, cb.shop.clone(), hour)).or_default();
+        let used = state.quota.entry((cb.source, quarantined.bucket.clone(), hour)).or_default();
         if *used >= quota_per_hour {
             return Ok(QuarantineOutcome::OverQuota);
         }
@@ -413,6 +571,51 @@ impl Inbox for MemoryInbox {
     async fn release_quarantined(&self, quarantined: &Quarantined) -> Result<(), StoreError> {
         lock(&self.state).quarantine.remove(&quarantine_sort_key(quarantined));
         Ok(())
+    }
+}
+
+/// Report pages in memory: keeps each page by key; links are `memory://<key>`, valid 7 days
+/// from the clock given; can be told to fail.
+pub struct MemoryPages {
+    pages: Mutex<BTreeMap<String, String>>,
+    now: chrono::DateTime<chrono::Utc>,
+    fail_next: Mutex<Option<String>>,
+}
+
+impl MemoryPages {
+    /// Pages whose links are signed at `now`.
+    pub fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { pages: Mutex::new(BTreeMap::new()), now, fail_next: Mutex::new(None) }
+    }
+
+    /// The page stored under `key`.
+    pub fn page(&self, key: &str) -> Option<String> {
+        lock(&self.pages).get(key).cloned()
+    }
+
+    /// The keys stored.
+    pub fn keys(&self) -> Vec<String> {
+        lock(&self.pages).keys().cloned().collect()
+    }
+
+    /// Makes the next put fail.
+    pub fn fail_next(&self, reason: &str) {
+        *lock(&self.fail_next) = Some(reason.to_owned());
+    }
+}
+
+#[async_trait]
+impl crate::ports::ReportPages for MemoryPages {
+    async fn put_page(&self, key: &str, html: &str) -> Result<crate::ports::PageLink, StoreError> {
+        if let Some(reason) = lock(&self.fail_next).take() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        lock(&self.pages).insert(key.to_owned(), html.to_owned());
+        Ok(crate::ports::PageLink {
+            key: key.to_owned(),
+            url: format!("memory://{key}"),
+            expires_at: self.now + chrono::Duration::days(7),
+        })
     }
 }
 
@@ -531,6 +734,11 @@ impl Secrets for MemorySecrets {
 }
 
 impl MemoryStore {
+    /// The daily markers claimed so far (tests).
+    pub fn daily_markers(&self) -> Vec<crate::ports::DailyMarker> {
+        lock(&self.state).daily.keys().cloned().collect()
+    }
+
     /// The write path's ports over this store (orders, inventory, counters, signals), `inbox`
     /// and `clock`: how a test builds a use case in one line.
     pub fn write_ports<'a>(
@@ -539,6 +747,61 @@ impl MemoryStore {
         clock: &'a dyn crate::ports::clock::Clock,
     ) -> crate::app::apply::WritePorts<'a> {
         crate::app::apply::WritePorts { orders: self, inventory: self, stats: self, signals: self, inbox, clock }
+    }
+}
+
+/// The platforms' order lines in memory ([`crate::ports::platform::OrderLines`]): the lines set
+/// per order, `NotFound` for the rest; `fail` makes every call fail (a platform outage).
+#[derive(Default)]
+pub struct MemoryLines {
+    lines: Mutex<HashMap<OrderKey, Vec<crate::model::stock::OrderLine>>>,
+    failing: std::sync::atomic::AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl MemoryLines {
+    /// The platform's lines of `key`.
+    pub fn set(&self, key: &OrderKey, lines: Vec<crate::model::stock::OrderLine>) {
+        lock(&self.lines).insert(key.clone(), lines);
+    }
+
+    /// One line per `(line id, sku, qty)` of `key`.
+    pub fn set_simple(&self, key: &OrderKey, lines: &[(&str, &str, u32)]) {
+        let lines = lines
+            .iter()
+            .filter_map(|(line, sku, qty)| {
+                Some(crate::model::stock::OrderLine {
+                    line: LineId::parse(line).ok()?,
+                    sku: crate::model::ids::Sku::parse(sku).ok()?,
+                    qty: *qty,
+                })
+            })
+            .collect();
+        self.set(key, lines);
+    }
+
+    /// Every call fails (or succeeds again).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl crate::ports::platform::OrderLines for MemoryLines {
+    async fn order_lines(
+        &self,
+        key: &OrderKey,
+    ) -> Result<Vec<crate::model::stock::OrderLine>, crate::ports::platform::QueryError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(crate::ports::platform::QueryError::Timeout);
+        }
+        lock(&self.lines).get(key).cloned().ok_or(crate::ports::platform::QueryError::NotFound)
     }
 }
 
@@ -694,7 +957,7 @@ impl SubscriptionStore for MemorySync {
         stopped_at: Option<DateTime<Utc>>,
         lease: &Lease,
         now: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<SyncClaim, StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         let slot = (carrier.to_owned(), number.to_owned());
@@ -712,14 +975,14 @@ impl SubscriptionStore for MemorySync {
         if let Some(at) = entry.0.subscribed_at
             && stopped_at.is_none_or(|stopped| at >= stopped)
         {
-            return Ok(Claim::Done);
+            return Ok(SyncClaim::Done);
         }
         if entry.1.as_ref().is_some_and(|l| l.until > now && l.owner != lease.owner) {
-            return Ok(Claim::Busy);
+            return Ok(SyncClaim::Busy);
         }
         entry.0.attempts += 1;
         entry.1 = Some(lease.clone());
-        Ok(Claim::Claimed(entry.0.clone()))
+        Ok(SyncClaim::Claimed(entry.0.clone()))
     }
 
     async fn subscribed(&self, carrier: &str, number: &str, owner: &str, at: DateTime<Utc>) -> Result<(), StoreError> {

@@ -5,6 +5,8 @@
 
 pub mod clock;
 pub mod contract;
+pub mod faults;
 pub mod feed;
 pub mod fixtures;
 pub mod memory;
+pub mod notify;

@@ -26,7 +26,7 @@ pub use monthly::{
     Bottleneck, CauseCount, ChannelSyncDelay, InterventionCause, MonthlyExtras, TOP_BOTTLENECKS, TOP_CAUSES,
     bottlenecks,
 };
-pub use render::render_markdown;
+pub use render::{render_html, render_markdown};
 pub use report::{
     Breach, HealthReport, IndicatorSeries, Period, ReportKind, Scope, ScopeHealth, SeriesPoint, build_report,
 };

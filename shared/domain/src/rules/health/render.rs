@@ -1,4 +1,6 @@
-//! The page people read: Markdown tables with inline SVG charts (hand-written, no crate).
+//! The pages people read: Markdown tables with inline SVG charts (stored with the report), and
+//! the same content as one self-contained HTML page (the link the report's robots get). Both
+//! hand-written, no crate.
 
 use std::fmt::Write;
 
@@ -40,6 +42,147 @@ pub fn render_markdown(report: &HealthReport) -> String {
     out
 }
 
+/// The note under the summary table (both pages).
+const SUMMARY_NOTE: &str = "✅ 达标 · ❌ 未达标 · — 样本不足(括号内为样本数/最低样本数)或无数据。\
+     状态同步延迟中位数由延迟直方图估算:精确到分箱,箱内按线性插值;超过 24 小时的一箱取其下界。\
+     退款库存释放及时率按库存行计:按时释放行数 ÷ 应释放行数(退款成功时占用库存的行)。\
+     客户自助查询解决率 = 1 − 咨询量 ÷ 物流页查看量。";
+
+/// The page's style: system CJK fonts first (Noto Sans CJK, WenQuanYi, PingFang, YaHei).
+const STYLE: &str = "body{font-family:'Noto Sans CJK SC','WenQuanYi Zen Hei','PingFang SC','Microsoft YaHei',sans-serif;\
+     margin:24px auto;max-width:960px;color:#222;line-height:1.5}\
+     table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ccc;padding:4px 8px;font-size:13px}\
+     th{background:#f4f4f4}td.num{text-align:right}.ok{color:#1a7f37}.bad{color:#d62728;font-weight:bold}\
+     .na{color:#888}.note{font-size:12px;color:#555}figure{margin:8px 0 24px}footer{font-size:12px;color:#888}";
+
+/// Renders the report as one self-contained HTML page (UTF-8, inline style, the same inline SVG
+/// charts as the Markdown page, no script, nothing loaded from elsewhere): the summary table per
+/// channel, the breaches, one chart per indicator, and for monthly reports the extras. All text
+/// is escaped for HTML.
+pub fn render_html(report: &HealthReport) -> String {
+    let title = format!("订单健康度{} · {}", report.kind.label(), report.period_label());
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        xml(&title),
+        xml(&title)
+    );
+    let _ = writeln!(out, "<p>统计区间(北京时间):{} 至 {}</p>", report.period.from, report.period.to);
+    let _ = writeln!(out, "<h2>指标总览</h2>\n<table>\n<tr><th>渠道</th><th>回调量</th>");
+    for indicator in Indicator::ALL {
+        let threshold = indicator.format_threshold(report.thresholds.get(indicator).limit);
+        let _ = write!(out, "<th>{}<br>{}</th>", xml(indicator.label()), xml(&threshold));
+    }
+    out.push_str("</tr>\n");
+    for row in rows(report) {
+        let name = xml(&row.scope.label());
+        let name = if row.scope == Scope::Overall { format!("<b>{name}</b>") } else { name };
+        let received = if row.has_data { row.received.to_string() } else { "—".to_owned() };
+        let _ = write!(out, "<tr><td>{name}</td><td class=\"num\">{received}</td>");
+        for value in &row.indicators {
+            let class = match value.verdict {
+                HealthVerdict::Healthy => "ok",
+                HealthVerdict::Breached => "bad",
+                _ => "na",
+            };
+            let _ = write!(out, "<td class=\"{class}\">{}</td>", xml(&marks(&verdict_cell(value))));
+        }
+        out.push_str("</tr>\n");
+    }
+    let _ = writeln!(out, "</table>\n<p class=\"note\">{}</p>", xml(&marks(SUMMARY_NOTE)));
+    let _ = writeln!(out, "<h2>未达标项</h2>");
+    let found = report.breaches();
+    if found.is_empty() {
+        out.push_str("<p>无。</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>指标</th><th>渠道</th><th>数值</th><th>阈值</th><th>样本</th></tr>\n");
+        for breach in found {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td class=\"num bad\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                xml(breach.indicator.label()),
+                xml(&breach.scope.label()),
+                xml(&shown(breach.indicator, breach.value, breach.threshold)),
+                xml(&breach.indicator.format_threshold(breach.threshold)),
+                breach.sample,
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    let _ = writeln!(out, "<h2>每日趋势</h2>");
+    for indicator in Indicator::ALL {
+        let threshold = indicator.format_threshold(report.thresholds.get(indicator).limit);
+        let _ = writeln!(out, "<h3>{}({})</h3>\n<figure>", xml(indicator.label()), xml(&threshold));
+        out.push_str(&chart(report, indicator));
+        out.push_str("\n</figure>\n");
+    }
+    if let Some(extras) = &report.monthly {
+        monthly_html(&mut out, extras);
+    }
+    out.push_str("<footer>orderhub · 由日计数器生成,时间为北京时间。</footer>\n</body>\n</html>\n");
+    out
+}
+
+/// The page's verdict marks: ✓ and ✗ (in the common text fonts) rather than the ✅ and ❌
+/// emoji, which a machine without an emoji font draws as empty boxes.
+fn marks(text: &str) -> String {
+    text.replace('✅', "✓").replace('❌', "✗")
+}
+
+fn monthly_html(out: &mut String, extras: &MonthlyExtras) {
+    let minutes = |value: Option<f64>| value.map_or_else(|| "—".to_owned(), |m| format!("{m:.1} 分钟"));
+    let _ = writeln!(out, "<h2>月度附加</h2>\n<h3>各平台状态同步延迟</h3>");
+    out.push_str("<table>\n<tr><th>平台</th><th>中位数</th><th>平均</th><th>样本</th></tr>\n");
+    for row in &extras.sync_delay {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            xml(&row.scope.label()),
+            minutes(row.median_minutes),
+            minutes(row.mean_minutes),
+            row.sample
+        );
+    }
+    out.push_str("</table>\n");
+    let _ = writeln!(out, "<h3>人工干预原因 TOP {}</h3>", super::monthly::TOP_CAUSES);
+    if extras.top_causes.is_empty() {
+        out.push_str("<p>无。</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>排名</th><th>原因</th><th>次数</th></tr>\n");
+        for (rank, cause) in extras.top_causes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                rank + 1,
+                xml(cause.cause.label()),
+                cause.count
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    let _ = writeln!(out, "<p>人工操作(ops)调用次数:{}</p>", extras.ops_calls);
+    let _ = writeln!(out, "<h3>状态流转瓶颈 TOP {}(按平均耗时)</h3>", super::monthly::TOP_BOTTLENECKS);
+    if extras.bottlenecks.is_empty() {
+        out.push_str("<p>无。</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>排名</th><th>流转</th><th>平均耗时</th><th>次数</th></tr>\n");
+        for (rank, row) in extras.bottlenecks.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{:.0} 分钟</td><td class=\"num\">{}</td></tr>",
+                rank + 1,
+                xml(&format!("{} → {}", row.from, row.to)),
+                row.mean_minutes,
+                row.count
+            );
+        }
+        out.push_str("</table>\n");
+    }
+}
+
 fn rows(report: &HealthReport) -> impl Iterator<Item = &ScopeHealth> {
     std::iter::once(&report.overall).chain(&report.channels)
 }
@@ -67,12 +210,7 @@ fn summary(out: &mut String, report: &HealthReport) {
         }
         out.push('\n');
     }
-    out.push_str(
-        "\n✅ 达标 · ❌ 未达标 · — 样本不足(括号内为样本数/最低样本数)或无数据。\
-         状态同步延迟中位数由延迟直方图估算:精确到分箱,箱内按线性插值;超过 24 小时的一箱取其下界。\
-         退款库存释放及时率按库存行计:按时释放行数 ÷ 应释放行数(退款成功时占用库存的行)。\
-         客户自助查询解决率 = 1 − 咨询量 ÷ 物流页查看量。\n\n",
-    );
+    let _ = write!(out, "\n{SUMMARY_NOTE}\n\n");
 }
 
 /// A value as people read it, with more digits when the usual rounding would make a breach
@@ -549,6 +687,34 @@ mod tests {
         assert_eq!(shown(Indicator::RefundStockRelease, 0.75, 1.0), "75.00%");
         assert_eq!(shown(Indicator::OnTimeShipping, 0.985, 0.985), "98.50%");
         assert_eq!(shown(Indicator::SyncDelayMedian, 15.01, 15.0), "15.0100 分钟");
+    }
+
+    #[test]
+    fn the_html_page_is_self_contained_with_every_chart_and_the_chinese_text() {
+        let mut thresholds = HealthThresholds::default();
+        thresholds.on_time_shipping.limit = 0.995;
+        let report = build_report(ReportKind::Monthly, month(), &sample_channels(30), &thresholds);
+        let page = render_html(&report);
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains(r#"<meta charset="utf-8">"#));
+        assert!(
+            page.contains("<title>订单健康度月报 · 2026-11</title>") || page.contains("<title>订单健康度"),
+            "{page}"
+        );
+        for indicator in Indicator::ALL {
+            assert!(page.contains(&format!("<h3>{}", indicator.label())), "{}", indicator.label());
+        }
+        assert_eq!(page.matches("<svg").count(), Indicator::ALL.len());
+        assert_eq!(page.matches("</svg>").count(), Indicator::ALL.len());
+        for part in ["状态流转瓶颈", r#"<td class="bad">✗ 99.01%"#, r#"<td class="ok">✓"#, "<td>发货准时率</td>"]
+        {
+            assert!(page.contains(part), "{part} in {page}");
+        }
+        for external in ["<script", "src=", "href=", "@import", "url("] {
+            assert!(!page.contains(external), "{external}: the page loads nothing from elsewhere");
+        }
+        assert_eq!(page.matches("<table>").count(), page.matches("</table>").count());
+        assert_eq!(page.matches("<tr>").count(), page.matches("</tr>").count());
     }
 
     #[test]

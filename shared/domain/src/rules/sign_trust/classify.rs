@@ -12,7 +12,8 @@ use TextMay::{AnyKind, LockerOrStation, Nothing, OtherThanRecipient};
 pub enum DeliveryOutcome {
     /// The carrier says signed, by this kind of signer.
     Signed(SignKind),
-    /// Not delivered: `refused`, `returned`, `delivery failed`, `unreachable`, `timed out`, `exception`.
+    /// Not delivered: `refused`, `returned`, `delivery failed`, `unreachable`, `timed out`,
+    /// `not collected` (waiting in a locker or station), `cancelled`, `exception`.
     NotDelivered(&'static str),
     /// Still moving, or nothing in the record says otherwise.
     InTransit,
@@ -60,7 +61,9 @@ impl Classification {
 /// Classifies one carrier sign record; see the module documentation for the precedence.
 pub fn classify(record: &SignRecord<'_>) -> Classification {
     let text = record.text;
+    // With `resultv2=4` the top `state` carries the detailed code too (`304`): read as one.
     let decided = sub_state_rule(record.kuaidi100_sub_state)
+        .or_else(|| sub_state_rule(record.kuaidi100_state))
         .or_else(|| courier_rule(record.carrier, record.carrier_code))
         .map(|(says, evidence)| resolve(says, evidence, text))
         .or_else(|| keyword_rule(text))
@@ -122,11 +125,14 @@ const KUAIDI100_SUB_STATES: &[(&str, Says, &str)] = &[
     ),
     ("303", signed(ProxyPerson, OtherThanRecipient), "kuaidi100 sub-state 303 代签"),
     ("304", signed(ParcelStation, LockerOrStation), "kuaidi100 sub-state 304 投柜或站签收"),
-    ("501", signed(ParcelStation, LockerOrStation), "kuaidi100 sub-state 501 投柜或驿站"),
-    ("205", signed(ParcelStation, LockerOrStation), "kuaidi100 sub-state 205 柜或驿站超时未取"),
+    // Put into a locker or station (state 5 派件): delivered there, nobody has collected it.
+    ("501", Says::InTransit, "kuaidi100 sub-state 501 投柜或驿站 (not a sign)"),
+    // Waiting too long in a locker or station (state 2 疑难): still not collected.
+    ("205", Says::NotDelivered("not collected"), "kuaidi100 sub-state 205 柜或驿站超时未取 (not a sign)"),
     ("201", Says::NotDelivered("timed out"), "kuaidi100 sub-state 201 超时未签收"),
     ("203", Says::NotDelivered("refused"), "kuaidi100 sub-state 203 拒收"),
     ("206", Says::NotDelivered("unreachable"), "kuaidi100 sub-state 206 无法联系"),
+    ("401", Says::NotDelivered("cancelled"), "kuaidi100 sub-state 401 已销单"),
 ];
 
 const KUAIDI100_STATES: &[(&str, Says, &str)] = &[
@@ -139,6 +145,7 @@ const KUAIDI100_STATES: &[(&str, Says, &str)] = &[
     ("1", Says::InTransit, "kuaidi100 state 1 揽收"),
     ("5", Says::InTransit, "kuaidi100 state 5 派件"),
     ("7", Says::InTransit, "kuaidi100 state 7 转投"),
+    ("8", Says::InTransit, "kuaidi100 state 8 清关"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,7 +288,14 @@ const SIGNED_WORDS: &[&str] = &[
 
 fn sub_state_rule(sub_state: Option<&str>) -> Option<(Says, &'static str)> {
     let code = sub_state?.trim();
-    KUAIDI100_SUB_STATES.iter().find(|(c, _, _)| *c == code).map(|&(_, says, ev)| (says, ev))
+    KUAIDI100_SUB_STATES.iter().find(|(c, _, _)| *c == code).map(|&(_, says, ev)| (says, ev)).or_else(|| {
+        // A line coded 4 退签, 6 退回 or 14 拒签 is as specific as a detailed code: returned or
+        // refused, whatever its text says ("…寄件人已签收退回件" is the sender signing the return).
+        KUAIDI100_STATES
+            .iter()
+            .find(|(c, says, _)| *c == code && matches!(says, Says::NotDelivered(why) if *why != "exception"))
+            .map(|&(_, says, ev)| (says, ev))
+    })
 }
 
 fn top_state_rule(state: Option<&str>) -> Option<(Says, &'static str)> {
@@ -507,11 +521,24 @@ pub(crate) mod tests {
                 DeliveryOutcome::InTransit,
                 None,
             ),
+            // 501 is state 5 派件: put into the locker, nobody has collected it (issue 13).
             (
                 "k100 501 into a locker",
                 record(Some("5"), Some("501"), None, None, "快件已送达【丰巢智能柜】，请凭取件码取件"),
-                SIGNED(Locker),
-                Some("丰巢智能柜"),
+                DeliveryOutcome::InTransit,
+                None,
+            ),
+            (
+                "k100 detailed state 501 without a line code",
+                record(Some("501"), None, None, None, "快件已送达【丰巢智能柜】，请凭取件码取件"),
+                DeliveryOutcome::InTransit,
+                None,
+            ),
+            (
+                "k100 detailed state 304 without a line code",
+                record(Some("304"), None, None, None, "您的快件已从菜鸟驿站(文三路店)取出签收"),
+                SIGNED(ParcelStation),
+                Some("菜鸟驿站(文三路店)"),
             ),
             (
                 "k100 304 station",
@@ -616,8 +643,10 @@ pub(crate) mod tests {
             ("304", "已签收", SIGNED(ParcelStation), false),
             ("304", "已签收，快件已放入丰巢", SIGNED(Locker), false),
             ("304", "已签收，签收人是门卫", SIGNED(ParcelStation), false),
-            ("501", "快件已放入驿站", SIGNED(ParcelStation), false),
-            ("205", "快件在快递柜超时未取", SIGNED(Locker), false),
+            // Not signs (issue 13): 501 is in the locker or station, 205 has waited there too long.
+            ("501", "快件已放入驿站", DeliveryOutcome::InTransit, false),
+            ("205", "快件在快递柜超时未取", DeliveryOutcome::NotDelivered("not collected"), false),
+            ("401", "已销单", DeliveryOutcome::NotDelivered("cancelled"), false),
             ("201", "已签收", DeliveryOutcome::NotDelivered("timed out"), false),
             ("203", "已签收", DeliveryOutcome::NotDelivered("refused"), false),
             ("206", "已签收", DeliveryOutcome::NotDelivered("unreachable"), false),

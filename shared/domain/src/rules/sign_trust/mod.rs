@@ -13,8 +13,10 @@
 //!
 //! The most specific evidence wins:
 //!
-//! 1. **Kuaidi100 sub-state** (`resultv2=4`): 301 本人签收, 302 派件异常后签收 (weak), 303 代签,
-//!    304/501 投柜或驿站, 205 柜或驿站超时未取, 201 超时未签收, 203 拒收, 206 无法联系.
+//! 1. **Kuaidi100 sub-state** (`resultv2=4`: the line's `statusCode`, else a detailed top
+//!    `state`): 301 本人签收, 302 派件异常后签收 (weak), 303 代签, 304 投柜或站签收; and no sign:
+//!    501 投柜或驿站 (put in, not collected: in transit), 205 柜或驿站超时未取 (not collected), 201 超时
+//!    未签收, 203 拒收, 206 无法联系, 401 已销单.
 //! 2. **Courier code** (SF 80/607/130/70…, Yunda `INBOUND`…, ZTO/STO 驿站代收, Best 代理点签收…).
 //! 3. **Trace-text keywords**: "not delivered" words (拒收, 退回, 派送失败…) unless the line says
 //!    已签收; then lockers (快递柜, 丰巢, 智能柜…) over stations (驿站, 代收点, 快递超市…) over

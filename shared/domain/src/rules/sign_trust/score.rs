@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::geo::{GeoPoint, haversine_m};
+use crate::model::geo::{GeoPoint, Located, Precision, haversine_m};
 use crate::model::sign::SignKind;
 use crate::model::signal::{AppSignal, AppSignalKind};
 
@@ -16,8 +16,9 @@ pub struct TrustInputs<'a> {
     pub weak_sign: bool,
     /// When the carrier says it was signed.
     pub signed_at: DateTime<Utc>,
-    /// Where the courier scanned the sign.
-    pub sign_location: Option<GeoPoint>,
+    /// Where the sign happened, at its precision: today always an area centre (Kuaidi100
+    /// `areaCenter`), which can tell "another district", never a distance in metres.
+    pub sign_location: Option<Located>,
     /// The geocoded delivery address.
     pub delivery_location: Option<GeoPoint>,
     /// The customer's mini-program signals around the sign (any window; [`assess`] filters).
@@ -40,6 +41,8 @@ pub struct TrustInputs<'a> {
 /// | distance ≤ 500 m | +5 | the courier was at the address when signing |
 /// | distance > 500 m | −30 | the sign did not happen at the address; drops even a recipient sign (65) below the threshold. Waived (0) when a customer GPS fix near the address in the window clears it |
 /// | distance unknown | 0 | a missing point is not evidence of a far sign |
+/// | sign area = the address's area | 0 | an area centre (Kuaidi100 `areaCenter`) says only which district the sign was in: "in the customer's district" is no evidence either way, and never "within 500 m" |
+/// | sign area ≠ the address's area | −30 | the area's centre is farther from the address than the area reaches ([`AreaRules`]): the sign happened in another district or city, as suspect as a far scan. Waived (0) when a customer GPS fix near the address clears it |
 /// | app opened after sign | +10 | the customer was active after the sign and did not complain; weak, opening is not receiving |
 /// | GPS near the address after sign | +45 | the customer's phone was within 500 m of the address in the 2 h after the sign: the reference's proof; lifts a station (50 → 95) or locker sign over the threshold |
 /// | proxy history ≥ 3 this month | −15 | this address's parcels habitually go to proxies; suggest a dedicated courier |
@@ -89,6 +92,56 @@ pub struct TrustRules {
     pub confirmed_score: u8,
     /// The score a customer "not received" sets.
     pub not_received_score: u8,
+    /// How a sign location that is only an area centre is judged.
+    #[serde(default)]
+    pub areas: AreaRules,
+}
+
+/// How a sign location that is only the centre of an administrative area is judged: the sign
+/// was in another area when the centre is farther from the address than such an area reaches.
+/// The reaches are ours (no source gives area sizes) and generous on purpose — a large rural
+/// county is far wider than a city district — so an honest sign is never called far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AreaRules {
+    /// A town or street (乡镇/街道) reaches this far from its centre (metres).
+    pub town_m: f64,
+    /// A district or county (区/县).
+    pub district_m: f64,
+    /// A city, or an area of unknown level.
+    pub city_m: f64,
+    /// A province.
+    pub province_m: f64,
+    /// Points when the sign's area is the address's.
+    pub same_area_points: i16,
+    /// Points when the sign's area is another one (negative).
+    pub other_area_points: i16,
+}
+
+impl Default for AreaRules {
+    fn default() -> Self {
+        Self {
+            town_m: 8_000.0,
+            district_m: 30_000.0,
+            city_m: 100_000.0,
+            province_m: 600_000.0,
+            same_area_points: 0,
+            other_area_points: -30,
+        }
+    }
+}
+
+impl AreaRules {
+    /// How far an area of this level reaches from its centre; `None` for an exact point.
+    pub fn reach_m(&self, precision: Precision) -> Option<f64> {
+        match precision {
+            Precision::Exact => None,
+            Precision::Town => Some(self.town_m),
+            Precision::District => Some(self.district_m),
+            Precision::City => Some(self.city_m),
+            Precision::Province => Some(self.province_m),
+        }
+    }
 }
 
 impl Default for TrustRules {
@@ -113,6 +166,7 @@ impl Default for TrustRules {
             proxy_history_points: -15,
             confirmed_score: 100,
             not_received_score: 0,
+            areas: AreaRules::default(),
         }
     }
 }
@@ -151,8 +205,10 @@ pub enum TrustRule {
     SignKind,
     /// The sign came after a delivery exception.
     WeakSign,
-    /// Distance between the sign scan and the address.
+    /// Distance between an exact sign position and the address.
     Distance,
+    /// Whether the sign's area (an area centre) is the address's area.
+    SignArea,
     /// A location is missing, so the distance is unknown.
     DistanceUnknown,
     /// The mini-program was opened after the sign.
@@ -187,9 +243,11 @@ pub struct TrustAssessment {
     pub trusted: bool,
     /// Every rule that applied, in the order applied.
     pub reasons: Vec<Reason>,
-    /// Sign scan to address, metres, when both are known.
+    /// Sign position to address, metres, when both are known and the sign position is exact
+    /// (never for an area centre: its distance to the address is no distance of the sign).
     pub distance_m: Option<f64>,
-    /// The sign scan was farther than the suspect distance (a fact, even when a GPS fix cleared it).
+    /// The sign was farther than the suspect distance, or in another area (a fact, even when a
+    /// GPS fix cleared it).
     pub suspect_distance: bool,
     /// The address has enough proxy receipts this month to need a dedicated courier.
     pub dedicated_courier_suggested: bool,
@@ -204,29 +262,60 @@ pub fn assess(inputs: &TrustInputs<'_>, rules: &TrustRules) -> TrustAssessment {
     }
 
     let seen = Seen::scan(inputs, rules);
-    let distance_m = match (inputs.sign_location, inputs.delivery_location) {
-        (Some(a), Some(b)) if a.is_valid() && b.is_valid() => Some(haversine_m(a, b)),
+    let sign = inputs.sign_location.filter(|l| l.point.is_valid());
+    let address = inputs.delivery_location.filter(|p| p.is_valid());
+    let area = match (sign, address) {
+        (Some(sign), Some(home)) => {
+            rules.areas.reach_m(sign.precision).map(|reach| (sign.precision, haversine_m(sign.point, home), reach))
+        }
         _ => None,
     };
-    let suspect_distance = distance_m.is_some_and(|d| d > rules.suspect_distance_m);
+    let distance_m = match (sign, address) {
+        (Some(sign), Some(home)) if !sign.precision.is_area() => Some(haversine_m(sign.point, home)),
+        _ => None,
+    };
+    let other_area = area.is_some_and(|(_, d, reach)| d > reach);
+    let suspect_distance = other_area || distance_m.is_some_and(|d| d > rules.suspect_distance_m);
     let limit = rules.suspect_distance_m;
-    match distance_m {
-        Some(d) if suspect_distance && seen.gps_near.is_some() => tally.add(
+    match (area, distance_m) {
+        (Some((precision, d, _)), _) => {
+            let (level, km) = (precision.label(), d / 1000.0);
+            if !other_area {
+                tally.add(
+                    TrustRule::SignArea,
+                    rules.areas.same_area_points,
+                    format!("签收所在{level}与收货地址相符（只知区域中心，不判断具体距离）"),
+                );
+            } else if seen.gps_near.is_some() {
+                tally.add(
+                    TrustRule::SignArea,
+                    0,
+                    format!("签收所在{level}不是收货地址所在地（区域中心距地址约 {km:.0} 公里）；收件人定位已在地址附近，不扣分"),
+                );
+            } else {
+                tally.add(
+                    TrustRule::SignArea,
+                    rules.areas.other_area_points,
+                    format!("签收所在{level}不是收货地址所在地（区域中心距地址约 {km:.0} 公里），可疑"),
+                );
+            }
+        }
+        (None, Some(d)) if suspect_distance && seen.gps_near.is_some() => tally.add(
             TrustRule::Distance,
             0,
             format!("签收位置距收货地址约 {d:.0} 米，超过 {limit:.0} 米；收件人定位已在地址附近，不扣分"),
         ),
-        Some(d) if suspect_distance => tally.add(
+        (None, Some(d)) if suspect_distance => tally.add(
             TrustRule::Distance,
             rules.far_sign_points,
             format!("签收位置距收货地址约 {d:.0} 米，超过 {limit:.0} 米，可疑"),
         ),
-        Some(d) => tally.add(
+        (None, Some(d)) => tally.add(
             TrustRule::Distance,
             rules.near_sign_points,
             format!("签收位置距收货地址约 {d:.0} 米，在 {limit:.0} 米内"),
         ),
-        None => tally.add(
+        (None, None) => tally.add(
             TrustRule::DistanceUnknown,
             rules.unknown_distance_points,
             "签收位置或收货地址坐标缺失，距离未知（不视为可疑）",
@@ -428,15 +517,27 @@ mod tests {
         let cases: Vec<RuleCase> = vec![
             ("baseline", none, vec![], 50, None),
             ("weak sign", |i| i.weak_sign = true, vec![], 40, Some(TrustRule::WeakSign)),
-            ("sign near", |i| i.sign_location = Some(north(HZ, 120.0)), vec![], 55, Some(TrustRule::Distance)),
             (
-                "sign at exactly 500 m",
-                |i| i.sign_location = Some(north(HZ, 499.999)),
+                "sign near",
+                |i| i.sign_location = Some(Located::exact(north(HZ, 120.0))),
                 vec![],
                 55,
                 Some(TrustRule::Distance),
             ),
-            ("sign far", |i| i.sign_location = Some(north(HZ, 800.0)), vec![], 20, Some(TrustRule::Distance)),
+            (
+                "sign at exactly 500 m",
+                |i| i.sign_location = Some(Located::exact(north(HZ, 499.999))),
+                vec![],
+                55,
+                Some(TrustRule::Distance),
+            ),
+            (
+                "sign far",
+                |i| i.sign_location = Some(Located::exact(north(HZ, 800.0))),
+                vec![],
+                20,
+                Some(TrustRule::Distance),
+            ),
             ("address unknown", |i| i.delivery_location = None, vec![], 50, Some(TrustRule::DistanceUnknown)),
             ("app opened", none, vec![signal(AppOpened, 30, None, None)], 60, Some(TrustRule::AppOpenedAfterSign)),
             (
@@ -493,7 +594,7 @@ mod tests {
     fn distance_facts() {
         let rules = TrustRules::default();
         let mut i = inputs(Recipient, &[]);
-        i.sign_location = Some(north(HZ, 800.0));
+        i.sign_location = Some(Located::exact(north(HZ, 800.0)));
         let a = assess(&i, &rules);
         assert!(a.suspect_distance);
         assert!((a.distance_m.unwrap_or_default() - 800.0).abs() < 1e-6);
@@ -505,11 +606,43 @@ mod tests {
             (Some(GeoPoint { lat: f64::INFINITY, lng: 1.0 }), Some(HZ)),
             (Some(HZ), Some(GeoPoint { lat: 0.0, lng: 0.0 })),
         ] {
-            i.sign_location = sign;
+            i.sign_location = sign.map(Located::exact);
             i.delivery_location = address;
             let a = assess(&i, &rules);
             assert_eq!((a.distance_m, a.suspect_distance, a.score, a.trusted), (None, false, 95, true));
         }
+    }
+
+    #[test]
+    fn an_area_centre_says_which_area_never_how_many_metres() {
+        let rules = TrustRules::default();
+        // The 西湖区 centre is ~2.9 km from an address in 西湖区: an honest station sign there is
+        // "in the customer's district", not "far" (it was −30 when read as the courier's spot).
+        let xihu = Located::area(GeoPoint { lat: 30.259324, lng: 120.130203 }, Precision::District);
+        let mut i = inputs(ParcelStation, &[]);
+        i.sign_location = Some(xihu);
+        let a = assess(&i, &rules);
+        assert_eq!((a.score, a.suspect_distance, a.distance_m), (50, false, None), "{:#?}", a.reasons);
+        assert_eq!(rules_of(&a), vec![(TrustRule::SignKind, 50), (TrustRule::SignArea, 0)]);
+        assert!(!a.reasons[1].detail.contains('米'), "no metres from an area centre");
+        // Even 300 m from the address, an area centre earns no "within 500 m" points.
+        i.sign_location = Some(Located::area(north(HZ, 300.0), Precision::District));
+        assert_eq!(assess(&i, &rules).score, 50);
+        // A district centre in another city (Shanghai's 黄浦区, ~165 km) is another area.
+        i.kind = Recipient;
+        i.sign_location = Some(Located::area(GeoPoint { lat: 31.2317, lng: 121.4846 }, Precision::District));
+        let a = assess(&i, &rules);
+        assert_eq!((a.score, a.trusted, a.suspect_distance), (65, false, true));
+        assert_eq!(a.reasons[1].rule, TrustRule::SignArea);
+        // ...unless the customer's phone was at the address in the window.
+        let fix = [signal(AppSignalKind::GpsPing, 30, Some(north(HZ, 100.0)), Some(20.0))];
+        i.app_signals = &fix;
+        let a = assess(&i, &rules);
+        assert!(a.reasons.iter().any(|r| r.rule == TrustRule::SignArea && r.points == 0), "{:#?}", a.reasons);
+        // A city-level centre 40 km away may still be the same city.
+        i.app_signals = &[];
+        i.sign_location = Some(Located::area(north(HZ, 40_000.0), Precision::City));
+        assert!(!assess(&i, &rules).suspect_distance);
     }
 
     #[test]
@@ -521,14 +654,14 @@ mod tests {
         // A recipient sign with nothing against it is trusted, near or unknown.
         assert!(assess(&inputs(Recipient, &[]), &rules).trusted);
         let mut i = inputs(Recipient, &[]);
-        i.sign_location = Some(north(HZ, 30.0));
+        i.sign_location = Some(Located::exact(north(HZ, 30.0)));
         assert_eq!(assess(&i, &rules).score, 100);
 
         // Lockers and stations without an app signal are not, even scanned at the door or with
         // the app merely opened.
         for kind in [Locker, ParcelStation, ProxyPerson, Unknown] {
             let mut i = inputs(kind, &[]);
-            i.sign_location = Some(north(HZ, 30.0));
+            i.sign_location = Some(Located::exact(north(HZ, 30.0)));
             assert!(!assess(&i, &rules).trusted, "{kind:?}");
         }
         let opened = [signal(AppOpened, 10, None, None)];
@@ -539,7 +672,7 @@ mod tests {
         let fix = [signal(GpsPing, 50, near_fix, Some(25.0))];
         assert!(assess(&inputs(ParcelStation, &fix), &rules).trusted);
         let mut i = inputs(ParcelStation, &fix);
-        i.sign_location = Some(north(HZ, 900.0));
+        i.sign_location = Some(Located::exact(north(HZ, 900.0)));
         let a = assess(&i, &rules);
         assert!(a.trusted && a.suspect_distance, "{a:#?}");
         assert!(a.reasons.iter().any(|r| r.rule == TrustRule::Distance && r.points == 0));
@@ -552,7 +685,7 @@ mod tests {
         let confirmed = [signal(SignConfirmed, 90, None, None)];
         i.app_signals = &confirmed;
         i.weak_sign = true;
-        i.sign_location = Some(north(HZ, 5_000.0));
+        i.sign_location = Some(Located::exact(north(HZ, 5_000.0)));
         i.proxy_receipts_this_month = 9;
         let a = assess(&i, &rules);
         assert_eq!((a.score, a.trusted), (100, true));
@@ -581,7 +714,7 @@ mod tests {
         use AppSignalKind::*;
         let fix = [signal(GpsPing, 50, Some(north(HZ, 200.0)), Some(25.0)), signal(AppOpened, 3, None, None)];
         let mut i = inputs(ParcelStation, &fix);
-        i.sign_location = Some(north(HZ, 900.0));
+        i.sign_location = Some(Located::exact(north(HZ, 900.0)));
         i.weak_sign = true;
         i.proxy_receipts_this_month = 4;
         let a = assess(&i, &TrustRules::default());
@@ -666,11 +799,21 @@ mod tests {
         })
     }
 
+    fn any_precision() -> impl Strategy<Value = Precision> {
+        prop_oneof![
+            Just(Precision::Exact),
+            Just(Precision::Town),
+            Just(Precision::District),
+            Just(Precision::City),
+            Just(Precision::Province)
+        ]
+    }
+
     #[derive(Debug, Clone)]
     struct Case {
         kind: SignKind,
         weak_sign: bool,
-        sign_location: Option<GeoPoint>,
+        sign_location: Option<Located>,
         delivery_location: Option<GeoPoint>,
         signals: Vec<AppSignal>,
         proxy: u32,
@@ -695,14 +838,15 @@ mod tests {
             any_kind(),
             any::<bool>(),
             point(),
+            any_precision(),
             prop_oneof![3 => Just(Some(HZ)), 1 => point()],
             proptest::collection::vec(any_signal(any_signal_kind()), 0..8),
             0u32..6,
         )
-            .prop_map(|(kind, weak_sign, sign_location, delivery_location, signals, proxy)| Case {
+            .prop_map(|(kind, weak_sign, sign_point, precision, delivery_location, signals, proxy)| Case {
                 kind,
                 weak_sign,
-                sign_location,
+                sign_location: sign_point.map(|point| Located::area(point, precision)),
                 delivery_location,
                 signals,
                 proxy,
@@ -749,7 +893,7 @@ mod tests {
             let broken = GeoPoint { lat, lng };
             prop_assume!(!broken.is_valid());
             let mut case = case;
-            case.sign_location = Some(broken);
+            case.sign_location = Some(Located::exact(broken));
             let a = assess(&case.inputs(), &TrustRules::default());
             prop_assert_eq!(a.distance_m, None);
             prop_assert!(!a.suspect_distance);

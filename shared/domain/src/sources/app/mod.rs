@@ -23,7 +23,7 @@ use crate::model::lifecycle::{Lifecycle, RefundKind, RefundState};
 use crate::model::secret::RotatedSecret;
 use crate::model::signal::AppSignalKind;
 use crate::model::source_event::{AddressEvent, AppEvent, OrderFacts, ParseError, SourceEvent, StatusEvent, Waybill};
-use crate::model::status::{MappingRow, StatusMapping, Target, lookup};
+use crate::model::status::{MappingRow, StatusMapping, Target, kind_of, lookup};
 use crate::model::stock::OrderLine;
 use crate::sources::app::sign::standard_webhooks_verify;
 use crate::sources::json::{first_time, flag, parse_time, text};
@@ -55,6 +55,8 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("refund_status", "Rejected", StatusMapping::Mapped(Target::refund(RefundState::Rejected))),
     ("refund_status", "Closed", StatusMapping::Mapped(Target::refund(RefundState::Closed))),
     ("refund_status", "Succeeded", StatusMapping::Mapped(Target::refund(RefundState::Succeeded))),
+    ("kind", "refund_only", StatusMapping::Mapped(Target::kind(RefundKind::RefundOnly))),
+    ("kind", "return_and_refund", StatusMapping::Mapped(Target::kind(RefundKind::ReturnAndRefund))),
 ];
 
 /// Maps an app code.
@@ -174,11 +176,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
                     facts.refund.lines.push(LineId::parse(id)?);
                 }
             }
-            facts.refund_kind = match text(&data, "kind").as_deref() {
-                Some("refund_only") => Some(RefundKind::RefundOnly),
-                Some("return_and_refund") => Some(RefundKind::ReturnAndRefund),
-                _ => None,
-            };
+            facts.refund_kind = text(&data, "kind").and_then(|kind| kind_of(STATUS_TABLE, "kind", &kind));
             Ok(vec![SourceEvent::Status(StatusEvent {
                 key,
                 message_id,
@@ -196,6 +194,7 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
                 district: text(&data, "district").unwrap_or_default(),
                 customer: text(&data, "customer"),
                 location: location(&data),
+                at,
             })])
         }
         other => Ok(vec![SourceEvent::Ignored(format!(

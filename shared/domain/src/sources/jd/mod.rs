@@ -5,7 +5,7 @@ pub mod pull;
 pub mod sign;
 
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, kind_of, lookup};
 use serde::{Deserialize, Serialize};
 
 use crate::model::callback::RawCallback;
@@ -15,34 +15,65 @@ use crate::model::source_event::{ParseError, SourceEvent};
 use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
-/// JD's status tables.
+/// JD's status tables: one row per row of `docs/status-codes.md` § jd, where each code's meaning
+/// and public source are listed (a test reads both and checks they agree).
 pub const STATUS_TABLE: &[MappingRow] = &[
     ("order_state", "WAIT_SELLER_STOCK_OUT", Mapped(Target::lifecycle(Paid))),
+    // 等待发货 (海外购 'waiting for domestic shipment'): paid, awaiting shipment.
+    ("order_state", "WAIT_SELLER_DELIVERY", Mapped(Target::lifecycle(Paid))),
+    ("order_state", "WAIT_SEND_CODE", Mapped(Target::lifecycle(Paid))),
+    // POP暂停 / 暂停 / 已锁定: paid, the platform forbids shipping for now.
+    ("order_state", "POP_ORDER_PAUSE", Mapped(Target::lifecycle(RiskHold))),
+    ("order_state", "PAUSE", Mapped(Target::lifecycle(RiskHold))),
+    ("order_state", "LOCKED", Mapped(Target::lifecycle(RiskHold))),
+    ("order_state", "SEND_TO_DISTRIBUTION_CENER", Mapped(Target::lifecycle(Shipped))),
+    ("order_state", "DISTRIBUTION_CENTER_RECEIVED", Mapped(Target::lifecycle(InTransit))),
     ("order_state", "WAIT_GOODS_RECEIVE_CONFIRM", Mapped(Target::lifecycle(Shipped))),
+    ("order_state", "RECEIPTS_CONFIRM", Mapped(Target::lifecycle(Completed))),
     ("order_state", "FINISHED_L", Mapped(Target::lifecycle(Completed))),
     ("order_state", "TRADE_CANCELED", Mapped(Target::lifecycle(Cancelled))),
-    ("order_state", "LOCKED", Mapped(Target::lifecycle(RiskHold))),
-    ("order_state", "PAUSE", Mapped(Target::lifecycle(RiskHold))),
     ("service_status", "10000", Mapped(Target::refund(RefundState::Requested))),
     ("service_status", "10001", Mapped(Target::refund(RefundState::Requested))),
+    ("service_status", "10002", Mapped(Target::refund(RefundState::Requested))),
     ("service_status", "10004", Mapped(Target::refund(RefundState::Rejected))),
     ("service_status", "10005", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("service_status", "10006", Mapped(Target::refund(RefundState::Approved))),
+    ("service_status", "10007", Mapped(Target::refund(RefundState::Approved))),
+    ("service_status", "10009", Mapped(Target::refund(RefundState::Approved))),
     ("service_status", "10010", Mapped(Target::refund(RefundState::Succeeded))),
     ("service_status", "10011", Mapped(Target::refund(RefundState::Closed))),
+    ("service_status", "10012", Mapped(Target::refund(RefundState::Requested))),
+    ("service_status", "10013", Mapped(Target::refund(RefundState::Requested))),
+    ("service_status", "10041", Mapped(Target::refund(RefundState::Approved))),
+    ("service_status", "1100", Informational("repair: waiting for the repair centre")),
+    ("service_status", "12000", Informational("on-site repair")),
+    ("service_status", "13000", Informational("collection pending (three meanings in the source)")),
+    ("service_status", "14000", Informational("on-site inspection")),
+    // customer_expect (`customerExpect`): the kind of the after-sale
+    ("customer_expect", "1", Mapped(Target::kind(RefundOnly))),
+    ("customer_expect", "10", Mapped(Target::kind(ReturnAndRefund))),
+    ("customer_expect", "11", Mapped(Target::kind(RefundOnly))),
+    ("customer_expect", "20", Informational("exchange: no refund")),
+    ("customer_expect", "30", Informational("repair: no refund")),
+    ("customer_expect", "40", Informational("appliance installation: no refund")),
+    ("customer_expect", "50", Informational("appliance relocation: no refund")),
+    ("customer_expect", "60", Informational("appliance service: no refund")),
+    ("customer_expect", "70", Informational("on-site repair: no refund")),
+    ("customer_expect", "80", Informational("re-send: no refund")),
+    // 优鲜赔: compensation without goods back; never a stock release.
+    ("customer_expect", "90", Informational("compensation (优鲜赔): no stock movement")),
+    ("customer_expect", "100", Informational("trial goods recalled: no refund")),
 ];
 
-/// Maps a JD code (`order_state`, `service_status`).
+/// Maps a JD code (`order_state`, `service_status`, `customer_expect`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
 }
 
-/// The kind of an after-sale (`customerExpect`): `None` for an exchange, which is no refund.
+/// The kind of an after-sale (`customerExpect`): `None` for an exchange, a repair or another
+/// service, which are no refund.
 pub fn refund_kind(customer_expect: &str) -> Option<crate::model::lifecycle::RefundKind> {
-    match customer_expect {
-        "1" | "11" => Some(RefundOnly),
-        "10" => Some(ReturnAndRefund),
-        _ => None,
-    }
+    kind_of(STATUS_TABLE, "customer_expect", customer_expect)
 }
 
 /// What a JD shop's secret parameter holds (JSON): the open-API app and the shop's tokens.
@@ -157,7 +188,20 @@ mod tests {
     }
 
     #[test]
-    fn distribution_centre_states_are_unmapped_until_someone_adds_them() {
-        assert_eq!(map_status("order_state", "WAIT_SEND_CODE"), Unmapped);
+    fn paused_and_distribution_states_are_mapped() {
+        assert_rows(
+            map_status,
+            "order_state",
+            &[
+                ("POP_ORDER_PAUSE", Some(RiskHold), None),
+                ("WAIT_SELLER_DELIVERY", Some(Paid), None),
+                ("WAIT_SEND_CODE", Some(Paid), None),
+                ("SEND_TO_DISTRIBUTION_CENER", Some(Shipped), None),
+                ("DISTRIBUTION_CENTER_RECEIVED", Some(InTransit), None),
+                ("RECEIPTS_CONFIRM", Some(Completed), None),
+            ],
+        );
+        assert_eq!(refund_kind("90"), None, "优鲜赔 is compensation: never a stock release");
+        assert_eq!(map_status("order_state", "PARENT_TRADE_CANCELED"), Unmapped, "unconfirmed");
     }
 }

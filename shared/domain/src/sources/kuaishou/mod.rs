@@ -1,5 +1,5 @@
-//! 快手小店 (Kuaishou): order status codes. Its refund codes are not in the reference, so every
-//! refund code is unmapped (kept and alerted on) until a row is added.
+//! 快手小店 (Kuaishou): order and after-sale codes of its pushes (`docs/status-codes.md`
+//! § kuaishou).
 
 pub mod pull;
 pub mod sign;
@@ -7,10 +7,11 @@ pub mod sign;
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
+use crate::model::ids::RefundId;
 use crate::model::ids::{OrderKey, ShopId, Source};
-use crate::model::lifecycle::Lifecycle::*;
+use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
 use crate::model::source_event::{OrderFacts, ParseError, SourceEvent, StatusEvent};
-use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::status::{MappingRow, RawStatus, StatusMapping, StatusMapping::*, Target, kind_of, lookup};
 use serde::{Deserialize, Serialize};
 
 use crate::model::secret::{ApiAccess, ApiTokens, Secret};
@@ -68,29 +69,81 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
         .or_else(|| text(&message, "bizId"))
         .ok_or(ParseError::Field("oid"))?;
     let key = OrderKey::parse(Source::Kuaishou, shop.as_str(), &order_id)?;
-    let Some(status) = text(&info, "status").or_else(|| text(&message, "status")) else {
-        return Ok(vec![SourceEvent::Ignored(format!("kuaishou {event} without a status"))]);
+    let refund = event.to_ascii_uppercase().contains("REFUND") || info.get("refundId").is_some();
+    // The state is `info.status`; a push without one (`paySuccess`, `orderFail` may carry none)
+    // means what its event name says, where the table knows the name.
+    let raw = match text(&info, "status").or_else(|| text(&message, "status")) {
+        Some(status) => RawStatus::new(if refund { "refund_status" } else { "status" }, status),
+        None if !matches!(map_status("event", &event), Unmapped) => RawStatus::new("event", event.clone()),
+        None => return Ok(vec![SourceEvent::Ignored(format!("kuaishou {event} without a status"))]),
     };
-    let field = if event.to_ascii_uppercase().contains("REFUND") { "refund_status" } else { "status" };
+    let mut facts = OrderFacts::default();
+    if refund {
+        if let Some(id) = text(&info, "refundId") {
+            facts.refund.id = Some(RefundId::parse(&id)?);
+        }
+        facts.refund_kind = text(&info, "handlingWay").and_then(|way| kind_of(STATUS_TABLE, "handling_way", &way));
+        // 价保 (specialRefundType 1) is money back without goods: it wins over the handling way.
+        if let Some(special) =
+            text(&info, "specialRefundType").and_then(|t| kind_of(STATUS_TABLE, "special_refund_type", &t))
+        {
+            facts.refund_kind = Some(special);
+        }
+    }
     let id = text(&message, "msgId").or_else(|| text(&message, "eventId"));
     Ok(vec![SourceEvent::Status(StatusEvent {
         key,
         message_id: message_id_or_hash(id.as_deref(), payload),
         event_time: first_time(&info, &["updateTime", "updatedTime"])
-            .or_else(|| first_time(&message, &["updateTime", "createTime"])),
-        raw: RawStatus::new(field, status),
-        facts: OrderFacts::default(),
+            .or_else(|| first_time(&message, &["updateTime"]))
+            .or_else(|| first_time(&info, &["createTime"]))
+            .or_else(|| first_time(&message, &["createTime"])),
+        raw,
+        facts,
     })])
 }
 
-/// Kuaishou's status table.
+/// Kuaishou's status tables: one row per row of `docs/status-codes.md` § kuaishou, where each
+/// code's meaning and public source are listed (a test reads both and checks they agree).
 pub const STATUS_TABLE: &[MappingRow] = &[
+    ("status", "0", Informational("unknown state (未知状态)")),
     ("status", "10", Mapped(Target::lifecycle(PendingPayment))),
     ("status", "30", Mapped(Target::lifecycle(Paid))),
+    // 已发货: the seller's declaration, not a carrier scan-out.
     ("status", "40", Mapped(Target::lifecycle(Shipped))),
     ("status", "50", Mapped(Target::lifecycle(Signed))),
     ("status", "70", Mapped(Target::lifecycle(Completed))),
+    // 订单失败 (订单取消会转为“订单失败”状态): a close; the money's return comes with the refund's
+    // own status 60, as for every platform whose "closed" does not say the money went back.
     ("status", "80", Mapped(Target::lifecycle(Cancelled))),
+    // refund_status (the after-sale's `status`; two public wordings, one meaning per code)
+    ("refund_status", "10", Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "11", Mapped(Target::refund_of(RefundState::Requested, ReturnAndRefund))),
+    ("refund_status", "12", Mapped(Target::refund(RefundState::Rejected))),
+    ("refund_status", "20", Mapped(Target::refund(RefundState::Requested))),
+    ("refund_status", "21", Mapped(Target::refund_of(RefundState::Requested, ReturnAndRefund))),
+    ("refund_status", "22", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("refund_status", "30", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("refund_status", "40", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("refund_status", "45", Informational("exchange or re-send: waiting for the buyer to receive")),
+    ("refund_status", "50", Mapped(Target::refund(RefundState::Approved))),
+    ("refund_status", "60", Mapped(Target::refund(RefundState::Succeeded))),
+    ("refund_status", "70", Mapped(Target::refund(RefundState::Closed))),
+    // handling_way (`info.handlingWay`): the kind of the after-sale
+    ("handling_way", "1", Mapped(Target::kind(ReturnAndRefund))),
+    ("handling_way", "10", Mapped(Target::kind(RefundOnly))),
+    ("handling_way", "3", Informational("exchange: no refund")),
+    ("handling_way", "4", Informational("re-send: no refund")),
+    ("handling_way", "5", Informational("repair: no refund")),
+    // special_refund_type (`info.specialRefundType`)
+    ("special_refund_type", "0", Informational("not a special refund")),
+    ("special_refund_type", "1", Mapped(Target::kind(PriceProtection))),
+    // event names, read when the push carries no `status`
+    ("event", "kwaishop_order_addOrder", Informational("order created")),
+    ("event", "kwaishop_order_paySuccess", Mapped(Target::lifecycle(Paid))),
+    ("event", "kwaishop_order_orderFail", Mapped(Target::lifecycle(Cancelled))),
+    ("event", "kwaishop_aftersales_addRefund", Informational("after-sale created: its state is info.status")),
+    ("event", "kwaishop_aftersales_updateRefund", Informational("after-sale updated: its state is info.status")),
 ];
 
 /// Maps a Kuaishou code (`status`).
@@ -197,8 +250,58 @@ mod tests {
     }
 
     #[test]
-    fn refund_codes_are_unmapped_not_guessed() {
-        assert_eq!(map_status("refund_status", "10"), Unmapped);
-        assert_eq!(map_status("status", "20"), Unmapped);
+    fn refund_status_row() {
+        assert_rows(
+            map_status,
+            "refund_status",
+            &[
+                ("10", None, Some(RefundState::Requested)),
+                ("11", None, Some(RefundState::Requested)),
+                ("12", None, Some(RefundState::Rejected)),
+                ("20", None, Some(RefundState::Requested)),
+                ("21", None, Some(RefundState::Requested)),
+                ("22", None, Some(RefundState::Approved)),
+                ("30", None, Some(RefundState::Approved)),
+                ("40", None, Some(RefundState::Approved)),
+                ("50", None, Some(RefundState::Approved)),
+                ("60", None, Some(RefundState::Succeeded)),
+                ("70", None, Some(RefundState::Closed)),
+            ],
+        );
+        assert!(matches!(map_status("refund_status", "45"), Informational(_)));
+        assert_eq!(map_status("status", "20"), Unmapped, "not a Kuaishou order state");
+    }
+
+    fn shop() -> ShopId {
+        ShopId::parse("shop-1").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn status_event(payload: &[u8]) -> StatusEvent {
+        match parse(&shop(), payload).unwrap_or_else(|e| panic!("{e}")).as_slice() {
+            [SourceEvent::Status(event)] => event.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_real_shaped_refund_push_names_its_case_and_kind() {
+        let event = status_event(include_bytes!("../../../../../events/real/kuaishou/refund-add-plaintext.json"));
+        assert_eq!(event.raw, RawStatus::new("refund_status", "10"));
+        assert_eq!(map_status(&event.raw.field, &event.raw.code), Mapped(Target::refund(RefundState::Requested)));
+        assert_eq!(event.facts.refund.id.as_ref().map(RefundId::as_str), Some("2611110000009001"));
+        assert_eq!(event.facts.refund_kind, Some(RefundOnly), "handlingWay 10 仅退款");
+        assert_eq!(event.key.order_id.as_str(), "2611110000000001");
+    }
+
+    #[test]
+    fn price_protection_wins_and_an_event_without_a_status_maps_by_its_name() {
+        let info = r#"{\"orderId\":1,\"refundId\":2,\"handlingWay\":10,\"specialRefundType\":1,\"status\":60}"#;
+        let push =
+            format!(r#"{{"eventId":"e1","appKey":"k","event":"kwaishop_aftersales_updateRefund","info":"{info}"}}"#);
+        assert_eq!(status_event(push.as_bytes()).facts.refund_kind, Some(PriceProtection));
+        let paid = r#"{"eventId":"e2","appKey":"k","event":"kwaishop_order_paySuccess","info":"{\"orderId\":1}"}"#;
+        let event = status_event(paid.as_bytes());
+        assert_eq!(event.raw, RawStatus::new("event", "kwaishop_order_paySuccess"));
+        assert_eq!(map_status("event", "kwaishop_order_paySuccess"), Mapped(Target::lifecycle(Paid)));
     }
 }

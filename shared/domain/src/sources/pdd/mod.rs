@@ -7,7 +7,7 @@ pub mod pull;
 pub mod sign;
 
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
-use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, lookup};
+use crate::model::status::{MappingRow, StatusMapping, StatusMapping::*, Target, kind_of, lookup};
 use serde::{Deserialize, Serialize};
 
 use crate::model::callback::RawCallback;
@@ -17,7 +17,8 @@ use crate::model::source_event::{ParseError, SourceEvent};
 use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
-/// PDD's status tables (`../shared/reference/platforms.md`, lywzx/pdd-node-sdk).
+/// PDD's status tables: one row per row of `docs/status-codes.md` § pdd, where each code's
+/// meaning and public source are listed (a test reads both and checks they agree).
 pub const STATUS_TABLE: &[MappingRow] = &[
     ("order_status", "1", Mapped(Target::lifecycle(Paid))),
     ("order_status", "2", Mapped(Target::lifecycle(Shipped))),
@@ -30,8 +31,9 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("group_status", "2", Mapped(Target::lifecycle(Cancelled))),
     ("risk_control_status", "0", Informational("not under risk control")),
     ("risk_control_status", "1", Mapped(Target::lifecycle(RiskHold))),
-    // refund_status: 1 covers "never had an after-sale" and "closed": both end in Closed
-    ("refund_status", "1", Mapped(Target::refund(RefundState::Closed))),
+    // refund_status 1 is 无售后或售后关闭: it cannot say Closed on its own (an order that never
+    // had an after-sale would move to Closed); closure comes from after_sales_status.
+    ("refund_status", "1", Informational("no after-sale, or the after-sale closed")),
     ("refund_status", "2", Mapped(Target::refund(RefundState::Requested))),
     ("refund_status", "3", Mapped(Target::refund(RefundState::Approved))),
     ("refund_status", "4", Mapped(Target::refund(RefundState::Succeeded))),
@@ -53,12 +55,34 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("after_sales_status", "16", Informational("exchange or re-send: done")),
     ("after_sales_status", "17", Informational("exchange or re-send: failed")),
     ("after_sales_status", "18", Informational("exchange or re-send: waiting for the buyer to confirm")),
+    ("after_sales_status", "21", Informational("repair: waiting for the seller to agree")),
+    ("after_sales_status", "22", Informational("repair: waiting for the buyer to confirm shipment")),
+    ("after_sales_status", "24", Informational("repair closed")),
+    ("after_sales_status", "25", Informational("repair done")),
+    ("after_sales_status", "27", Informational("repair: waiting for the buyer to confirm receipt")),
+    // 已同意拒收退款，待用户拒收: refund agreed on refusal; the parcel comes back.
+    ("after_sales_status", "31", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    ("after_sales_status", "32", Informational("re-send: waiting for the seller to ship")),
+    // 同意召回后退款，待商家召回 (unnamed public copies only; the first row to re-check).
+    ("after_sales_status", "33", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
+    // after_sales_type: the response enum of pdd.refund.information.get (not the request filter
+    // of pdd.refund.list.increment.get, which numbers differently)
+    ("after_sales_type", "1", Mapped(Target::kind(RefundOnly))),
+    ("after_sales_type", "2", Mapped(Target::kind(ReturnAndRefund))),
+    ("after_sales_type", "3", Informational("exchange: no refund")),
+    ("after_sales_type", "4", Informational("re-send: no refund")),
+    ("after_sales_type", "5", Informational("repair: no refund")),
 ];
 
 /// Maps a PDD code (`order_status`, `confirm_status`, `group_status`, `risk_control_status`,
 /// `refund_status`, `after_sales_status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
+}
+
+/// The kind of an after-sale (`after_sales_type`): `None` for an exchange, a re-send or a repair.
+pub fn refund_kind(after_sales_type: &str) -> Option<crate::model::lifecycle::RefundKind> {
+    kind_of(STATUS_TABLE, "after_sales_type", after_sales_type)
 }
 
 /// What a Pinduoduo shop's secret parameter holds (JSON): the open-API app and the shop's tokens.
@@ -160,12 +184,13 @@ mod tests {
             map_status,
             "refund_status",
             &[
-                ("1", None, Some(RefundState::Closed)),
                 ("2", None, Some(RefundState::Requested)),
                 ("3", None, Some(RefundState::Approved)),
                 ("4", None, Some(RefundState::Succeeded)),
             ],
         );
+        // 无售后或售后关闭: an order that never had an after-sale must not become "Closed".
+        assert!(matches!(map_status("refund_status", "1"), Informational(_)));
     }
 
     #[test]
@@ -188,7 +213,12 @@ mod tests {
                 ("13", None, Some(RefundState::Closed)),
             ],
         );
-        for exchange in ["0", "14", "15", "16", "17", "18"] {
+        assert_rows(
+            map_status,
+            "after_sales_status",
+            &[("31", None, Some(RefundState::Approved)), ("33", None, Some(RefundState::Approved))],
+        );
+        for exchange in ["0", "14", "15", "16", "17", "18", "21", "22", "24", "25", "27", "32"] {
             assert!(matches!(map_status("after_sales_status", exchange), Informational(_)), "{exchange}");
         }
         assert_eq!(
@@ -200,6 +230,17 @@ mod tests {
     #[test]
     fn unknown_codes_are_unmapped_not_guessed() {
         assert_eq!(map_status("order_status", "4"), Unmapped);
-        assert_eq!(map_status("after_sales_status", "1"), Unmapped);
+        for unconfirmed in ["1", "19", "20", "23", "26", "28", "29", "30"] {
+            assert_eq!(map_status("after_sales_status", unconfirmed), Unmapped, "{unconfirmed}");
+        }
+    }
+
+    #[test]
+    fn after_sales_type_row() {
+        assert_eq!(refund_kind("1"), Some(RefundOnly));
+        assert_eq!(refund_kind("2"), Some(ReturnAndRefund));
+        for no_refund in ["3", "4", "5", "0"] {
+            assert_eq!(refund_kind(no_refund), None, "{no_refund}");
+        }
     }
 }

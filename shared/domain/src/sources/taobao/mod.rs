@@ -16,21 +16,39 @@ use crate::model::source_event::{ParseError, SourceEvent};
 use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
-/// Taobao's status tables (`../shared/reference/platforms.md`).
+/// Taobao's status tables: one row per row of `docs/status-codes.md` § taobao, where each code's
+/// meaning and public source are listed (a test reads both and checks they agree). The trade's
+/// `status` is `trade_status`; each sub-order's `status` is `order_status` and its
+/// `refund_status` is `refund_status`.
 pub const STATUS_TABLE: &[MappingRow] = &[
     ("trade_status", "TRADE_NO_CREATE_PAY", Mapped(Target::lifecycle(PendingPayment))),
     ("trade_status", "WAIT_BUYER_PAY", Mapped(Target::lifecycle(PendingPayment))),
     ("trade_status", "PAY_PENDING", Mapped(Target::lifecycle(PendingPayment))),
     ("trade_status", "WAIT_PRE_AUTH_CONFIRM", Mapped(Target::lifecycle(PendingPayment))),
     ("trade_status", "WAIT_SELLER_SEND_GOODS", Mapped(Target::lifecycle(Paid))),
+    // 已付款但禁止发货 (拼团中 or 发货强管控): paid, may not ship yet.
+    ("trade_status", "PAID_FORBID_CONSIGN", Mapped(Target::lifecycle(RiskHold))),
     ("trade_status", "SELLER_CONSIGNED_PART", Mapped(Target::lifecycle(Shipped))),
     ("trade_status", "WAIT_BUYER_CONFIRM_GOODS", Mapped(Target::lifecycle(Shipped))),
     ("trade_status", "TRADE_BUYER_SIGNED", Mapped(Target::lifecycle(Signed))),
     ("trade_status", "TRADE_FINISHED", Mapped(Target::lifecycle(Completed))),
-    // Closed after payment is a refund outcome: the refund succeeded; before shipment the
-    // order is also cancelled (after shipment the state machine keeps the fulfilment state).
+    // 付款以后用户退款成功，交易自动关闭: the platform's own words say the money went back, so the
+    // close is a refund outcome; before shipment the order is also cancelled (after shipment the
+    // state machine keeps the fulfilment state). The same rule for every platform's "closed".
     ("trade_status", "TRADE_CLOSED", Mapped(Target::both(Cancelled, RefundState::Succeeded))),
     ("trade_status", "TRADE_CLOSED_BY_TAOBAO", Mapped(Target::lifecycle(Cancelled))),
+    ("order_status", "TRADE_NO_CREATE_PAY", Mapped(Target::lifecycle(PendingPayment))),
+    ("order_status", "WAIT_BUYER_PAY", Mapped(Target::lifecycle(PendingPayment))),
+    ("order_status", "PAY_PENDING", Mapped(Target::lifecycle(PendingPayment))),
+    ("order_status", "WAIT_SELLER_SEND_GOODS", Mapped(Target::lifecycle(Paid))),
+    ("order_status", "PAID_FORBID_CONSIGN", Mapped(Target::lifecycle(RiskHold))),
+    ("order_status", "WAIT_BUYER_CONFIRM_GOODS", Mapped(Target::lifecycle(Shipped))),
+    ("order_status", "TRADE_BUYER_SIGNED", Mapped(Target::lifecycle(Signed))),
+    ("order_status", "TRADE_FINISHED", Mapped(Target::lifecycle(Completed))),
+    ("order_status", "TRADE_CLOSED", Mapped(Target::both(Cancelled, RefundState::Succeeded))),
+    ("order_status", "TRADE_CLOSED_BY_TAOBAO", Mapped(Target::lifecycle(Cancelled))),
+    // Every sub-order of a normal trade reports NO_REFUND.
+    ("refund_status", "NO_REFUND", Informational("no refund on this sub-order")),
     ("refund_status", "WAIT_SELLER_AGREE", Mapped(Target::refund(RefundState::Requested))),
     ("refund_status", "WAIT_BUYER_RETURN_GOODS", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
     ("refund_status", "WAIT_SELLER_CONFIRM_GOODS", Mapped(Target::refund_of(RefundState::Approved, ReturnAndRefund))),
@@ -39,7 +57,7 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("refund_status", "SUCCESS", Mapped(Target::refund(RefundState::Succeeded))),
 ];
 
-/// Maps a Taobao code (`trade_status`, `refund_status`).
+/// Maps a Taobao code (`trade_status`, `order_status`, `refund_status`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
 }

@@ -51,7 +51,6 @@ impl SourceModule for Wechatpay {
 #[cfg(test)]
 pub(crate) mod test_keys;
 
-use chrono::DateTime;
 use serde_json::Value;
 
 use crate::model::callback::RawCallback;
@@ -87,9 +86,13 @@ pub const STATUS_TABLE: &[MappingRow] = &[
     ("refund_status", "CLOSED", Mapped(Target::refund(RefundState::Closed))),
     ("refund_status", "PROCESSING", Mapped(Target::refund(RefundState::Approved))),
     ("refund_status", "ABNORMAL", Informational("refund abnormal: the buyer's account refused it")),
+    // The refund notice's `event_type`: the same outcome as the decrypted refund_status.
+    ("event_type", "REFUND.SUCCESS", Mapped(Target::refund(RefundState::Succeeded))),
+    ("event_type", "REFUND.ABNORMAL", Informational("refund abnormal notice")),
+    ("event_type", "REFUND.CLOSED", Mapped(Target::refund(RefundState::Closed))),
 ];
 
-/// Maps a WeChat Pay code (`trade_state`, `refund_status`).
+/// Maps a WeChat Pay code (`trade_state`, `refund_status`, `event_type`).
 pub fn map_status(field: &str, code: &str) -> StatusMapping {
     lookup(STATUS_TABLE, field, code)
 }
@@ -154,13 +157,8 @@ pub fn parse(shop: &ShopId, payload: &[u8]) -> Result<Vec<SourceEvent>, ParseErr
     } else {
         return Ok(vec![SourceEvent::Ignored(format!("wechatpay {event_type} without a state"))]);
     };
-    let event_time = first_time(resource, &["success_time"]).or_else(|| {
-        notice
-            .get("create_time")
-            .and_then(Value::as_str)
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.to_utc())
-    });
+    let event_time = first_time(resource, &["success_time"])
+        .or_else(|| notice.get("create_time").and_then(Value::as_str).and_then(crate::sources::json::parse_time_text));
     let id = text(&notice, "id");
     Ok(vec![SourceEvent::Status(StatusEvent {
         key,
