@@ -2,7 +2,7 @@
 //! checks every request's signature with its own signer): the sweep confirms lost refunds
 //! through the platform and releases their stock once; reads scale with the due orders, not the
 //! table; the emergency release of 327 orders; ops answers; tokens read from and refreshed into
-//! their own parameter under the ledger's lease.
+//! their own parameter under the ledger's lease — also by status-normalize's order-lines fetch.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
+use domain::app::order_lines::{LINES_PENDING, PlatformLines};
 use domain::app::refund_check::{RefundCheck, RefundRules};
-use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules, token_parameter};
 use domain::model::order::{Provenance, StatusChange};
 use domain::model::source_event::OrderFacts;
 use domain::model::status::{RawStatus, StatusMapping, Target};
@@ -30,7 +31,7 @@ use domain::testing::memory::MemoryLines;
 use domain::{MessageId, OrderKey, RefundState, ShopId, Source};
 use refund_dual_check::Handler;
 use serde_json::json;
-use tests::fake_gateway::{FakeGateway, Order, Platform, Refund, default_app};
+use tests::fake_gateway::{Denial, FakeGateway, Order, Platform, Refund, SkuLine, default_app};
 use tests::stack::{self, clients, namespace};
 
 struct Rig {
@@ -359,4 +360,67 @@ async fn the_emergency_release_of_327_orders() {
         assert_eq!(answers[missing.to_string()], "not_found");
     })
     .await;
+}
+
+/// status-normalize's order-lines fetch on the local stack, wired as its main.rs wires it: a
+/// paid Douyin order whose access token the platform no longer honours (expired by Douyin's
+/// clock, not yet by its stored expiry) gets its lines after one refresh through the token
+/// keeper — the new tokens in the shop's own parameter, the ledger's lease — and is reserved,
+/// not held; status-normalize's policy grants every request it made.
+#[tokio::test]
+async fn status_normalize_refreshes_an_expired_token_to_fetch_a_paid_orders_lines() {
+    let rig = Rig::new("rf-lines").await;
+    let shop = ShopId::parse(&rig.shop).unwrap();
+    let before = rig.ssm.get(&token_parameter(&rig.stage, Source::Douyin, &shop)).await.unwrap().unwrap();
+    // Eight days on at Douyin (access tokens live 7, refresh tokens 14); our clock still trusts
+    // the stored expiry, so the first call is made with the old token.
+    rig.fake.advance(Duration::days(8));
+    let id = "6931001";
+    let mut paid = Order::new(id, &rig.shop, "2", rig.fake.now() - Duration::minutes(5));
+    paid.lines = (1..=2)
+        .map(|k| SkuLine {
+            line_id: format!("{id}{k}"),
+            sku_id: format!("17900000000000{k:02}"),
+            outer_sku_id: format!("SKU-{id}-{k}"),
+            quantity: if k == 1 { 2 } else { 1 },
+        })
+        .collect();
+    rig.fake.put_order(Platform::Douyin, paid);
+    let callback = DayCallback {
+        source: Source::Douyin,
+        shop: rig.shop.clone(),
+        payload: fixtures::douyin_push(
+            "101",
+            &format!("{id}-101"),
+            json!({"p_id": id, "pay_time": (at() - Duration::hours(4)).timestamp(), "s_ids": [format!("{id}1"), format!("{id}2")]}),
+        ),
+        query: vec![],
+        message_id: format!("{id}-101"),
+        sent_at: at() - Duration::hours(4),
+    };
+    let cache = SecretCache::new(&rig.ssm, &rig.clock, &rig.stage, Duration::minutes(2));
+    let platforms: [&dyn PlatformQuery; 1] = [&rig.douyin];
+    let refreshers: [&dyn TokenRefresh; 1] = [&rig.douyin];
+    let tokens = TokenKeeper::new(
+        TokenPorts { ledger: &rig.sync, params: &rig.ssm, secrets: &cache, refreshers: &refreshers, clock: &rig.clock },
+        &rig.stage,
+        TokenRules { refresh_before: Duration::minutes(30), ..TokenRules::default() },
+        "status-normalize-test",
+    );
+    let lines = PlatformLines { platforms: &platforms, tokens: &tokens };
+    rig.clients.requests.take();
+    let events = ApplyMessage::new(rig.normalizer()).with_lines(&lines).handle(&callback.inbound()).await.unwrap();
+    tests::policy::assert_granted("StatusNormalizeFunction", &rig.clients.requests.take());
+    assert!(events.iter().any(|e| e.detail_type() == "StockReserved"), "{events:?}");
+    let key = OrderKey::parse(Source::Douyin, &rig.shop, id).unwrap();
+    let order = rig.tables.orders.get(&key).await.unwrap().unwrap();
+    assert!(!order.flags.contains(LINES_PENDING), "not held: {:?}", order.flags);
+    let mut reserved: Vec<(String, u32)> =
+        rig.tables.inventory.reservations(&key).await.unwrap().iter().map(|r| (r.sku.to_string(), r.qty)).collect();
+    reserved.sort();
+    assert_eq!(reserved, [(format!("SKU-{id}-1"), 2), (format!("SKU-{id}-2"), 1)]);
+    let denials: Vec<Denial> = rig.fake.records_of(Platform::Douyin).into_iter().filter_map(|r| r.denial).collect();
+    assert_eq!(denials, [Denial::ExpiredToken], "one call with the expired token, then the refreshed one");
+    let after = rig.ssm.get(&token_parameter(&rig.stage, Source::Douyin, &shop)).await.unwrap().unwrap();
+    assert_ne!(after, before, "the refreshed tokens are in the shop's own parameter");
 }

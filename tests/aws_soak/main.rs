@@ -304,16 +304,18 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         start + scaled(chrono::Duration::hours(6)),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
-    // The shops' tokens: refund-dual-check's keeper over the token ledger (the sync table,
+    // The shops' tokens: each function its own keeper over the token ledger (the sync table,
     // through the faulty SDK) and the parameters.
     let ledger = DynamoSync::new(faulty.dynamodb.clone(), &sync_table);
     let refreshers: [&dyn TokenRefresh; 1] = [&douyin];
     let token_ports =
         TokenPorts { ledger: &ledger, params: &secrets, secrets: &cache, refreshers: &refreshers, clock: &clock };
     let token_rules = TokenRules { refresh_before: chrono::Duration::minutes(30), ..TokenRules::default() };
+    let normalize_tokens = TokenKeeper::new(token_ports, STAGE, token_rules.clone(), "status-normalize");
     let refund_tokens = TokenKeeper::new(token_ports, STAGE, token_rules, "refund-dual-check");
-    // A paid Douyin order's lines come from the order detail API (its outages hold them).
-    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    // A paid Douyin order's lines come from the order detail API (its outages hold them; an
+    // expired token is refreshed through the keeper).
+    let platform_lines = PlatformLines { platforms: &platforms, tokens: &normalize_tokens };
     let normalize = status_normalize::Handler {
         messages: ApplyMessage::new(write).with_lines(&platform_lines),
         events: &announce,

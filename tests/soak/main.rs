@@ -124,7 +124,7 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         start + chrono::Duration::hours(6),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
-    // The shops' tokens: refund-dual-check's keeper over the token
+    // The shops' tokens: each function its own keeper (its own cache and name), over one token
     // ledger (faults injected like every port) and the parameters; Douyin's tokens start in its
     // webhook secret (the old layout) and move to their own parameter at the first refresh.
     let sync = MemorySync::default();
@@ -133,9 +133,11 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     let token_ports =
         TokenPorts { ledger: &f_sync, params: &secrets, secrets: &cache, refreshers: &refreshers, clock: &clock };
     let token_rules = TokenRules { refresh_before: chrono::Duration::minutes(30), ..TokenRules::default() };
+    let normalize_tokens = TokenKeeper::new(token_ports, STAGE, token_rules.clone(), "status-normalize");
     let refund_tokens = TokenKeeper::new(token_ports, STAGE, token_rules, "refund-dual-check");
-    // A paid Douyin order's lines come from the order detail API (its outages hold them).
-    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    // A paid Douyin order's lines come from the order detail API (its outages hold them; an
+    // expired token is refreshed through the keeper).
+    let platform_lines = PlatformLines { platforms: &platforms, tokens: &normalize_tokens };
     let normalize = status_normalize::Handler {
         messages: ApplyMessage::new(write).with_lines(&platform_lines),
         events: &announce,

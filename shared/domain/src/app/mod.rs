@@ -8,7 +8,7 @@
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
 //! | notify | [`notify::Notify`] (findings to robots, customer notices by SMS) |
-//! | order-sync | [`sync_channel::SyncChannel`] (pulls, daily reconciliation), [`tokens::TokenKeeper`] (token lifecycle, also refund-dual-check's), [`subscribe_tracking::SubscribeTracking`] |
+//! | order-sync | [`sync_channel::SyncChannel`] (pulls, daily reconciliation), [`tokens::TokenKeeper`] (token lifecycle, also refund-dual-check's and status-normalize's order lines), [`subscribe_tracking::SubscribeTracking`] |
 //!
 //! Shared by the ones that bring changes in: [`inbound`] (inbox dedupe and the `inbound` queue).
 

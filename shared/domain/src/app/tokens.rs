@@ -9,8 +9,8 @@
 //! lease, so two runs never refresh one shop at once (a refresh token is spent by its use) and
 //! a stale run can never overwrite newer tokens: a refresh takes the lease at the version it
 //! read, writes the parameter with the next version, and commits the ledger only while it still
-//! holds the lease. Only order-sync and refund-dual-check may write token parameters (the
-//! template's policies).
+//! holds the lease. Only order-sync, refund-dual-check and status-normalize (its order detail
+//! calls) may write token parameters (the template's policies).
 //!
 //! Shops whose tokens still sit in their webhook secret parameter (the old layout) are read
 //! from there until their first refresh (or an ops `import`) moves them to their own parameter.
