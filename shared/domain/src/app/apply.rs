@@ -374,9 +374,11 @@ impl<'a> ApplyChange<'a> {
     }
 }
 
-/// The SLA breach a move ended, if the order left a state with a limit only after it (by the
-/// sources' times): the state, its due time and `SlaBreached`, the same event the SLA sweep
-/// raises.
+/// The SLA breach a move ended, if the order left a state with a limit only at or after its
+/// due time (by the sources' times): the state, its due time and `SlaBreached`, the same event
+/// the SLA sweep raises. At the due time itself too, as the sweep sees it (its due index holds
+/// markers due at or before now): a sweep that kept the breach in the outbox and could not count
+/// it before such a move replaced the marker leaves the count to this move (the same token).
 fn breach_ended_by(
     order: &Order,
     entry: &HistoryEntry,
@@ -386,7 +388,7 @@ fn breach_ended_by(
     let limit = rules.sla.limit(order.key.source, from)?;
     let since = *order.entered.get(&from)?;
     let due_at = since + limit;
-    (entry.event_time > due_at).then(|| {
+    (entry.event_time >= due_at).then(|| {
         let event =
             DomainEvent::SlaBreached { key: order.key.clone(), state: from, since, limit_minutes: limit.num_minutes() };
         (from, due_at, event)

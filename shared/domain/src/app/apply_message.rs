@@ -876,6 +876,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_move_at_the_limit_itself_reports_the_breach_a_sweep_kept_but_could_not_count() {
+        // Found by the soak (tests/soak, seed 21): the sweep ran at the due time itself (its due
+        // index holds markers due at or before now), kept the breach for publishing and could
+        // not count it; the order's next state came with the due time as its own time, and the
+        // move, which reported only moves after the due time, replaced the marker. The breach
+        // was published and never counted.
+        use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
+        let world = World::new();
+        let n = world.messages();
+        n.handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()}))).await.unwrap_or_default();
+        world.clock.advance(chrono::Duration::minutes(30));
+        let down = Faults::new(FaultPlan::new(3).rate("stats.*", Fault::Before, 1.0));
+        let stats = Faulty::new(&world.store, &down);
+        let (_, report) = sla_sweep(&world.store, &stats, &world.clock, &world.rules).await;
+        assert_eq!((report.due, report.breached, report.errors), (1, 0, 1), "{report:?}");
+        // Shipped at the 30-minute limit exactly, by the platform's time.
+        let events = n
+            .handle(&douyin(
+                "102",
+                "m2",
+                json!({"p_id": "6921", "update_time": at().timestamp() + 1800,
+                "logistics_msg": {"express_company_id": "shunfeng", "logistics_code": "SF1"}}),
+            ))
+            .await
+            .unwrap_or_default();
+        assert!(
+            events.iter().any(|e| matches!(e, DomainEvent::SlaBreached { state: Lifecycle::Paid, .. })),
+            "{events:?}"
+        );
+        world.clock.advance(chrono::Duration::minutes(15));
+        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(events.is_empty(), "{events:?}");
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("sla_breached")).sum::<i64>(), 1, "counted once");
+    }
+
+    #[tokio::test]
     async fn a_moved_on_order_raises_no_sla_breach() {
         let world = World::new();
         let n = world.messages();
