@@ -309,6 +309,11 @@ impl Handler<'_> {
                 // What earlier backstop pulls found, applied by now: one summary per channel.
                 let mut events = callback_summary(&ops.platforms, self.stats, self.marks, self.clock.now()).await;
                 let (failures, report) = self.sync.run(&plan).await;
+                // Pull lag per shop (the observability hook): how far behind each shop's pull
+                // has read.
+                for (source, shop, seconds) in pull_lags(&report, self.clock.now()) {
+                    adapters::metrics::pull_lag(source, &shop, seconds);
+                }
                 events.extend(failures);
                 let unpublished = adapters::lambda::publish(self.events, &events).await;
                 Answer::Sync(SyncAnswer { report, events: events.len(), unpublished_events: unpublished.len() })
@@ -392,3 +397,23 @@ impl Handler<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// Each pulled shop's lag after a run, in seconds: now minus where its furthest-behind feed's
+/// checkpoint stands (what the pull has read through), for `adapters::metrics::pull_lag`.
+/// Shops without a checkpoint yet are left out.
+pub fn pull_lags(report: &SyncReport, now: DateTime<Utc>) -> Vec<(Source, String, f64)> {
+    let mut oldest: std::collections::BTreeMap<(Source, String), DateTime<Utc>> = std::collections::BTreeMap::new();
+    for feed in &report.feeds {
+        if let Some(through) = feed.through {
+            oldest.entry((feed.source, feed.shop.clone())).and_modify(|at| *at = (*at).min(through)).or_insert(through);
+        }
+    }
+    oldest
+        .into_iter()
+        .map(|((source, shop), through)| {
+            #[allow(clippy::cast_precision_loss)]
+            let seconds = (now - through).num_milliseconds() as f64 / 1000.0;
+            (source, shop, seconds.max(0.0))
+        })
+        .collect()
+}

@@ -76,3 +76,35 @@ fn a_malformed_event_is_named_not_guessed() {
     assert!(decode(r#"{"tokens": {"refresh": {"platform": "pdd"}}}"#).is_err(), "the shop is required");
     assert!(decode(r#"{"resync": {}}"#).is_err());
 }
+
+#[test]
+fn pull_lag_is_per_shop_from_its_furthest_behind_feed() {
+    use domain::app::sync_channel::{FeedOutcome, FeedRun};
+    let now = DateTime::parse_from_rfc3339("2026-11-11T04:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap();
+    let run = |source, shop: &str, feed, through: Option<i64>| FeedRun {
+        source,
+        shop: shop.to_owned(),
+        feed,
+        outcome: FeedOutcome::CaughtUp,
+        through: through.map(|s| now - Duration::seconds(s)),
+        windows: 1,
+        list_calls: 1,
+        rows: 0,
+        enqueued: 0,
+        duplicates: 0,
+        error: None,
+    };
+    let report = SyncReport {
+        feeds: vec![
+            run(Source::Pdd, "p1", Feed::Orders, Some(300)),
+            run(Source::Pdd, "p1", Feed::Refunds, Some(900)),
+            run(Source::Taobao, "t1", Feed::Orders, Some(120)),
+            run(Source::Jd, "j1", Feed::Orders, None),
+        ],
+        skipped: Default::default(),
+    };
+    assert_eq!(
+        pull_lags(&report, now),
+        [(Source::Pdd, "p1".to_owned(), 900.0), (Source::Taobao, "t1".to_owned(), 120.0)]
+    );
+}
