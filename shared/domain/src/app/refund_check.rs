@@ -250,8 +250,19 @@ impl RefundCheck<'_> {
                 let (applied, produced) = n.apply_status(&change, &facts).await?;
                 // The recorded entry, not whether this call wrote it: the poll found the refund
                 // (its `CallbackMissing` and count go with the change itself, see
-                // `apply::events_of`), also when a retry finds its own write done.
-                if applied.entry.provenance == Provenance::Poll
+                // `apply::events_of`), also when a retry finds its own write done. Not when the
+                // case had succeeded before this check began: an earlier check found it, and this
+                // one (a recheck, the platform's refund time unchanged) goes on to the release.
+                let recorded_before = stored.as_ref().is_some_and(|o| {
+                    let was = match o.refunds.get(&scope.case()) {
+                        Some(case) => case.state,
+                        None if scope.id.is_none() => o.refund,
+                        None => RefundState::None,
+                    };
+                    was == RefundState::Succeeded
+                });
+                if !recorded_before
+                    && applied.entry.provenance == Provenance::Poll
                     && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
                 {
                     found_by_poll = true;
@@ -843,6 +854,25 @@ mod tests {
         let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!(report.lines_released, 1, "{report:?}");
         run(&world, &platform, async |c| c.recheck(std::slice::from_ref(&key)).await).await;
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("callback_missing"), total("stock_released")), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_recheck_of_a_refund_an_earlier_poll_found_says_released_not_confirmed_again() {
+        // A platform's refund keeps its time (the fake gateway's, Douyin's): the recheck applies
+        // the same change again, finds it recorded by the first check, and reports the release
+        // (what it derives again carries the same event ids; nothing is counted twice).
+        let world = World::new("token", Duration::days(3)).await;
+        let key = world.refund_requested("shop-1001", "6921005").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921005", vec![succeeded(at() - Duration::minutes(20))]);
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
+        let (_, report) = run(&world, &platform, async |c| c.recheck(std::slice::from_ref(&key)).await).await;
+        assert_eq!(report.orders.get(&key.to_string()), Some(&CheckOutcome::Released), "{report:?}");
         let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
         let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
         assert_eq!((total("callback_missing"), total("stock_released")), (1, 1));
