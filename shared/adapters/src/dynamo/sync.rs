@@ -271,7 +271,10 @@ impl TokenLedger for DynamoSync {
             .key(PK, s(partition(source)))
             .key(SK, s(format!("T#{shop}")))
             .update_expression("SET lease_owner = :o, lease_until_ms = :u, lease_until = :ui")
-            .condition_expression("version = :v AND (attribute_not_exists(lease_until_ms) OR lease_until_ms < :now)")
+            // Our own lease too: the SDK's retry of a write whose answer was lost.
+            .condition_expression(
+                "version = :v AND (attribute_not_exists(lease_until_ms) OR lease_until_ms < :now OR lease_owner = :o)",
+            )
             .expression_attribute_values(":o", s(lease.owner.clone()))
             .expression_attribute_values(":u", ms(lease.until))
             .expression_attribute_values(":ui", s(iso(lease.until)))

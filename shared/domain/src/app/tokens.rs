@@ -144,6 +144,9 @@ pub struct TokenKeeper<'a> {
     stage: String,
     rules: TokenRules,
     instance: String,
+    /// Random per keeper: lease owners stay unique even when two keepers share an instance
+    /// name (a lease is taken again only by its own owner, the retry of a lost answer).
+    nonce: u64,
     serial: AtomicU64,
     cache: Mutex<HashMap<(Source, ShopId), Cached>>,
 }
@@ -162,6 +165,10 @@ impl<'a> TokenKeeper<'a> {
             stage: stage.into(),
             rules,
             instance: instance.into(),
+            nonce: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new().build_hasher().finish()
+            },
             serial: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
         }
@@ -173,7 +180,7 @@ impl<'a> TokenKeeper<'a> {
     }
 
     fn owner(&self) -> String {
-        format!("{}-{}", self.instance, self.serial.fetch_add(1, Ordering::Relaxed))
+        format!("{}-{:x}-{}", self.instance, self.nonce, self.serial.fetch_add(1, Ordering::Relaxed))
     }
 
     fn refresher(&self, source: Source) -> Option<&dyn TokenRefresh> {

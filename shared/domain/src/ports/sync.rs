@@ -59,8 +59,9 @@ pub trait TokenLedger: Send + Sync {
     /// created one.
     async fn register(&self, record: &TokenRecord) -> Result<bool, StoreError>;
 
-    /// Takes the refresh lease if the entry is still at `expected_version` and nobody holds an
-    /// unexpired lease at `now`; returns whether this run has it.
+    /// Takes the refresh lease if the entry is still at `expected_version` and nobody else
+    /// holds an unexpired lease at `now` (`lease.owner`'s own lease is taken again: a retry of
+    /// a write whose answer was lost); returns whether this run has it.
     async fn lease(
         &self,
         source: Source,

@@ -805,6 +805,8 @@ where
     let b = Lease { owner: "b".into(), until: t(3) };
     assert!(!store.lease(source, &shop, 0, &a, t(0)).await.unwrap(), "not at the version read");
     assert!(store.lease(source, &shop, 1, &a, t(0)).await.unwrap());
+    // A retry of the same lease (its answer lost, the SDK sends it again) is still a's.
+    assert!(store.lease(source, &shop, 1, &a, t(0)).await.unwrap(), "a's own lease, taken again");
     assert!(!store.lease(source, &shop, 1, &b, t(1)).await.unwrap(), "held by a");
     assert_eq!(store.commit(&TokenRecord { version: 2, ..record.clone() }, "b").await, Err(StoreError::Conflict));
     store.commit(&TokenRecord { version: 2, access_expires_at: Some(t(200)), ..record.clone() }, "a").await.unwrap();

@@ -905,7 +905,9 @@ impl TokenLedger for MemorySync {
         self.writes.fetch_add(1, Ordering::Relaxed);
         let mut state = lock(&self.state);
         let Some(record) = state.tokens.get_mut(&(source, shop.clone())) else { return Ok(false) };
-        if record.version != expected_version || record.lease.as_ref().is_some_and(|l| l.until > now) {
+        if record.version != expected_version
+            || record.lease.as_ref().is_some_and(|l| l.until > now && l.owner != lease.owner)
+        {
             return Ok(false);
         }
         record.lease = Some(lease.clone());
