@@ -598,6 +598,18 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     inbox.complete(&died, "b").await.unwrap();
     assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::Done);
 
+    // Many marked done at once (a pull's window, more than one transaction's worth); one of
+    // them taken over by another attempt after its lease ran out stays that attempt's.
+    let window: Vec<Accepted> = (100..230).map(message).collect();
+    for one in &window {
+        assert_eq!(inbox.claim(one, "w", lease, now).await.unwrap(), Claim::Claimed);
+    }
+    assert_eq!(inbox.claim(&window[7], "x", t(13), t(12)).await.unwrap(), Claim::Claimed);
+    inbox.complete_many(&window.iter().collect::<Vec<_>>(), "w").await.unwrap();
+    assert_eq!(inbox.claim(&window[0], "y", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&window[129], "y", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&window[7], "y", t(14), t(12)).await.unwrap(), Claim::InFlight { until: t(13) }, "x's");
+
     // Concurrent first deliveries: exactly one holds it.
     let raced = message(4);
     let attempts = ["p", "q", "r", "s"];

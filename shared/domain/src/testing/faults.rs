@@ -592,6 +592,10 @@ impl<P: Inbox + ?Sized> Inbox for Faulty<'_, P> {
         self.call("inbox", "complete", Call::Write, || self.inner.complete(accepted, attempt)).await
     }
 
+    async fn complete_many(&self, accepted: &[&Accepted], attempt: &str) -> Result<(), StoreError> {
+        self.call("inbox", "complete_many", Call::Transaction, || self.inner.complete_many(accepted, attempt)).await
+    }
+
     async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
         self.call("inbox", "abandon", Call::Write, || self.inner.abandon(accepted, attempt)).await
     }
