@@ -269,6 +269,11 @@ async fn server_errors_are_retried_and_surface_with_the_services_code() {
     assert_eq!(sent(&f.clients, "SQS.SendMessage"), 2);
     assert_eq!(sent(&f.clients, "EventBridge.PutEvents"), 3);
     assert_eq!(f.faults.counts().of_kind(FaultKind::ServerError), 4 + 1 + 3);
+    // What the code asked for, each call once however many attempts it took.
+    let asked = f.clients.requests.take_operations();
+    assert_eq!(asked.get("DynamoDB.PutItem").copied(), Some(2), "{asked:?}");
+    assert_eq!(asked.get("SQS.SendMessage").copied(), Some(1), "{asked:?}");
+    assert_eq!(asked.get("EventBridge.PutEvents").copied(), Some(1), "{asked:?}");
 }
 
 #[tokio::test]

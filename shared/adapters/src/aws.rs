@@ -21,6 +21,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    operations: Arc<Mutex<BTreeMap<String, u64>>>,
     waited: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
 }
 
@@ -42,6 +43,12 @@ impl RequestCounter {
         self.counts.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
     }
 
+    /// Operations (calls, each counted once however many attempts it took) since the last
+    /// call: what the code asks for, where [`RequestCounter::take`] is what AWS bills.
+    pub fn take_operations(&self) -> BTreeMap<String, u64> {
+        self.operations.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
+
     /// Counts so far, without resetting.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
@@ -61,6 +68,18 @@ impl RequestCounter {
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "RequestCounter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(mut operations) = self.operations.lock() {
+            *operations.entry(operation(cfg)).or_default() += 1;
+        }
+        Ok(())
     }
 
     fn read_before_transmit(
