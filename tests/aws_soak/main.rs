@@ -279,6 +279,9 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         refund_check_after: scaled(base.refund_check_after),
         release_within: scaled(base.release_within),
         trust_recheck_after: scaled(base.trust_recheck_after),
+        // A paid order held for its lines (the fake Douyin's rate-limited hours) is asked about
+        // again within the compressed day, as it would be within a real one.
+        lines_retry_after: scaled(base.lines_retry_after),
         ..base
     };
     let write = ApplyChange::new(tables.write_ports(&clock), &rules);

@@ -134,9 +134,6 @@ pub enum Sweep {
     Lines,
 }
 
-/// How long a held order waits before its lines are asked for again after a failed retry.
-pub const LINES_RETRY_AFTER_MINUTES: i64 = 10;
-
 /// How status-normalize tells its trigger from its ops events.
 pub const SHAPE: Shape = Shape {
     trigger_marker: Some("Records"),
@@ -240,7 +237,8 @@ impl Handler<'_> {
         let retry = LinesRetry {
             write: self.messages.write,
             lines,
-            retry_after: chrono::Duration::minutes(LINES_RETRY_AFTER_MINUTES),
+            // After a failed retry, twice the first wait (10 minutes by default).
+            retry_after: self.messages.write.rules.lines_retry_after * 2,
         };
         let (events, report) = retry.sweep().await;
         let failed = adapters::lambda::publish(self.events, &events).await;

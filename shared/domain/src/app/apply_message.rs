@@ -102,7 +102,7 @@ impl<'a> ApplyMessage<'a> {
         if held {
             // The retry's marker first: a function killed after the commit still leaves the held
             // order a retry (the marker is due only minutes later, after the commit).
-            let due_at = ports.clock.now() + LINES_RETRY_AFTER;
+            let due_at = ports.clock.now() + self.write.rules.lines_retry_after;
             ports.orders.set_due(&retry_marker(&event.key, due_at, self.write.rules.shards)).await?;
         }
         let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
@@ -305,7 +305,8 @@ pub const TRACKING_STOPPED: &str = "tracking_stopped";
 /// The flag of an order whose parcel the carrier returned or the recipient refused.
 pub const RETURNED_TO_SENDER: &str = "returned_to_sender";
 
-/// How long a held order waits before its lines are asked for again.
+/// How long a held order waits before its lines are asked for again, by default
+/// ([`crate::rules::timing::Rules::lines_retry_after`]).
 pub const LINES_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
 #[cfg(test)]
