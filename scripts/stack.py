@@ -12,6 +12,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 import sys
 import time
 import zipfile
@@ -199,8 +200,10 @@ def main() -> int:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     os.makedirs(os.path.dirname(args.env_out), exist_ok=True)
     with open(args.env_out, "w", encoding="utf-8") as f:
+        # Quoted: moto leaves some `Fn::Sub` references unresolved (`${WebhookApi}` of an HTTP
+        # API it does not model), and a shell sourcing this file must not expand them.
         for name in sorted(env):
-            f.write(f"{name}={env[name]}\n")
+            f.write(f"{name}={shlex.quote(str(env[name]))}\n")
     with open(os.path.join(os.path.dirname(args.env_out), "resources.json"), "w", encoding="utf-8") as f:
         json.dump({"resources": {k: {"type": v["ResourceType"], "physical": v["PhysicalResourceId"]} for k, v in resources.items()},
                    "outputs": outputs}, f, indent=2, sort_keys=True)

@@ -33,6 +33,14 @@ async fn dynamodb_signals_honour_the_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_sync_records_honour_the_contract() {
+    let clients = clients().await;
+    let ns = namespace("sync");
+    let table = stack::private_table(&clients, "SYNC_TABLE", &ns).await;
+    contract::sync_records(&adapters::DynamoSync::new(clients.dynamodb.clone(), table), &ns).await;
+}
+
+#[tokio::test]
 async fn dynamodb_inbox_honours_the_contract() {
     let clients = clients().await;
     contract::inbox(&tables(&clients).inbox, &namespace("inbox")).await;

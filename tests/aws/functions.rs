@@ -8,8 +8,15 @@ use std::time::Duration;
 use tests::runtime_api::{Answer, RuntimeApi, lambda_env};
 use tests::stack;
 
-const FUNCTIONS: [&str; 6] =
-    ["webhook-verify", "status-normalize", "refund-dual-check", "signin-trust-check", "health-report", "notify"];
+const FUNCTIONS: [&str; 7] = [
+    "webhook-verify",
+    "status-normalize",
+    "refund-dual-check",
+    "signin-trust-check",
+    "health-report",
+    "notify",
+    "order-sync",
+];
 
 fn binary(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| stack::root().join("target"), PathBuf::from);

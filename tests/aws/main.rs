@@ -16,5 +16,6 @@ mod platform;
 mod refund;
 mod samples;
 mod schema;
+mod sync;
 mod trust;
 mod webhook;

@@ -265,6 +265,7 @@ fn finding(n: usize, at: DateTime<Utc>) -> DomainEvent {
             missing: 2,
             platform_count: 100,
             hub_count: 98,
+            channel: "pull".into(),
         },
         9 => DomainEvent::TokenExpiring { source: channel, shop, token: "refresh_token".into(), expires_at: at },
         10 => alarm("ALARM"),

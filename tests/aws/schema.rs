@@ -338,7 +338,7 @@ fn every_dead_letter_queue_has_depth_and_age_alarms_and_every_alarm_reaches_noti
 fn every_function_has_a_log_group_with_retention_and_errors_and_throttles_alarms() {
     let t = template();
     let functions = resources_of(&t, "AWS::Serverless::Function");
-    assert_eq!(functions.len(), 6);
+    assert_eq!(functions.len(), 7);
     for (logical, function) in functions {
         let props = &function["Properties"];
         let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();

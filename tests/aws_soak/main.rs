@@ -26,7 +26,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use chrono::Utc;
 
 use adapters::faults::{FaultClient, FaultKind, FaultPlan, SdkLimits, sdk_config};
-use adapters::{BusPublisher, Clients, DynamoTables, SqsQueue};
+use adapters::{BusPublisher, Clients, DynamoSync, DynamoTables, SqsQueue};
 use domain::app::announce::Announce;
 use domain::app::apply::ApplyChange;
 use domain::app::apply_message::ApplyMessage;
@@ -35,7 +35,9 @@ use domain::app::intake::Intake;
 use domain::app::order_lines::PlatformLines;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::sign_check::{Notice, SignCheck};
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::ports::platform::PlatformQuery;
+use domain::ports::pull::TokenRefresh;
 use domain::ports::secrets::SecretCache;
 use domain::rules::sign_trust::TrustRules;
 use domain::rules::timing::{Rules, SlaRules};
@@ -221,6 +223,7 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
     let orders_table = stack::private_table(&plain, "ORDERS_TABLE", &ns).await;
     let stats_table = stack::private_table(&plain, "STATS_TABLE", &ns).await;
     let inbox_table = stack::private_table(&plain, "INBOX_TABLE", &ns).await;
+    let sync_table = stack::private_table(&plain, "SYNC_TABLE", &ns).await;
     let template = run::template();
     let inbound = SqsSource::create(&plain.sqs, &format!("{ns}-inbound"), 2, template.max_receives).await;
     let trust_source = SqsSource::create(&plain.sqs, &format!("{ns}-trust"), 2, template.max_receives).await;
@@ -276,6 +279,9 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         refund_check_after: scaled(base.refund_check_after),
         release_within: scaled(base.release_within),
         trust_recheck_after: scaled(base.trust_recheck_after),
+        // A paid order held for its lines (the fake Douyin's rate-limited hours) is asked about
+        // again within the compressed day, as it would be within a real one.
+        lines_retry_after: scaled(base.lines_retry_after),
         ..base
     };
     let write = ApplyChange::new(tables.write_ports(&clock), &rules);
@@ -301,8 +307,18 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         start + scaled(chrono::Duration::hours(6)),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
-    // A paid Douyin order's lines come from the order detail API (its outages hold them).
-    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    // The shops' tokens: each function its own keeper over the token ledger (the sync table,
+    // through the faulty SDK) and the parameters.
+    let ledger = DynamoSync::new(faulty.dynamodb.clone(), &sync_table);
+    let refreshers: [&dyn TokenRefresh; 1] = [&douyin];
+    let token_ports =
+        TokenPorts { ledger: &ledger, params: &secrets, secrets: &cache, refreshers: &refreshers, clock: &clock };
+    let token_rules = TokenRules { refresh_before: chrono::Duration::minutes(30), ..TokenRules::default() };
+    let normalize_tokens = TokenKeeper::new(token_ports, STAGE, token_rules.clone(), "status-normalize");
+    let refund_tokens = TokenKeeper::new(token_ports, STAGE, token_rules, "refund-dual-check");
+    // A paid Douyin order's lines come from the order detail API (its outages hold them; an
+    // expired token is refreshed through the keeper).
+    let platform_lines = PlatformLines { platforms: &platforms, tokens: &normalize_tokens };
     let normalize = status_normalize::Handler {
         messages: ApplyMessage::new(write).with_lines(&platform_lines),
         events: &announce,
@@ -322,14 +338,7 @@ async fn a_compressed_sales_day_on_the_local_stack_loses_nothing_and_applies_not
         ..RefundRules::default()
     };
     let refunds = refund_dual_check::Handler {
-        checker: RefundCheck {
-            write,
-            platforms: &platforms,
-            secrets: &cache,
-            secret_store: &secrets,
-            stage: STAGE,
-            rules: &refund_rules,
-        },
+        checker: RefundCheck { write, platforms: &platforms, tokens: &refund_tokens, rules: &refund_rules },
         events: &announce,
         release_concurrency: 16,
     };

@@ -26,12 +26,14 @@ use domain::app::intake::Intake;
 use domain::app::order_lines::PlatformLines;
 use domain::app::refund_check::{RefundCheck, RefundRules};
 use domain::app::sign_check::{Notice, SignCheck};
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::ports::platform::PlatformQuery;
+use domain::ports::pull::TokenRefresh;
 use domain::ports::secrets::SecretCache;
 use domain::rules::sign_trust::TrustRules;
 use domain::rules::timing::Rules;
 use domain::testing::faults::{Fault, FaultPlan, Faults, Faulty};
-use domain::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore};
+use domain::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore, MemorySync};
 use tests::soak::day::{self, DayPlan, STAGE};
 use tests::soak::lambdas::Lambdas;
 use tests::soak::oracle::{self, Evidence, Stores};
@@ -122,8 +124,20 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
         start + chrono::Duration::hours(6),
     );
     let platforms: [&dyn PlatformQuery; 1] = [&douyin];
-    // A paid Douyin order's lines come from the order detail API (its outages hold them).
-    let platform_lines = PlatformLines { platforms: &platforms, secrets: &cache };
+    // The shops' tokens: each function its own keeper (its own cache and name), over one token
+    // ledger (faults injected like every port) and the parameters; Douyin's tokens start in its
+    // webhook secret (the old layout) and move to their own parameter at the first refresh.
+    let sync = MemorySync::default();
+    let f_sync = Faulty::new(&sync, &faults);
+    let refreshers: [&dyn TokenRefresh; 1] = [&douyin];
+    let token_ports =
+        TokenPorts { ledger: &f_sync, params: &secrets, secrets: &cache, refreshers: &refreshers, clock: &clock };
+    let token_rules = TokenRules { refresh_before: chrono::Duration::minutes(30), ..TokenRules::default() };
+    let normalize_tokens = TokenKeeper::new(token_ports, STAGE, token_rules.clone(), "status-normalize");
+    let refund_tokens = TokenKeeper::new(token_ports, STAGE, token_rules, "refund-dual-check");
+    // A paid Douyin order's lines come from the order detail API (its outages hold them; an
+    // expired token is refreshed through the keeper).
+    let platform_lines = PlatformLines { platforms: &platforms, tokens: &normalize_tokens };
     let normalize = status_normalize::Handler {
         messages: ApplyMessage::new(write).with_lines(&platform_lines),
         events: &announce,
@@ -139,14 +153,7 @@ async fn a_sales_day_under_faults_loses_nothing_and_applies_nothing_twice() {
     };
     let refund_rules = RefundRules::default();
     let refunds = refund_dual_check::Handler {
-        checker: RefundCheck {
-            write,
-            platforms: &platforms,
-            secrets: &cache,
-            secret_store: &secrets,
-            stage: STAGE,
-            rules: &refund_rules,
-        },
+        checker: RefundCheck { write, platforms: &platforms, tokens: &refund_tokens, rules: &refund_rules },
         events: &announce,
         release_concurrency: 16,
     };

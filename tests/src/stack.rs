@@ -76,6 +76,18 @@ pub async fn drain(clients: &Clients, url: &str) -> Vec<String> {
     bodies
 }
 
+/// Receives everything on a queue (deleting it) until it is empty, as bodies.
+pub async fn drain_all(clients: &Clients, url: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    loop {
+        let bodies = drain(clients, url).await;
+        if bodies.is_empty() {
+            return all;
+        }
+        all.extend(bodies);
+    }
+}
+
 /// A private copy of one of the stack's tables (same keys, indexes and TTL, read from the live
 /// table the template created), for tests whose sweeps must see only their own due markers.
 pub async fn private_table(clients: &Clients, env_var: &str, ns: &str) -> String {

@@ -30,6 +30,11 @@ pub struct Config {
     pub release_concurrency: usize,
     /// `SECRET_TTL_SECONDS` (default 120).
     pub secret_ttl_s: i64,
+    /// `SYNC_TABLE`: the token ledger (shared with order-sync).
+    pub sync_table: String,
+    /// `TOKEN_REFRESH_BEFORE_MINUTES` (default 30): an access token expiring within this is
+    /// refreshed before the shop is asked about.
+    pub token_refresh_before_minutes: i64,
     /// Each registered platform client's endpoint override (`DOUYIN_API_URL`, `PDD_API_URL`,
     /// `TAOBAO_API_URL`, … from `adapters::platform::CLIENTS`); absent: the real one.
     pub api_urls: BTreeMap<Source, String>,
@@ -40,15 +45,6 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; a missing or malformed variable is named in the error.
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let mut api_urls = BTreeMap::new();
-        for row in &adapters::platform::CLIENTS {
-            if let Some(url) = env.var(row.url_var).filter(|v| !v.trim().is_empty()) {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(ConfigError::Malformed { var: row.url_var, reason: "expected an http(s) URL".into() });
-                }
-                api_urls.insert(row.source, url);
-            }
-        }
         Ok(Self {
             resources: Resources::from_env(env)?,
             event_bus: config::required(env, "EVENT_BUS_NAME")?,
@@ -56,7 +52,9 @@ impl Config {
             shop_concurrency: config::parsed(env, "SHOP_CONCURRENCY", 4)?,
             release_concurrency: config::parsed(env, "OPS_RELEASE_CONCURRENCY", 16)?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
-            api_urls,
+            sync_table: config::required(env, "SYNC_TABLE")?,
+            token_refresh_before_minutes: config::parsed(env, "TOKEN_REFRESH_BEFORE_MINUTES", 30)?,
+            api_urls: adapters::platform::api_urls(env)?,
             platform_timeout_ms: config::parsed(env, "PLATFORM_TIMEOUT_MS", 5000)?,
         })
     }

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use adapters::metrics::{MeteredBus, MeteredOrders};
-use adapters::{BusPublisher, Clients, DynamoTables, SsmSecrets};
+use adapters::{BusPublisher, Clients, DynamoSync, DynamoTables, SsmSecrets};
 use domain::app::announce::Announce;
 use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::refund_check::{RefundCheck, RefundRules};
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::ports::clock::SystemClock;
 use domain::ports::platform::PlatformQuery;
+use domain::ports::pull::TokenRefresh;
 use domain::ports::secrets::SecretCache;
 use domain::rules::timing::Rules;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -27,7 +29,9 @@ async fn main() -> Result<(), Error> {
                 reason: format!("{source}: {err}"),
             })
         });
-    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().map(AsRef::as_ref).collect();
+    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().filter_map(|c| c.query.as_deref()).collect();
+    let refreshers: Vec<&dyn TokenRefresh> =
+        platform_clients.iter().map(|c| c.feed.as_ref() as &dyn TokenRefresh).collect();
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
@@ -41,6 +45,17 @@ async fn main() -> Result<(), Error> {
     let rules = Rules { shards: config.resources.shards, ..Rules::default() };
     let secrets =
         SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
+    let ledger = DynamoSync::new(clients.dynamodb.clone(), &config.sync_table);
+    let token_rules = TokenRules {
+        refresh_before: chrono::Duration::minutes(config.token_refresh_before_minutes),
+        ..TokenRules::default()
+    };
+    let tokens = TokenKeeper::new(
+        TokenPorts { ledger: &ledger, params: &ssm, secrets: &secrets, refreshers: &refreshers, clock: &clock },
+        &config.resources.stage,
+        token_rules,
+        adapters::config::instance_name(),
+    );
     let refund_rules = RefundRules {
         pending_recheck_after: chrono::Duration::minutes(config.pending_recheck_minutes),
         concurrency: config.shop_concurrency,
@@ -50,9 +65,7 @@ async fn main() -> Result<(), Error> {
         checker: RefundCheck {
             write: ApplyChange::new(WritePorts { orders: &orders, ..tables.write_ports(&clock) }, &rules),
             platforms: &platforms,
-            secrets: &secrets,
-            secret_store: &ssm,
-            stage: &config.resources.stage,
+            tokens: &tokens,
             rules: &refund_rules,
         },
         events: &announce,

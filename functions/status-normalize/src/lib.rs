@@ -56,6 +56,12 @@ pub struct Config {
     pub platform_timeout_ms: u64,
     /// `SECRET_TTL_SECONDS` (default 120): how long a shop's API credentials are cached.
     pub secret_ttl_s: i64,
+    /// `SYNC_TABLE`: the token ledger (shared with order-sync and refund-dual-check): an order
+    /// detail call whose token expired refreshes it under the ledger's lease.
+    pub sync_table: String,
+    /// `TOKEN_REFRESH_BEFORE_MINUTES` (default 30): an access token expiring within this is
+    /// refreshed before an order detail call.
+    pub token_refresh_before_minutes: i64,
 }
 
 impl Config {
@@ -93,6 +99,8 @@ impl Config {
             api_urls,
             platform_timeout_ms: config::parsed(env, "PLATFORM_TIMEOUT_MS", 5000)?,
             secret_ttl_s: config::parsed(env, "SECRET_TTL_SECONDS", 120)?,
+            sync_table: config::required(env, "SYNC_TABLE")?,
+            token_refresh_before_minutes: config::parsed(env, "TOKEN_REFRESH_BEFORE_MINUTES", 30)?,
         })
     }
 }
@@ -125,9 +133,6 @@ pub enum Sweep {
     /// The held orders' lines.
     Lines,
 }
-
-/// How long a held order waits before its lines are asked for again after a failed retry.
-pub const LINES_RETRY_AFTER_MINUTES: i64 = 10;
 
 /// How status-normalize tells its trigger from its ops events.
 pub const SHAPE: Shape = Shape {
@@ -232,7 +237,8 @@ impl Handler<'_> {
         let retry = LinesRetry {
             write: self.messages.write,
             lines,
-            retry_after: chrono::Duration::minutes(LINES_RETRY_AFTER_MINUTES),
+            // After a failed retry, twice the first wait (10 minutes by default).
+            retry_after: self.messages.write.rules.lines_retry_after * 2,
         };
         let (events, report) = retry.sweep().await;
         let failed = adapters::lambda::publish(self.events, &events).await;

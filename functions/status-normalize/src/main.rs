@@ -3,14 +3,16 @@
 use std::time::Duration;
 
 use adapters::metrics::{MeteredBus, MeteredOrders};
-use adapters::{BusPublisher, Clients, DynamoTables, SqsDeadLetters, SqsQueue, SsmSecrets};
+use adapters::{BusPublisher, Clients, DynamoSync, DynamoTables, SqsDeadLetters, SqsQueue, SsmSecrets};
 use domain::app::announce::Announce;
 use domain::app::apply::{ApplyChange, WritePorts};
 use domain::app::apply_message::ApplyMessage;
 use domain::app::dead_letters::DeadLetterOps;
 use domain::app::order_lines::PlatformLines;
+use domain::app::tokens::{TokenKeeper, TokenPorts, TokenRules};
 use domain::ports::clock::SystemClock;
 use domain::ports::platform::PlatformQuery;
+use domain::ports::pull::TokenRefresh;
 use domain::ports::secrets::SecretCache;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use status_normalize::{Config, Handler};
@@ -31,7 +33,9 @@ async fn main() -> Result<(), Error> {
                 reason: format!("{source}: {err}"),
             })
         });
-    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().map(AsRef::as_ref).collect();
+    let platforms: Vec<&dyn PlatformQuery> = platform_clients.iter().filter_map(|c| c.query.as_deref()).collect();
+    let refreshers: Vec<&dyn TokenRefresh> =
+        platform_clients.iter().map(|c| c.feed.as_ref() as &dyn TokenRefresh).collect();
     let clients = Clients::from_env().await;
     let tables = DynamoTables::new(clients.dynamodb.clone(), &config.resources);
     let bus = BusPublisher::new(clients.eventbridge.clone(), &config.event_bus);
@@ -47,9 +51,21 @@ async fn main() -> Result<(), Error> {
     let clock = SystemClock;
     let secrets =
         SecretCache::new(&ssm, &clock, &config.resources.stage, chrono::Duration::seconds(config.secret_ttl_s));
-    // A paid order that names only its line ids gets its lines from the platform (read only:
-    // a token refresh stays with refund-dual-check).
-    let lines = PlatformLines { platforms: &platforms, secrets: &secrets };
+    // A paid order that names only its line ids gets its lines from the platform, with the
+    // shop's tokens from the token keeper: an expired one is refreshed under the ledger's lease
+    // (into the shop's own token parameter), so the order is not held until someone else does.
+    let ledger = DynamoSync::new(clients.dynamodb.clone(), &config.sync_table);
+    let token_rules = TokenRules {
+        refresh_before: chrono::Duration::minutes(config.token_refresh_before_minutes),
+        ..TokenRules::default()
+    };
+    let tokens = TokenKeeper::new(
+        TokenPorts { ledger: &ledger, params: &ssm, secrets: &secrets, refreshers: &refreshers, clock: &clock },
+        &config.resources.stage,
+        token_rules,
+        adapters::config::instance_name(),
+    );
+    let lines = PlatformLines { platforms: &platforms, tokens: &tokens };
     let handler = Handler {
         messages: ApplyMessage::new(ApplyChange::new(
             WritePorts { orders: &orders, ..tables.write_ports(&clock) },

@@ -78,6 +78,16 @@ pub fn queue_url(env: &dyn Env, var: &'static str) -> Result<String, ConfigError
     }
 }
 
+/// A name for this process in leases: the Lambda log stream (one per instance) where there is
+/// one, else the host's process id.
+pub fn instance_name() -> String {
+    std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|stream| stream.rsplit(']').next().unwrap_or(&stream).to_owned())
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()))
+}
+
 /// The names every function may need: tables, queues, bus, stage, shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resources {

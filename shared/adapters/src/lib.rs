@@ -23,7 +23,8 @@ pub use aws::{Clients, RequestCounter};
 pub use bus::BusPublisher;
 pub use config::{ConfigError, Env, ProcessEnv};
 pub use dynamo::{
-    DynamoContacts, DynamoInbox, DynamoInventory, DynamoNotify, DynamoOrders, DynamoSignals, DynamoStats, DynamoTables,
+    DynamoContacts, DynamoInbox, DynamoInventory, DynamoNotify, DynamoOrders, DynamoSignals, DynamoStats, DynamoSync,
+    DynamoTables,
 };
 pub use sqs::{SqsDeadLetters, SqsQueue};
 pub use ssm::SsmSecrets;

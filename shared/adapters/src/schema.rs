@@ -29,10 +29,11 @@ pub struct TableSchema {
 }
 
 /// Every table.
-pub const TABLES: [TableSchema; 3] = [
+pub const TABLES: [TableSchema; 4] = [
     TableSchema { logical_id: "OrdersTable", env: "ORDERS_TABLE", sort_key: Some(SK), gsi1: true },
     TableSchema { logical_id: "InboxTable", env: "INBOX_TABLE", sort_key: None, gsi1: true },
     TableSchema { logical_id: "StatsTable", env: "STATS_TABLE", sort_key: Some(SK), gsi1: false },
+    TableSchema { logical_id: "SyncTable", env: "SYNC_TABLE", sort_key: Some(SK), gsi1: false },
 ];
 
 /// A queue as the code uses it.

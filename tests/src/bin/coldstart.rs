@@ -84,11 +84,18 @@ async fn main() -> anyhow::Result<()> {
         arg("--python").unwrap_or_else(|| stack::root().join(".venv/bin/python").to_string_lossy().into_owned());
     let _ = stack::env();
 
-    let mut programs: Vec<(String, Vec<String>, String)> =
-        ["webhook-verify", "status-normalize", "refund-dual-check", "signin-trust-check", "health-report", "notify"]
-            .into_iter()
-            .map(|f| (f.to_owned(), vec![bin_dir.join(f).to_string_lossy().into_owned()], first_event(f)))
-            .collect();
+    let mut programs: Vec<(String, Vec<String>, String)> = [
+        "webhook-verify",
+        "status-normalize",
+        "refund-dual-check",
+        "signin-trust-check",
+        "health-report",
+        "notify",
+        "order-sync",
+    ]
+    .into_iter()
+    .map(|f| (f.to_owned(), vec![bin_dir.join(f).to_string_lossy().into_owned()], first_event(f)))
+    .collect();
     programs.push((
         "python boto3 (same init)".to_owned(),
         vec![python, stack::root().join("scripts/boto3_handler.py").to_string_lossy().into_owned()],

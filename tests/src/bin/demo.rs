@@ -1,12 +1,15 @@
 //! The demo: a realistic day of callbacks through every function, served by
-//! `cargo lambda watch` against the local AWS stack, and what a seller would look at.
+//! `cargo lambda watch` against the local AWS stack, plus Pinduoduo and Taobao shops whose orders
+//! arrive only by order-sync's pull, and what a seller would look at.
 //!
 //! Run by `scripts/demo.sh` (which starts moto and creates the stack first). This driver seeds
-//! the shop secrets, starts a fake Douyin gateway and `cargo lambda watch`, posts every callback
-//! signed as its sender signs it, plays the SQS event sources and the schedules (moto stores
-//! them but does not fire them), and prints orders, refunds caught by the dual check, signs
-//! downgraded, the quarantine replay, the health report, and — from notify, with a fake of
-//! DingTalk, WeCom and Aliyun SMS on loopback — the messages the robots and the customer received.
+//! the shop secrets, starts the fake platform gateway (Douyin's refund queries, PDD's and
+//! Taobao's incremental lists, each checking signatures with its own signer) and `cargo lambda
+//! watch`, posts every callback signed as its sender signs it, plays the SQS event sources and
+//! the schedules (moto stores them but does not fire them), and prints orders, refunds caught by
+//! the dual check, signs downgraded, the quarantine replay, the pull, the health report, and —
+//! from notify, with a fake of DingTalk, WeCom and Aliyun SMS on loopback — the messages the
+//! robots and the customer received.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -19,11 +22,13 @@ use domain::ports::secrets::parameter_name;
 use domain::testing::fixtures::{self, DayCallback};
 use domain::{ShopId, Source};
 use serde_json::{Value, json};
+use tests::fake_gateway::{FakeGateway, Order, Platform, Refund, SkuLine, default_app};
 use tests::fake_notify::{FakeNotify, Provider};
-use tests::fake_platform::{FakeConfig, FakePlatform, Platform, Reply};
 use tests::stack;
 
 const SHOP: &str = "shop-1001";
+const PDD_SHOP: &str = "pdd-shop-1001";
+const TAOBAO_SHOP: &str = "tb-shop-1001";
 const SECRET: &str = "demo-secret";
 
 struct Demo {
@@ -116,20 +121,29 @@ async fn main() -> anyhow::Result<()> {
     for source in [Source::Youzan, Source::Kuaishou, Source::Kuaidi100, Source::Wechatpay, Source::App] {
         ssm.put(&parameter_name(&stage, source, &shop), &fixtures::secret_json(source, SECRET, None)).await?;
     }
-    // Douyin signs its pushes and checks our API calls with the same app key and secret.
+    // Douyin signs its pushes and checks our API calls with the same app key and secret. The
+    // shops' tokens sit in their webhook secret (the old layout) until order-sync imports them
+    // into their own parameters below.
+    let fake = FakeGateway::start_at(Utc::now()).await?;
     let mut douyin_secret: Value = serde_json::from_str(&fixtures::secret_json(Source::Douyin, SECRET, None))?;
-    let fake = FakePlatform::start(FakeConfig {
-        platform: Platform::Douyin,
-        app_key: douyin_secret["app_key"].as_str().unwrap_or_default().to_owned(),
-        app_secret: SECRET.to_owned(),
-        access_token: "demo-access-token".to_owned(),
-        refresh_token: "demo-refresh-token".to_owned(),
-    })
-    .await;
-    douyin_secret["access_token"] = json!("demo-access-token");
-    douyin_secret["refresh_token"] = json!("demo-refresh-token");
-    douyin_secret["access_token_expires_at"] = json!((Utc::now() + ChronoDuration::days(3)).to_rfc3339());
+    let douyin_key = douyin_secret["app_key"].as_str().unwrap_or_default().to_owned();
+    fake.add_app(Platform::Douyin, &douyin_key, SECRET);
+    let tokens = fake.issue_tokens(Platform::Douyin, &douyin_key, SHOP);
+    douyin_secret["access_token"] = json!(tokens.access_token);
+    douyin_secret["refresh_token"] = json!(tokens.refresh_token);
+    douyin_secret["access_token_expires_at"] = json!(tokens.expires_at.to_rfc3339());
     ssm.put(&parameter_name(&stage, Source::Douyin, &shop), &douyin_secret.to_string()).await?;
+    // Pinduoduo and Taobao deliver no callbacks: their shops are pulled.
+    for (source, platform, name) in
+        [(Source::Pdd, Platform::Pdd, PDD_SHOP), (Source::Taobao, Platform::Taobao, TAOBAO_SHOP)]
+    {
+        let (app_key, app_secret) = default_app(platform);
+        let tokens = fake.issue_default_tokens(platform, name);
+        let secret = json!({"app_key": app_key, "secret": app_secret, "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token, "access_token_expires_at": tokens.expires_at.to_rfc3339()});
+        ssm.put(&parameter_name(&stage, source, &ShopId::parse(name)?), &secret.to_string()).await?;
+    }
+    seed_pulled_shops(&fake);
 
     // notify's robots and SMS provider: a fake on loopback whose clock follows the real one,
     // configured as ops would (SSM); the bus rule that feeds notify, played into a queue.
@@ -151,7 +165,15 @@ async fn main() -> anyhow::Result<()> {
         .args(["lambda", "watch", "-A", "127.0.0.1", "-P", &port.to_string()])
         .current_dir(stack::root())
         .envs(env.iter())
-        .env("DOUYIN_API_URL", fake.base_url())
+        .env("DOUYIN_API_URL", fake.base_url(Platform::Douyin))
+        .env("PDD_API_URL", fake.base_url(Platform::Pdd))
+        .env("TAOBAO_API_URL", fake.base_url(Platform::Taobao))
+        .env("JD_API_URL", fake.base_url(Platform::Jd))
+        .env("KUAISHOU_API_URL", fake.base_url(Platform::Kuaishou))
+        .env("YOUZAN_API_URL", fake.base_url(Platform::Youzan))
+        .env("KUAIDI100_API_URL", fake.kuaidi100_url())
+        // cargo lambda watch announces a deadline shorter than the template's timeout.
+        .env("BUDGET_SECONDS", "120")
         .env("SECRET_TTL_SECONDS", "1")
         .env("DINGTALK_BASE_URL", robots.base_url())
         .env("WECOM_BASE_URL", robots.base_url())
@@ -176,8 +198,19 @@ async fn main() -> anyhow::Result<()> {
     let day = fixtures::day(12, start);
     // Douyin's payment push names only sub-order ids: status-normalize reads each paid order's
     // lines (SKU, quantity) from the fake gateway's order detail before reserving stock.
+    // Paid, awaiting shipment (Douyin order_status 2), two sku orders: `{id}1` x2 and `{id}2` x1.
     for n in 0..12 {
-        fake.script(&format!("69210{n:08}"), Reply::Paid);
+        let id = format!("69210{n:08}");
+        let mut order = Order::new(&id, SHOP, "2", start);
+        order.lines = (1..=2)
+            .map(|k| SkuLine {
+                line_id: format!("{id}{k}"),
+                sku_id: format!("17900000000000{k:02}"),
+                outer_sku_id: format!("SKU-{id}-{k}"),
+                quantity: if k == 1 { 2 } else { 1 },
+            })
+            .collect();
+        fake.put_order(Platform::Douyin, order);
     }
     // For a while Youzan signs with a client secret the seller changed in its console but not
     // in orderhub: those callbacks are refused and quarantined, not lost.
@@ -212,7 +245,20 @@ async fn main() -> anyhow::Result<()> {
             };
             *statuses.entry(demo.post(&callback, SECRET).await?).or_default() += 1;
         }
-        fake.script(&id, if n % 2 == 0 { Reply::RefundSucceeded } else { Reply::RefundPending });
+        // On Douyin's side the odd ones are still waiting for the seller; the even ones succeeded.
+        let succeeded = n % 2 == 0;
+        // The platform's update time of the order is the refund's (after the request callback).
+        let mut order = Order::new(&id, SHOP, if succeeded { "4" } else { "105" }, start + ChronoDuration::hours(2));
+        order.main_status = Some(if succeeded { "22" } else { "" }.to_owned());
+        order.lines[0].line_id = format!("{id}1");
+        order.refunds.push(Refund {
+            id: format!("as-{id}"),
+            status: if succeeded { "12" } else { "6" }.to_owned(),
+            line_id: Some(format!("{id}1")),
+            amount_fen: 2990,
+            updated_at: start + ChronoDuration::hours(2),
+        });
+        fake.put_order(Platform::Douyin, order);
         requested.push(id);
     }
     println!(
@@ -230,6 +276,34 @@ async fn main() -> anyhow::Result<()> {
         .invoke("webhook-verify", &json!({"replay": {"source": "youzan", "shop": SHOP, "from": (Utc::now() - ChronoDuration::hours(1)).to_rfc3339(), "to": (Utc::now() + ChronoDuration::minutes(1)).to_rfc3339()}}))
         .await?;
     println!("== ops replay of youzan's quarantine after the key fix: {replay}");
+
+    // order-sync: the shops' tokens move to their own parameters, then PDD and Taobao are pulled.
+    for (platform, name) in [("douyin", SHOP), ("pdd", PDD_SHOP), ("taobao", TAOBAO_SHOP)] {
+        let import =
+            demo.invoke("order-sync", &json!({"tokens": {"import": {"platform": platform, "shop": name}}})).await?;
+        println!("== order-sync moved {platform}/{name}'s tokens to their own parameter: {import}");
+    }
+    fake.set_now(Utc::now());
+    let pulled = demo
+        .invoke("order-sync", &json!({"sync": {"platforms": ["pdd", "taobao", "jd"], "feeds": ["orders", "refunds"]}}))
+        .await?;
+    let summary: Vec<String> = pulled["feeds"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .map(|r| {
+                    format!(
+                        "{}/{} {}: {} ({} windows, {} list calls, {} enqueued)",
+                        r["source"], r["shop"], r["feed"], r["outcome"], r["windows"], r["list_calls"], r["enqueued"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "== order-sync pulled PDD and Taobao (their only way in), signed as each gateway checks:\n   {}",
+        summary.join("\n   ")
+    );
 
     // An honest station sign in the customer's district: Kuaidi100's real-shaped push for a
     // parcel collected from a 菜鸟驿站 in 西湖区, for an app order delivered to an address there.
@@ -288,9 +362,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let applied = demo.drain("INBOUND_QUEUE_URL", "status-normalize").await?;
-    println!("== status-normalize applied {applied} messages");
+    println!("== status-normalize applied {applied} messages (callbacks and pulled rows alike)");
     let trust = demo.drain("TRUST_QUEUE_URL", "signin-trust-check").await?;
     println!("== signin-trust-check scored {trust} signs");
+    fake.set_now(Utc::now());
     let sweep = demo.invoke("refund-dual-check", &json!({"sweep": "refunds"})).await?;
     println!("== refund-dual-check sweep (asks Douyin's API, signed as Douyin checks): {sweep}");
     let sla = demo.invoke("status-normalize", &json!({"sweep": "sla"})).await?;
@@ -401,6 +476,44 @@ async fn print_orders(clients: &adapters::Clients, store: &adapters::DynamoOrder
         println!("{line}");
     }
     Ok(())
+}
+
+/// A day of Pinduoduo and Taobao orders on the fake gateway: paid, shipped, signed, some
+/// refunded before shipment.
+fn seed_pulled_shops(fake: &FakeGateway) {
+    let now = Utc::now();
+    for n in 0..12 {
+        let at = now - ChronoDuration::minutes(40 * n + 10);
+        let (pdd_status, tb_status) = match n % 4 {
+            0 => ("1", "WAIT_SELLER_SEND_GOODS"),
+            1 => ("2", "WAIT_BUYER_CONFIRM_GOODS"),
+            2 => ("3", "TRADE_FINISHED"),
+            _ => ("1", "WAIT_SELLER_SEND_GOODS"),
+        };
+        let mut pdd = Order::new(&format!("261111-{n:06}"), PDD_SHOP, pdd_status, at);
+        let mut taobao = Order::new(&format!("39{n:010}"), TAOBAO_SHOP, tb_status, at);
+        if n % 4 == 3 {
+            // Refunded before shipment: the refund list says so.
+            pdd.refund_status = "4".into();
+            pdd.refunds.push(Refund {
+                id: format!("55{n:04}"),
+                status: "10".into(),
+                line_id: None,
+                amount_fen: 1990,
+                updated_at: at + ChronoDuration::minutes(5),
+            });
+            let line = taobao.lines[0].line_id.clone();
+            taobao.refunds.push(Refund {
+                id: format!("66{n:04}"),
+                status: "SUCCESS".into(),
+                line_id: Some(line),
+                amount_fen: 1990,
+                updated_at: at + ChronoDuration::minutes(5),
+            });
+        }
+        fake.put_order(Platform::Pdd, pdd);
+        fake.put_order(Platform::Taobao, taobao);
+    }
 }
 
 /// The honest station sign: where it was signed (an area, at its precision), its score and

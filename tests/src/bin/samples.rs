@@ -216,6 +216,7 @@ fn notify_samples(root: &Path, at: DateTime<Utc>, shop: &str) -> anyhow::Result<
                 missing: 3,
                 platform_count: 1_204,
                 hub_count: 1_201,
+                channel: "pull".into(),
             },
         ),
         (

@@ -189,7 +189,7 @@ fn code(raw: &str) -> Value {
 
 fn order_json(order: &Order) -> Value {
     json!({
-        "order_id": order.id, "order_status": code(&order.status), "main_status": code(&order.status),
+        "order_id": order.id, "order_status": code(&order.status), "main_status": code(order.main_status.as_deref().unwrap_or(&order.status)),
         "create_time": order.created_at.timestamp(), "update_time": order.updated_at.timestamp(),
         "sku_order_list": order.lines.iter().map(|l| {
             let refund = order.refunds.iter().filter(|r| r.line_id.as_deref() == Some(l.line_id.as_str())).max_by_key(|r| r.updated_at);

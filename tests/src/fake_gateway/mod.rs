@@ -7,11 +7,11 @@
 //! `/kuaishou/oauth2/refresh_token`) and Youzan (`/youzan/api/<method>/<version>`,
 //! `/youzan/auth/token`). [`FakeGateway::base_url`] gives what a client is configured with.
 //!
-//! Unlike `fake_platform` (which recomputes signatures with orderhub's own signer and so cannot
-//! catch a signing bug), every platform file here carries its **own** signer, written from the
-//! platform's documentation and checked in that file's unit tests against the public
-//! known-answer vectors (see `docs/platform-apis.md` for each source). Nothing from
-//! `domain::signature` is used.
+//! Every platform file here carries its **own** signer, written from the platform's
+//! documentation and checked in that file's unit tests against the public known-answer vectors
+//! (see `docs/platform-apis.md` for each source): a signing bug in orderhub's clients cannot be
+//! hidden by the fake agreeing with itself (the old `fake_platform` recomputed signatures with
+//! orderhub's own signer; it is gone). Nothing from `domain::sources::*::sign` is used.
 //!
 //! What it serves, from an in-memory set of [`Order`]s per platform (each with its shop, status
 //! codes, updated time, sku lines and refunds):
@@ -23,7 +23,12 @@
 //!   tokens and tokens of another app (distinct codes), clock-skew rejections, retryable
 //!   server errors on demand ([`FakeGateway::fail_next`]), garbage and bare HTTP errors
 //!   ([`FakeGateway::break_next`]);
-//! - orders that change while a client pages ([`FakeGateway::after_list_request`]).
+//! - orders that change while a client pages ([`FakeGateway::after_list_request`]);
+//! - slow answers ([`FakeGateway::delay_next`]), for clients' timeouts;
+//! - Kuaidi100's subscription endpoint (`/kuaidi100/poll`, [`kuaidi100`]).
+//!
+//! The gateway's clock is also a `domain` [`Clock`](domain::ports::clock::Clock), so a test can
+//! run the use cases, the clients' timestamps and the platform on one time line.
 //!
 //! Time is injectable: the gateway's clock only moves when a test says so
 //! ([`FakeGateway::set_now`], [`FakeGateway::advance`]). Every request is recorded, accepted or
@@ -31,6 +36,7 @@
 
 pub mod douyin;
 pub mod jd;
+pub mod kuaidi100;
 pub mod kuaishou;
 pub mod pdd;
 pub mod taobao;
@@ -127,6 +133,9 @@ pub struct Order {
     /// The platform's order-level refund status where it has one (PDD `refund_status`
     /// `"1"`..`"4"`, Taobao line `refund_status`); empty when none.
     pub refund_status: String,
+    /// Douyin's `main_status` where it differs from `status` (e.g. `"22"` after a refund);
+    /// `None`: the same code as `status`.
+    pub main_status: Option<String>,
     /// When the order was created.
     pub created_at: DateTime<Utc>,
     /// When the platform last changed it: what the incremental lists filter on.
@@ -145,6 +154,7 @@ impl Order {
             shop: shop.to_owned(),
             status: status.to_owned(),
             refund_status: String::new(),
+            main_status: None,
             created_at: updated_at,
             updated_at,
             lines: vec![SkuLine {
@@ -532,6 +542,7 @@ struct Inner {
     platforms: BTreeMap<Platform, PlatformState>,
     records: Vec<Record>,
     issued: u64,
+    delays: BTreeMap<Platform, std::collections::VecDeque<std::time::Duration>>,
 }
 
 impl Inner {
@@ -592,6 +603,7 @@ pub(crate) struct Ctx<'a> {
 #[derive(Clone)]
 pub struct FakeGateway {
     inner: Arc<Mutex<Inner>>,
+    kuaidi100: Arc<Mutex<kuaidi100::State100>>,
     /// Where it listens.
     pub addr: SocketAddr,
 }
@@ -612,14 +624,23 @@ impl FakeGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let platforms = Platform::ALL.into_iter().map(|p| (p, PlatformState::new(p))).collect();
-        let gateway =
-            FakeGateway { inner: Arc::new(Mutex::new(Inner { now, platforms, records: Vec::new(), issued: 0 })), addr };
+        let gateway = FakeGateway {
+            inner: Arc::new(Mutex::new(Inner {
+                now,
+                platforms,
+                records: Vec::new(),
+                issued: 0,
+                delays: BTreeMap::new(),
+            })),
+            kuaidi100: Arc::default(),
+            addr,
+        };
         let mut app = Router::new();
         for platform in Platform::ALL {
             let prefix = platform.prefix();
             app = app.route(&format!("/{prefix}/{{*rest}}"), any(route));
         }
-        let app = app.with_state(gateway.clone());
+        let app = app.route("/kuaidi100/{*rest}", any(kuaidi100::route)).with_state(gateway.clone());
         tokio::spawn(async move {
             // The server ends with the test's runtime; an accept error has nowhere to go.
             let _ = axum::serve(listener, app).await;
@@ -629,6 +650,40 @@ impl FakeGateway {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn lock_kuaidi100(&self) -> MutexGuard<'_, kuaidi100::State100> {
+        self.kuaidi100.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The URL of the Kuaidi100 subscription endpoint (`poll`).
+    pub fn kuaidi100_url(&self) -> String {
+        format!("http://{}/kuaidi100/poll", self.addr)
+    }
+
+    /// Sets the Kuaidi100 account key the fake accepts ([`kuaidi100::DEFAULT_KEY`] until set).
+    pub fn set_kuaidi100_key(&self, key: &str) {
+        self.lock_kuaidi100().key = Some(key.to_owned());
+    }
+
+    /// The next `n` Kuaidi100 subscriptions answer 500 (unconfirmed code).
+    pub fn kuaidi100_fail_next(&self, n: u32) {
+        self.lock_kuaidi100().faults = n;
+    }
+
+    /// Every subscription request Kuaidi100 got, taken or refused.
+    pub fn kuaidi100_subscriptions(&self) -> Vec<kuaidi100::Subscription> {
+        self.lock_kuaidi100().subscriptions.clone()
+    }
+
+    /// The next `n` requests to `platform` are answered only after `delay` (for timeouts and
+    /// for seeing that a client does not serialise its calls).
+    pub fn delay_next(&self, platform: Platform, delay: std::time::Duration, n: usize) {
+        self.lock().delays.entry(platform).or_default().extend(std::iter::repeat_n(delay, n));
+    }
+
+    fn take_delay(&self, platform: Platform) -> Option<std::time::Duration> {
+        self.lock().delays.get_mut(&platform).and_then(std::collections::VecDeque::pop_front)
     }
 
     /// The URL a client of `platform` is configured with: the router for PDD, Taobao and JD,
@@ -869,12 +924,21 @@ async fn route(
     };
     let path = full[platform.prefix().len() + 1..].to_owned();
     let query = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    if let Some(delay) = gateway.take_delay(platform) {
+        tokio::time::sleep(delay).await;
+    }
     gateway.serve(platform, RawRequest { method, path, query, headers, body })
 }
 
 // ---------------------------------------------------------------------------------------
 // Helpers the platform files share
 // ---------------------------------------------------------------------------------------
+
+impl domain::ports::clock::Clock for FakeGateway {
+    fn now(&self) -> DateTime<Utc> {
+        FakeGateway::now(self)
+    }
+}
 
 /// A JSON answer with HTTP 200 (every platform here reports errors in the body).
 pub(crate) fn json(body: Value) -> Response {

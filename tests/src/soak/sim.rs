@@ -22,6 +22,7 @@ use domain::model::status::RawStatus;
 use domain::model::stock::OrderLine;
 use domain::ports::clock::Clock;
 use domain::ports::platform::{Credentials, OrderLines, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::ports::pull::TokenRefresh;
 use domain::ports::{EventPublisher, OutboundMessage, PublishError, Queue, QueueError};
 use domain::testing::faults::SeededRng;
 
@@ -486,12 +487,25 @@ impl PlatformQuery for FakeDouyin<'_> {
         truth_lines(self.truth, key).ok_or(QueryError::NotFound)
     }
 
+    async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+        TokenRefresh::refresh_token(self, shop, credentials).await
+    }
+}
+
+/// `/token/refresh`: the token keepers of refund-dual-check and status-normalize refresh here.
+#[async_trait]
+impl TokenRefresh for FakeDouyin<'_> {
+    fn source(&self) -> Source {
+        Source::Douyin
+    }
+
     async fn refresh_token(&self, _shop: &ShopId, _credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
         self.count("refreshed");
         Ok(RefreshedToken {
             access_token: Secret::new("tok-2"),
             expires_at: self.clock.now() + chrono::Duration::days(7),
             refresh_token: Some(Secret::new("refresh-2")),
+            refresh_expires_at: None,
         })
     }
 }

@@ -22,6 +22,9 @@ use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, TTL};
 /// Raw bodies above this size are stored deflated (a DynamoDB item is at most 400 KB).
 const COMPRESS_ABOVE: usize = 32 * 1024;
 
+/// Actions in one DynamoDB transaction (its limit).
+const TRANSACT_MAX_ITEMS: usize = 100;
+
 /// The inbox table: dedupe records with the raw archive, quarantine, and quarantine quotas.
 #[derive(Debug, Clone)]
 pub struct DynamoInbox {
@@ -222,6 +225,37 @@ impl Inbox for DynamoInbox {
             Err(err) if is_condition_failed(&err) => Ok(()),
             Err(err) => Err(sdk_error(&err)),
         }
+    }
+
+    /// In transactions of up to 100 conditional updates (one request per hundred records, not
+    /// one each); a transaction cancelled (a record another attempt took over, a conflict) is
+    /// done one record at a time, as `complete` does it.
+    async fn complete_many(&self, accepted: &[&Accepted], attempt: &str) -> Result<(), StoreError> {
+        for chunk in accepted.chunks(TRANSACT_MAX_ITEMS) {
+            if let [one] = chunk {
+                self.complete(one, attempt).await?;
+                continue;
+            }
+            let mut items = Vec::with_capacity(chunk.len());
+            for one in chunk {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key(PK, s(message_pk(one)))
+                    .update_expression("REMOVE lease_until")
+                    .condition_expression("attempt = :attempt")
+                    .expression_attribute_values(":attempt", s(attempt))
+                    .build()
+                    .map_err(build_error)?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let sent = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+            if sent.is_err() {
+                for one in chunk {
+                    self.complete(one, attempt).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {

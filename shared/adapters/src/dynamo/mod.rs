@@ -1,8 +1,9 @@
 //! DynamoDB implementations of the storage ports, one module per table and item kind:
 //! [`orders`] (orders, history, due markers), [`inventory`] (reservations), [`signals`] (app
 //! signals, address sign history), [`stats`] (day counters, reports), [`inbox`] (dedupe, raw
-//! archive, quarantine), [`notify`] (notify's records and folds, customers' contacts). A function
-//! builds only the stores of the tables it uses.
+//! archive, quarantine), [`notify`] (notify's records and folds, customers' contacts), [`sync`]
+//! (order-sync's checkpoints, token ledger, Kuaidi100 subscriptions). A function builds only the
+//! stores of the tables it uses.
 //!
 //! Item layout (see `docs/data-model.md`): generic keys `pk`/`sk`, one sparse index `gsi1`
 //! (`gsi1pk`/`gsi1sk`), TTL attribute `expires_at`. Key formats live in [`keys`]; key names and
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod orders;
 pub mod signals;
 pub mod stats;
+pub mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,6 +39,7 @@ pub use notify::{DynamoContacts, DynamoNotify};
 pub use orders::DynamoOrders;
 pub use signals::DynamoSignals;
 pub use stats::DynamoStats;
+pub use sync::DynamoSync;
 
 use crate::aws::error_code;
 use crate::schema::{PK, SK};

@@ -1,4 +1,6 @@
-//! Douyin (抖店) open API: `/order/orderDetail` for an order's lines and after-sale state, and
+//! Douyin (抖店) open API: the lists order-sync's hourly backstop pulls (`/order/searchList`,
+//! `/afterSale/List`, by update time), `/order/orderDetail` for an order's lines and after-sale
+//! state, and
 //! `/token/refresh`.
 //!
 //! Request shape (zsmhub/doudian-sdk `core/doudian_op_api_client.go`): `POST {base}/{path}`
@@ -8,35 +10,51 @@
 //! `{code, msg, sub_code, sub_msg, data}` with `code` 10000 for success.
 
 use async_trait::async_trait;
+use chrono::Duration;
 use serde_json::{Value, json};
 
 use domain::model::ids::{LineId, OrderKey, ShopId, Sku, Source};
 use domain::model::status::RawStatus;
 use domain::model::stock::OrderLine;
+use domain::model::sync::{Feed, Window};
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::ports::pull::{ChangeFeed, FeedLimits, ListPage, PageRequest, Paging, TokenRefresh};
 use domain::ports::secrets::Secret;
 use domain::sources::douyin::refund_kind;
 use domain::sources::douyin::sign::{douyin_api_sign, douyin_param_json};
 use domain::sources::json::{parse_time, text};
 
-use super::{BuildError, Call, ClientConfig, DOUYIN_BASE_URL, Http, PlatformError, refresh_token_of, token_expiry};
+use super::{
+    BuildError, Call, ClientConfig, DOUYIN_BASE_URL, Http, PlatformError, page_number, refresh_token_of, rows,
+    token_expiry, total,
+};
 
 /// The success code of every Douyin answer.
 const SUCCESS: &str = "10000";
 
-/// `sub_code`s meaning the access token is no longer valid: `isv.access-token-expired`,
-/// `isv.access-token-no-existed` (both under code 40003) and `dop.authorization-no-existed`
-/// (30001, the shop's authorisation lapsed). Sources: the platform's error table as copied in
-/// tb07/jinritemai `src/Error/ErrorCode.php`; the official Python SDK's `DoudianOpApiLight`
-/// refreshes on the first two.
-const TOKEN_SUB_CODES: &[&str] =
-    &["isv.access-token-expired", "isv.access-token-no-existed", "dop.authorization-no-existed"];
+/// `sub_code`s a refresh cures: `isv.access-token-expired` "access_token已过期" and
+/// `isv.access-token-no-existed` "不存在，请使用最新的access_token" (both under code 40003).
+/// Sources: the platform's error table as copied in tb07/jinritemai `src/Error/ErrorCode.php`;
+/// the official Python SDK's `DoudianOpApiLight` refreshes on both.
+const TOKEN_SUB_CODES: &[&str] = &["isv.access-token-expired", "isv.access-token-no-existed"];
+
+/// `sub_code`s a refresh does not cure: `dop.authorization-no-existed` / `dop.authorization-closed`
+/// (30001, "店铺授权已失效 / 已被关闭": the shop must authorise again) and `isv.access-token-invalid`
+/// (40003, "app_key和access_token不匹配": not this app's token). Same table.
+const REVOKED_SUB_CODES: &[&str] =
+    &["dop.authorization-no-existed", "dop.authorization-closed", "isv.access-token-invalid"];
 
 /// 60000 触发限流 (rate limited); no wait is given. Same table.
 const RATE_LIMITED: &str = "60000";
 
 /// 20001 内部服务超时 (the platform's own timeout: transient). Same table.
 const PLATFORM_TIMEOUT: &str = "20001";
+
+/// 20000 `isp.service-error:*` (the platform's fault): retry later. Same table.
+const PLATFORM_FAULT: &str = "20000";
+
+/// Rows per page: "单页大小，限制100以内" (`api/order_searchList/**`).
+const PAGE_SIZE: u32 = 100;
 
 /// `order.orderDetail`'s codes for an order it does not know: `isv.parameter-invalid:20014`
 /// 查询订单不存在, `isv.parameter-invalid:20001` 订单不存在, `isv.business-failed:20015`
@@ -120,8 +138,10 @@ fn classify(error: PlatformError, call: Call, credentials: &Credentials) -> Quer
     let sub = error.sub_code.as_deref().unwrap_or_default();
     match error.code.as_str() {
         _ if call == Call::Query && TOKEN_SUB_CODES.contains(&sub) => QueryError::TokenExpired,
+        _ if REVOKED_SUB_CODES.contains(&sub) => QueryError::Revoked { code: error.full_code() },
         RATE_LIMITED => QueryError::RateLimited { retry_after_s: None },
         PLATFORM_TIMEOUT => QueryError::Timeout,
+        PLATFORM_FAULT => QueryError::Unavailable { code: error.full_code() },
         _ if call == Call::Query && NOT_FOUND_SUB_CODES.contains(&sub) => QueryError::NotFound,
         _ => error.into_platform(credentials),
     }
@@ -231,7 +251,97 @@ impl PlatformQuery for DouyinClient {
             access_token: Secret::new(access_token),
             expires_at,
             refresh_token: text(&data, "refresh_token").map(Secret::new),
+            // The refresh token "有效期：14 天" (api/token_refresh/response): not in the answer.
+            refresh_expires_at: None,
         })
+    }
+}
+
+impl DouyinClient {
+    /// One page of `/order/searchList` (`update_time_start/end`, newest first by update time) or
+    /// `/afterSale/List` (`update_start_time/end_time`), pages from 0.
+    async fn list(
+        &self,
+        feed: Feed,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        let start = window.start.timestamp();
+        let end = (window.end - Duration::seconds(1)).timestamp().max(start);
+        let page = page_number(page, 0);
+        let token = Some(credentials.access_token.expose());
+        let data = match feed {
+            Feed::Orders => {
+                let params = json!({"update_time_start": start, "update_time_end": end, "page": page,
+                    "size": PAGE_SIZE, "order_by": "update_time", "order_asc": false});
+                self.call("order.searchList", &params, credentials, token, Call::Query).await?
+            }
+            Feed::Refunds => {
+                let params = json!({"update_start_time": start, "update_end_time": end, "page": page,
+                    "size": PAGE_SIZE, "order_by": ["update_time desc"]});
+                self.call("afterSale.List", &params, credentials, token, Call::Query).await?
+            }
+        };
+        let (list, id, time, refund_id) = match feed {
+            Feed::Orders => ("shop_order_list", "order_id", "update_time", None),
+            Feed::Refunds => {
+                ("items", "order_info.shop_order_id", "aftersale_info.update_time", Some("aftersale_info.aftersale_id"))
+            }
+        };
+        let found = data.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        Ok(ListPage { rows: rows(found, id, &[time], refund_id)?, total: total(&data, "total"), next: None })
+    }
+}
+
+#[async_trait]
+impl TokenRefresh for DouyinClient {
+    fn source(&self) -> Source {
+        Source::Douyin
+    }
+
+    async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+        PlatformQuery::refresh_token(self, shop, credentials).await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for DouyinClient {
+    fn limits(&self) -> FeedLimits {
+        FeedLimits {
+            // No maximum window is documented (unconfirmed): an hour, the backstop's cadence.
+            max_window: Duration::hours(1),
+            window: Duration::hours(1),
+            page_size: PAGE_SIZE,
+            // "页码，0页开始"; total in `data.total`.
+            paging: Paging::Numbered { first: 0 },
+            settle: Duration::minutes(3),
+        }
+    }
+
+    fn api(&self, feed: Feed) -> &'static str {
+        match feed {
+            Feed::Orders => "/order/searchList",
+            Feed::Refunds => "/afterSale/List",
+        }
+    }
+
+    async fn list_orders(
+        &self,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        self.list(Feed::Orders, window, page, credentials).await
+    }
+
+    async fn list_refunds(
+        &self,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        self.list(Feed::Refunds, window, page, credentials).await
     }
 }
 
@@ -259,7 +369,22 @@ mod tests {
         let q = Call::Query;
         assert_eq!(classify(e("40003", Some("isv.access-token-expired")), q, &creds()), QueryError::TokenExpired);
         assert_eq!(classify(e("40003", Some("isv.access-token-no-existed")), q, &creds()), QueryError::TokenExpired);
-        assert_eq!(classify(e("30001", Some("dop.authorization-no-existed")), q, &creds()), QueryError::TokenExpired);
+        assert!(matches!(
+            classify(e("30001", Some("dop.authorization-no-existed")), q, &creds()),
+            QueryError::Revoked { .. }
+        ));
+        assert!(matches!(
+            classify(e("30001", Some("dop.authorization-closed")), q, &creds()),
+            QueryError::Revoked { .. }
+        ));
+        assert!(matches!(
+            classify(e("40003", Some("isv.access-token-invalid")), q, &creds()),
+            QueryError::Revoked { .. }
+        ));
+        assert!(matches!(
+            classify(e("20000", Some("isp.service-error:1")), q, &creds()),
+            QueryError::Unavailable { .. }
+        ));
         assert_eq!(classify(e("60000", None), q, &creds()), QueryError::RateLimited { retry_after_s: None });
         assert_eq!(classify(e("20001", None), q, &creds()), QueryError::Timeout);
         assert_eq!(classify(e("40004", Some("isv.parameter-invalid:20014")), q, &creds()), QueryError::NotFound);

@@ -1,6 +1,8 @@
-//! Clients of the sales platforms' own query APIs: the [`PlatformQuery`] port over HTTPS, one
-//! struct per platform ([`DouyinClient`], [`PddClient`], [`TaobaoClient`]), each signing its
-//! requests exactly as the platform requires (`domain::sources::<platform>::sign`).
+//! Clients of the sales platforms' own APIs over HTTPS, one struct per platform, each signing
+//! its requests exactly as the platform requires (`domain::sources::<platform>::sign`): the
+//! incremental lists order-sync pulls ([`ChangeFeed`], every platform), the order queries
+//! refund-dual-check asks ([`PlatformQuery`]: [`DouyinClient`], [`PddClient`], [`TaobaoClient`]),
+//! token refresh ([`TokenRefresh`]), and Kuaidi100's subscription ([`Kuaidi100Client`]).
 //!
 //! A client holds its configuration and one HTTP client (a connection pool) and nothing else:
 //! no token, no answer and no platform state is cached between calls. Errors are mapped to
@@ -8,10 +10,16 @@
 //! Douyin URL carries the access token), and nothing here logs one.
 //!
 //! [`PlatformQuery`]: domain::ports::platform::PlatformQuery
+//! [`ChangeFeed`]: domain::ports::pull::ChangeFeed
+//! [`TokenRefresh`]: domain::ports::pull::TokenRefresh
 
 mod douyin;
+mod jd;
+mod kuaidi100;
+mod kuaishou;
 mod pdd;
 mod taobao;
+mod youzan;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -23,14 +31,21 @@ use reqwest::{RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
 use domain::Source;
+use domain::model::ids::OrderId;
+use domain::model::sync::ChangedRow;
 use domain::ports::clock::{Clock, SystemClock};
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError};
+use domain::ports::pull::{ChangeFeed, PageRequest};
 use domain::sources::json::{parse_time, text};
 
 pub use domain::sources::taobao::sign::TaobaoSignMethod;
 pub use douyin::DouyinClient;
+pub use jd::{JD_BASE_URL, JD_OAUTH_URL, JdClient};
+pub use kuaidi100::{KUAIDI100_POLL_URL, Kuaidi100Client, subscribe_param};
+pub use kuaishou::{KUAISHOU_BASE_URL, KuaishouClient};
 pub use pdd::PddClient;
 pub use taobao::TaobaoClient;
+pub use youzan::{YOUZAN_BASE_URL, YouzanClient};
 
 /// Douyin (抖店) open API gateway.
 pub const DOUYIN_BASE_URL: &str = "https://openapi-fxg.jinritemai.com";
@@ -39,8 +54,20 @@ pub const PDD_BASE_URL: &str = "https://gw-api.pinduoduo.com/api/router";
 /// Taobao/Tmall TOP router.
 pub const TAOBAO_BASE_URL: &str = "https://eco.taobao.com/router/rest";
 
-/// One row of the client registry: a platform orderhub queries, where its API is, and how its
-/// client is built. Adding a platform with an API is one client module and one row here.
+/// A platform's clients: its change feed (every platform; also its token refresh) and, where
+/// refund-dual-check asks it about single orders, its query client.
+#[derive(Clone)]
+pub struct PlatformClient {
+    /// The platform.
+    pub source: Source,
+    /// Its incremental lists and token refresh.
+    pub feed: Arc<dyn ChangeFeed>,
+    /// Its order query, where orderhub has one.
+    pub query: Option<Arc<dyn PlatformQuery>>,
+}
+
+/// One row of the client registry: a platform orderhub talks to, where its API is, and how its
+/// clients are built. Adding a platform with an API is one client module and one row here.
 pub struct ClientRow {
     /// The platform.
     pub source: Source,
@@ -48,38 +75,65 @@ pub struct ClientRow {
     pub url_var: &'static str,
     /// Its real gateway.
     pub default_url: &'static str,
-    /// Builds its client.
-    pub build: fn(ClientConfig) -> Result<Box<dyn PlatformQuery>, BuildError>,
+    /// Builds its clients.
+    pub build: fn(ClientConfig) -> Result<PlatformClient, BuildError>,
 }
 
-/// Every platform with a query client.
-pub const CLIENTS: [ClientRow; 3] = [
+fn both<C: ChangeFeed + PlatformQuery + 'static>(source: Source, client: C) -> PlatformClient {
+    let client = Arc::new(client);
+    PlatformClient { source, feed: client.clone(), query: Some(client) }
+}
+
+fn feed_only<C: ChangeFeed + 'static>(source: Source, client: C) -> PlatformClient {
+    PlatformClient { source, feed: Arc::new(client), query: None }
+}
+
+/// Every platform with a client.
+pub const CLIENTS: [ClientRow; 6] = [
     ClientRow {
         source: Source::Douyin,
         url_var: "DOUYIN_API_URL",
         default_url: DOUYIN_BASE_URL,
-        build: |config| Ok(Box::new(DouyinClient::new(config)?)),
+        build: |config| Ok(both(Source::Douyin, DouyinClient::new(config)?)),
     },
     ClientRow {
         source: Source::Pdd,
         url_var: "PDD_API_URL",
         default_url: PDD_BASE_URL,
-        build: |config| Ok(Box::new(PddClient::new(config)?)),
+        build: |config| Ok(both(Source::Pdd, PddClient::new(config)?)),
     },
     ClientRow {
         source: Source::Taobao,
         url_var: "TAOBAO_API_URL",
         default_url: TAOBAO_BASE_URL,
-        build: |config| Ok(Box::new(TaobaoClient::new(config, TaobaoSignMethod::HmacMd5)?)),
+        build: |config| Ok(both(Source::Taobao, TaobaoClient::new(config, TaobaoSignMethod::HmacMd5)?)),
+    },
+    ClientRow {
+        source: Source::Jd,
+        url_var: "JD_API_URL",
+        default_url: JD_BASE_URL,
+        build: |config| Ok(feed_only(Source::Jd, JdClient::new(config)?)),
+    },
+    ClientRow {
+        source: Source::Kuaishou,
+        url_var: "KUAISHOU_API_URL",
+        default_url: KUAISHOU_BASE_URL,
+        build: |config| Ok(feed_only(Source::Kuaishou, KuaishouClient::new(config)?)),
+    },
+    ClientRow {
+        source: Source::Youzan,
+        url_var: "YOUZAN_API_URL",
+        default_url: YOUZAN_BASE_URL,
+        build: |config| Ok(feed_only(Source::Youzan, YouzanClient::new(config)?)),
     },
 ];
 
-/// Builds every registered client: each at its URL in `urls` (its real one when absent), with
-/// `timeout` per request. The error names the platform whose URL is unusable.
+/// Builds every registered platform's clients: each at its URL in `urls` (its real one when
+/// absent), with `timeout` per request. The error names the platform whose URL is unusable.
 pub fn build_clients(
     urls: &BTreeMap<Source, String>,
     timeout: Duration,
-) -> Result<Vec<Box<dyn PlatformQuery>>, (Source, BuildError)> {
+) -> Result<Vec<PlatformClient>, (Source, BuildError)> {
     CLIENTS
         .iter()
         .map(|row| {
@@ -88,6 +142,25 @@ pub fn build_clients(
             (row.build)(config).map_err(|e| (row.source, e))
         })
         .collect()
+}
+
+/// Each registered client's endpoint override from the environment (`DOUYIN_API_URL`,
+/// `PDD_API_URL`, …); absent or empty: the real one. An override that is not an http(s) URL is
+/// named in the error.
+pub fn api_urls(env: &dyn crate::config::Env) -> Result<BTreeMap<Source, String>, crate::config::ConfigError> {
+    let mut urls = BTreeMap::new();
+    for row in &CLIENTS {
+        if let Some(url) = env.var(row.url_var).filter(|v| !v.trim().is_empty()) {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(crate::config::ConfigError::Malformed {
+                    var: row.url_var,
+                    reason: "expected an http(s) URL".into(),
+                });
+            }
+            urls.insert(row.source, url);
+        }
+    }
+    Ok(urls)
 }
 
 /// The per-request timeout unless configured otherwise.
@@ -352,6 +425,58 @@ fn form_body<'a>(params: impl IntoIterator<Item = (&'a String, &'a String)>) -> 
         form.append_pair(key, value);
     }
     form.finish()
+}
+
+/// A page's number in the platform's own numbering (`first` is its first page's number).
+fn page_number(page: &PageRequest, first: u32) -> u32 {
+    match page {
+        PageRequest::Number(n) => *n,
+        PageRequest::Cursor(_) => first,
+    }
+}
+
+/// A field of a JSON object by a dotted path (`order_info.shop_order_id`).
+fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+/// A list's total, where the answer has one.
+fn total(value: &Value, field: &str) -> Option<u64> {
+    match value.get(field)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The changed rows of a list page: each row's order id (`id`, a dotted path), its update time
+/// (the first of `times` present), and its refund id (`refund_id`) for refund lists. A row
+/// without an order id or a readable time makes the page malformed: the pull stops there rather
+/// than skip it silently.
+fn rows(found: &[Value], id: &str, times: &[&str], refund_id: Option<&str>) -> Result<Vec<ChangedRow>, QueryError> {
+    found
+        .iter()
+        .map(|row| {
+            let order = at_path(row, id)
+                .and_then(|v| match v {
+                    Value::String(s) if !s.is_empty() => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .ok_or_else(|| QueryError::Malformed(format!("a row without `{id}`")))?;
+            let order_id = OrderId::parse(&order).map_err(|e| QueryError::Malformed(format!("`{id}`: {e}")))?;
+            let updated_at = times
+                .iter()
+                .find_map(|t| at_path(row, t).and_then(parse_time))
+                .ok_or_else(|| QueryError::Malformed(format!("a row without a readable `{}`", times.join("`/`"))))?;
+            let refund_id = refund_id.and_then(|f| at_path(row, f)).and_then(|v| match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            Ok(ChangedRow { order_id, refund_id, updated_at, row: row.clone() })
+        })
+        .collect()
 }
 
 #[cfg(test)]

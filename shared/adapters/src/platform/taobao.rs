@@ -1,5 +1,10 @@
-//! Taobao/Tmall TOP API: `taobao.trade.fullinfo.get` for an order's refund state and
-//! `taobao.top.auth.token.refresh`.
+//! Taobao/Tmall TOP API: the incremental lists order-sync pulls
+//! (`taobao.trades.sold.increment.get`, `taobao.refunds.receive.get`), `taobao.trade.fullinfo.get`
+//! for an order's refund state, and `taobao.top.auth.token.refresh`.
+//!
+//! Why these lists and not TMC (`taobao.tmc.messages.consume`): docs/platform-apis.md, "Taobao:
+//! increment.get or TMC over HTTP?" — per-shop checkpoints, leases and back-off, three months of
+//! reach for catch-up, full rows instead of ids.
 //!
 //! By order number (`tid`) the API is `taobao.trade.fullinfo.get`: the trade's `status` and each
 //! sub-order's `refund_status` and `refund_id`. `taobao.refund.get` describes one refund and
@@ -15,25 +20,46 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Asia::Shanghai;
 use serde_json::Value;
 
 use domain::model::ids::{OrderKey, ShopId, Source};
 use domain::model::status::RawStatus;
+use domain::model::sync::{Feed, Window};
 use domain::ports::platform::{Credentials, PlatformQuery, QueryError, RefreshedToken, RefundAnswer};
+use domain::ports::pull::{ChangeFeed, FeedLimits, ListPage, PageRequest, Paging, TokenRefresh};
 use domain::ports::secrets::Secret;
 use domain::sources::json::{parse_time, text};
 use domain::sources::taobao::sign::{TaobaoSignMethod, taobao_sign};
 
-use super::{BuildError, Call, ClientConfig, Http, PlatformError, TAOBAO_BASE_URL, refresh_token_of, token_expiry};
+use super::{
+    BuildError, Call, ClientConfig, Http, PlatformError, TAOBAO_BASE_URL, page_number, refresh_token_of, rows,
+    token_expiry, total,
+};
 
 /// 27 Invalid session (expired, revoked or not this app's). TOP's system error table, with 26
 /// Missing session (cattles/taobao-sdk-java `internal/cache/ErrorCode.java` has 26).
 const INVALID_SESSION: &str = "27";
 
-/// 7 App Call Limited; `sub_msg` says "This ban will last for N more seconds". Several public
-/// clients agree on both (they parse N to wait).
-const RATE_LIMITED: &str = "7";
+/// 7 App Call Limited (`sub_msg` "This ban will last for N more seconds"; several public
+/// clients agree, they parse N to wait) and 8 App Call Exceeds Limited Frequency (TOP's table).
+const RATE_LIMITED: &[&str] = &["7", "8"];
+
+/// 10 Service Currently Unavailable (TOP's table): retry later.
+const UNAVAILABLE: &str = "10";
+
+/// 15 Remote service error: a sub code starting `isp.` is the platform's own fault, to retry
+/// later ("子错误码(sub_code)是\"isp.\"开头的调用错误 … 隔一段时间再重试就可以解决"); `isv.` ones are
+/// business errors (TOP's table as copied at blog.unvs.cn, docs/platform-apis.md).
+const REMOTE_ERROR: &str = "15";
+
+/// The fields the increment lists are asked for (`fields`, required).
+const TRADE_FIELDS: &str = "tid,status,modified,created,orders.oid,orders.status,orders.refund_status,orders.refund_id,orders.sku_id,orders.outer_sku_id,orders.num";
+const REFUND_FIELDS: &str = "refund_id,tid,oid,status,modified,refund_fee,order_status";
+
+/// Rows per page: "每页条数。取值范围：1~100，默认值：40"; 40–50 advised for speed.
+const PAGE_SIZE: u32 = 50;
 
 /// The `sub_code` of a trade the shop does not have (trade API sub-task docs in the TOP SDKs:
 /// `{"sub_code":"isv.trade-not-exist","sub_msg":"交易订单不存在"}`).
@@ -99,7 +125,11 @@ impl TaobaoClient {
 fn classify(error: PlatformError, call: Call, credentials: &Credentials) -> QueryError {
     match error.code.as_str() {
         INVALID_SESSION if call == Call::Query => QueryError::TokenExpired,
-        RATE_LIMITED => QueryError::RateLimited { retry_after_s: ban_seconds(&error.message) },
+        code if RATE_LIMITED.contains(&code) => QueryError::RateLimited { retry_after_s: ban_seconds(&error.message) },
+        UNAVAILABLE => QueryError::Unavailable { code: error.full_code() },
+        REMOTE_ERROR if error.sub_code.as_deref().is_some_and(|s| s.starts_with("isp.")) => {
+            QueryError::Unavailable { code: error.full_code() }
+        }
         _ if call == Call::Query && error.sub_code.as_deref() == Some(TRADE_NOT_EXIST) => QueryError::NotFound,
         _ => error.into_platform(credentials),
     }
@@ -150,11 +180,109 @@ fn refreshed(response: &Value, now: chrono::DateTime<chrono::Utc>) -> Result<Ref
     let access_token = text(&token, "access_token").ok_or_else(|| QueryError::Malformed("no access_token".into()))?;
     let expires_at = token_expiry(now, token.get("expire_time"), token.get("expires_in"))
         .ok_or_else(|| QueryError::Malformed("no expire_time".into()))?;
+    // `re_expires_in` (seconds) or `refresh_token_valid_time` (epoch ms): field names unconfirmed.
+    let refresh_expires_at = token_expiry(now, token.get("refresh_token_valid_time"), token.get("re_expires_in"));
     Ok(RefreshedToken {
         access_token: Secret::new(access_token),
         expires_at,
         refresh_token: text(&token, "refresh_token").map(Secret::new),
+        refresh_expires_at,
     })
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in GMT+8, TOP's time format ("时区为GMT+8").
+fn top_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&Shanghai).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+impl TaobaoClient {
+    /// One page of an increment list: `start_modified`/`end_modified`, `page_no` from 1
+    /// ("必须采用倒序的分页方式": the use case pages backwards), `fields` as the rows need.
+    async fn list(
+        &self,
+        feed: Feed,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        let (api, key, fields) = match feed {
+            Feed::Orders => ("taobao.trades.sold.increment.get", "trades_sold_increment_get_response", TRADE_FIELDS),
+            Feed::Refunds => ("taobao.refunds.receive.get", "refunds_receive_get_response", REFUND_FIELDS),
+        };
+        let params = BTreeMap::from([
+            ("session".to_owned(), credentials.access_token.expose().to_owned()),
+            ("fields".to_owned(), fields.to_owned()),
+            ("start_modified".to_owned(), top_time(window.start)),
+            ("end_modified".to_owned(), top_time((window.end - Duration::seconds(1)).max(window.start))),
+            ("page_no".to_owned(), page_number(page, 1).to_string()),
+            ("page_size".to_owned(), PAGE_SIZE.to_string()),
+        ]);
+        let response = self.call(api, params, key, credentials, Call::Query).await?;
+        // Lists are wrapped without `simplify`: `"trades": {"trade": [...]}`.
+        let (outer, inner, id, refund_id) = match feed {
+            Feed::Orders => ("trades", "trade", "tid", None),
+            Feed::Refunds => ("refunds", "refund", "tid", Some("refund_id")),
+        };
+        let list = response.get(outer).map(|o| o.get(inner).unwrap_or(o)).and_then(Value::as_array);
+        let found = list.map(Vec::as_slice).unwrap_or_default();
+        Ok(ListPage {
+            rows: rows(found, id, &["modified"], refund_id)?,
+            total: total(&response, "total_results"),
+            next: None,
+        })
+    }
+}
+
+#[async_trait]
+impl TokenRefresh for TaobaoClient {
+    fn source(&self) -> Source {
+        Source::Taobao
+    }
+
+    async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+        PlatformQuery::refresh_token(self, shop, credentials).await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for TaobaoClient {
+    fn limits(&self) -> FeedLimits {
+        FeedLimits {
+            // "一次请求只能查询时间跨度为一天的增量交易记录" … "建议使用30分钟以内的时间跨度".
+            max_window: Duration::days(1),
+            window: Duration::minutes(30),
+            page_size: PAGE_SIZE,
+            // "返回的数据结果是以订单的修改时间倒序排列的，通过从后往前翻页的方式可以避免漏单问题".
+            paging: Paging::Numbered { first: 1 },
+            // Not documented for TOP; the same margin as PDD's (unconfirmed).
+            settle: Duration::minutes(3),
+        }
+    }
+
+    fn api(&self, feed: Feed) -> &'static str {
+        match feed {
+            Feed::Orders => "taobao.trades.sold.increment.get",
+            Feed::Refunds => "taobao.refunds.receive.get",
+        }
+    }
+
+    async fn list_orders(
+        &self,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        self.list(Feed::Orders, window, page, credentials).await
+    }
+
+    async fn list_refunds(
+        &self,
+        window: &Window,
+        page: &PageRequest,
+        credentials: &Credentials,
+    ) -> Result<ListPage, QueryError> {
+        self.list(Feed::Refunds, window, page, credentials).await
+    }
 }
 
 #[async_trait]
@@ -238,6 +366,28 @@ mod tests {
             classify(e("27", None, "Invalid session"), Call::Refresh, &creds()),
             QueryError::Platform { .. }
         ));
+        assert!(matches!(
+            classify(e("10", None, "Service Currently Unavailable"), q, &creds()),
+            QueryError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            classify(e("15", Some("isp.top-remote-connection-timeout"), "远程服务调用超时"), q, &creds()),
+            QueryError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            classify(e("15", Some("isv.invalid-parameter"), "x"), q, &creds()),
+            QueryError::Platform { .. }
+        ));
+        assert_eq!(classify(e("8", None, "x"), q, &creds()), QueryError::RateLimited { retry_after_s: None });
+        for code in [
+            "9", "11", "12", "13", "21", "22", "23", "24", "26", "28", "29", "30", "31", "32", "33", "34", "40", "41",
+            "42", "43",
+        ] {
+            assert!(
+                matches!(classify(e(code, None, "x"), q, &creds()), QueryError::Platform { .. }),
+                "{code} is named"
+            );
+        }
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl<'a> ApplyChange<'a> {
                 order: changed.then(|| order.clone()),
                 expected_version,
                 history: entry.clone(),
-                due: self.due_changes(&order, &entry, now),
+                due: self.due_changes(stored.as_ref(), &order, &entry, now),
                 counters: self
                     .counters(&change, &entry, stored.as_ref(), &order, now)
                     .into_iter()
@@ -147,12 +147,23 @@ impl<'a> ApplyChange<'a> {
         Err(Failure::Retry("too many concurrent writers for one order".into()))
     }
 
-    fn due_changes(&self, order: &Order, entry: &HistoryEntry, now: DateTime<Utc>) -> Vec<DueChange> {
+    fn due_changes(
+        &self,
+        before: Option<&Order>,
+        order: &Order,
+        entry: &HistoryEntry,
+        now: DateTime<Utc>,
+    ) -> Vec<DueChange> {
         let shard = order.key.shard(self.rules.shards);
         let marker = |kind, due_at, note: &str| {
             DueChange::Set(DueMarker { key: order.key.clone(), kind, due_at, shard, note: Some(note.to_owned()) })
         };
         let mut due = Vec::new();
+        // A waybill the order did not have: subscribe it to carrier tracking (order-sync finds
+        // the marker through the due index; no extra request here, it rides this write).
+        if let Some(waybill) = order.waybill.as_ref().filter(|w| before.and_then(|b| b.waybill.as_ref()) != Some(*w)) {
+            due.push(marker(DueKind::Subscribe, now, &subscribe_note(waybill)));
+        }
         if let Some((_, to)) = entry.refund {
             match to {
                 RefundState::Requested | RefundState::Approved => {
@@ -236,6 +247,16 @@ impl<'a> ApplyChange<'a> {
                 // The poll found what no callback told: counted with the change, exactly once.
                 add(names::REFUND_FOUND_BY_POLL.into(), 1);
                 add(names::CALLBACK_MISSING.into(), 1);
+            }
+            if change.provenance == Provenance::Pull {
+                add(names::REFUND_FOUND_BY_PULL.into(), 1);
+            }
+        }
+        // History and counters tell pulls apart: what arrived by pull, and what a pull moved.
+        if change.provenance == Provenance::Pull {
+            add(names::PULLED.into(), 1);
+            if entry.verdict == Verdict::Applied {
+                add(names::APPLIED_BY_PULL.into(), 1);
             }
         }
         adds
@@ -353,9 +374,11 @@ impl<'a> ApplyChange<'a> {
     }
 }
 
-/// The SLA breach a move ended, if the order left a state with a limit only after it (by the
-/// sources' times): the state, its due time and `SlaBreached`, the same event the SLA sweep
-/// raises.
+/// The SLA breach a move ended, if the order left a state with a limit only at or after its
+/// due time (by the sources' times): the state, its due time and `SlaBreached`, the same event
+/// the SLA sweep raises. At the due time itself too, as the sweep sees it (its due index holds
+/// markers due at or before now): a sweep that kept the breach in the outbox and could not count
+/// it before such a move replaced the marker leaves the count to this move (the same token).
 fn breach_ended_by(
     order: &Order,
     entry: &HistoryEntry,
@@ -365,7 +388,7 @@ fn breach_ended_by(
     let limit = rules.sla.limit(order.key.source, from)?;
     let since = *order.entered.get(&from)?;
     let due_at = since + limit;
-    (entry.event_time > due_at).then(|| {
+    (entry.event_time >= due_at).then(|| {
         let event =
             DomainEvent::SlaBreached { key: order.key.clone(), state: from, since, limit_minutes: limit.num_minutes() };
         (from, due_at, event)
@@ -464,6 +487,11 @@ pub fn events_of(entry: &HistoryEntry) -> Vec<DomainEvent> {
         });
     }
     events
+}
+
+/// The note of a [`DueKind::Subscribe`] marker: `carrier number` (neither has spaces).
+pub fn subscribe_note(waybill: &crate::model::source_event::Waybill) -> String {
+    format!("{} {}", waybill.carrier, waybill.number)
 }
 
 pub(crate) fn is_shipping(mapping: &StatusMapping) -> bool {

@@ -80,7 +80,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: event.raw.clone(),
             mapping,
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: event.facts.refund.clone(),
         };
         // A platform's "shipped" is the seller's declaration, not a scan-out: the waybill-and-scan
@@ -102,7 +102,7 @@ impl<'a> ApplyMessage<'a> {
         if held {
             // The retry's marker first: a function killed after the commit still leaves the held
             // order a retry (the marker is due only minutes later, after the commit).
-            let due_at = ports.clock.now() + LINES_RETRY_AFTER;
+            let due_at = ports.clock.now() + self.write.rules.lines_retry_after;
             ports.orders.set_due(&retry_marker(&event.key, due_at, self.write.rules.shards)).await?;
         }
         let applied = self.write.apply_change(&change, &facts, &patch, &[]).await?;
@@ -192,7 +192,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: RawStatus::new("address", event.addr_key.clone()),
             mapping: StatusMapping::Informational("delivery address"),
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: RefundScope::default(),
         };
         let address = DeliveryAddress {
@@ -224,7 +224,7 @@ impl<'a> ApplyMessage<'a> {
             received_at: message.received_at,
             raw: RawStatus::new("state", event.state.clone()),
             mapping,
-            provenance: Provenance::Callback,
+            provenance: message.provenance(),
             refund_scope: RefundScope::default(),
         };
         // Any carrier scan is the carrier holding the parcel: a scan-out with a waybill.
@@ -305,7 +305,8 @@ pub const TRACKING_STOPPED: &str = "tracking_stopped";
 /// The flag of an order whose parcel the carrier returned or the recipient refused.
 pub const RETURNED_TO_SENDER: &str = "returned_to_sender";
 
-/// How long a held order waits before its lines are asked for again.
+/// How long a held order waits before its lines are asked for again, by default
+/// ([`crate::rules::timing::Rules::lines_retry_after`]).
 pub const LINES_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(5);
 
 #[cfg(test)]
@@ -873,6 +874,43 @@ mod tests {
             .await
             .unwrap_or_default();
         assert!(!events.iter().any(|e| e.detail_type() == "SlaBreached"));
+    }
+
+    #[tokio::test]
+    async fn a_move_at_the_limit_itself_reports_the_breach_a_sweep_kept_but_could_not_count() {
+        // Found by the soak (tests/soak, seed 21): the sweep ran at the due time itself (its due
+        // index holds markers due at or before now), kept the breach for publishing and could
+        // not count it; the order's next state came with the due time as its own time, and the
+        // move, which reported only moves after the due time, replaced the marker. The breach
+        // was published and never counted.
+        use crate::testing::faults::{Fault, FaultPlan, Faults, Faulty};
+        let world = World::new();
+        let n = world.messages();
+        n.handle(&douyin("101", "m1", json!({"p_id": "6921", "pay_time": at().timestamp()}))).await.unwrap_or_default();
+        world.clock.advance(chrono::Duration::minutes(30));
+        let down = Faults::new(FaultPlan::new(3).rate("stats.*", Fault::Before, 1.0));
+        let stats = Faulty::new(&world.store, &down);
+        let (_, report) = sla_sweep(&world.store, &stats, &world.clock, &world.rules).await;
+        assert_eq!((report.due, report.breached, report.errors), (1, 0, 1), "{report:?}");
+        // Shipped at the 30-minute limit exactly, by the platform's time.
+        let events = n
+            .handle(&douyin(
+                "102",
+                "m2",
+                json!({"p_id": "6921", "update_time": at().timestamp() + 1800,
+                "logistics_msg": {"express_company_id": "shunfeng", "logistics_code": "SF1"}}),
+            ))
+            .await
+            .unwrap_or_default();
+        assert!(
+            events.iter().any(|e| matches!(e, DomainEvent::SlaBreached { state: Lifecycle::Paid, .. })),
+            "{events:?}"
+        );
+        world.clock.advance(chrono::Duration::minutes(15));
+        let (events, _) = sla_sweep(&world.store, &world.store, &world.clock, &world.rules).await;
+        assert!(events.is_empty(), "{events:?}");
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        assert_eq!(month.iter().map(|d| d.get("sla_breached")).sum::<i64>(), 1, "counted once");
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use crate::model::ids::{ShopId, Source};
 use crate::model::time::business_day;
 use crate::ports::clock::Clock;
 use crate::ports::secrets::{SecretCache, SecretLookupError};
-use crate::ports::{EventPublisher, Inbox, MAX_MESSAGE_BYTES, OutboundMessage, Queue, Stats};
+use crate::ports::{EventPublisher, Inbox, Queue, Stats};
 use crate::sources::{self, Opened, Refusal};
 
 /// Bodies above this are refused with 413 (platform callbacks are a few KB; a long Kuaidi100
@@ -225,22 +225,9 @@ impl Intake<'_> {
             payload: inline,
             origin: origin.to_owned(),
         };
-        let body = match serde_json::to_string(&message) {
-            // Escaping can make an inline payload's message too long for SQS: then the
-            // consumer reads it from the archive, like any large payload.
-            Ok(body) if body.len() > MAX_MESSAGE_BYTES => {
-                match serde_json::to_string(&InboundMessage { payload: None, ..message }) {
-                    Ok(body) => body,
-                    Err(err) => return Handled::Unavailable(err.to_string()),
-                }
-            }
-            Ok(body) => body,
+        let outbound = match crate::app::inbound::outbound(&message, "0") {
+            Ok(outbound) => outbound,
             Err(err) => return Handled::Unavailable(err.to_string()),
-        };
-        let outbound = OutboundMessage {
-            id: "0".into(),
-            body,
-            attributes: vec![("source".into(), source.to_string()), ("shop".into(), shop.to_string())],
         };
         match self.queue.send(std::slice::from_ref(&outbound)).await {
             Ok(failed) if failed.is_empty() => {
@@ -415,7 +402,7 @@ impl Intake<'_> {
 
 /// A unique id for one attempt at the door: the callback's arrival, this process's random seed
 /// and a counter, so two Lambda instances (whose process ids may be equal) never share one.
-fn attempt_id(received_at: DateTime<Utc>) -> String {
+pub(crate) fn attempt_id(received_at: DateTime<Utc>) -> String {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,9 @@
 //! | signin-trust-check | [`sign_check::SignCheck`] |
 //! | health-report | [`health_report::HealthReporting`] |
 //! | notify | [`notify::Notify`] (findings to robots, customer notices by SMS) |
+//! | order-sync | [`sync_channel::SyncChannel`] (pulls, daily reconciliation), [`tokens::TokenKeeper`] (token lifecycle, also refund-dual-check's and status-normalize's order lines), [`subscribe_tracking::SubscribeTracking`] |
+//!
+//! Shared by the ones that bring changes in: [`inbound`] (inbox dedupe and the `inbound` queue).
 
 pub mod announce;
 pub mod apply;
@@ -15,6 +18,7 @@ pub mod apply_message;
 pub mod dead_letters;
 pub mod failure;
 pub mod health_report;
+pub mod inbound;
 pub mod intake;
 pub mod notify;
 pub mod order_lines;
@@ -22,3 +26,6 @@ pub mod refund_check;
 pub mod release_stock;
 pub mod sign_check;
 pub mod sla_sweep;
+pub mod subscribe_tracking;
+pub mod sync_channel;
+pub mod tokens;

@@ -12,6 +12,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::app::apply::{ApplyChange, Failure};
+use crate::app::tokens::{TokenError, TokenKeeper};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, body_hash_id};
 use crate::model::lifecycle::Lifecycle;
@@ -20,9 +21,7 @@ use crate::model::record::{DueKind, DueMarker};
 use crate::model::source_event::OrderFacts;
 use crate::model::status::{RawStatus, StatusMapping};
 use crate::model::stock::{OrderLine, Reservation};
-use crate::ports::platform::{Credentials, OrderLines, PlatformQuery, QueryError};
-use crate::ports::secrets::SecretCache;
-use crate::sources;
+use crate::ports::platform::{OrderLines, PlatformQuery, QueryError};
 
 /// The flag of an order whose lines are still to be fetched (nothing reserved yet).
 pub const LINES_PENDING: &str = "lines_pending";
@@ -40,12 +39,19 @@ pub fn lines_for(ids: &[LineId], fetched: &[OrderLine]) -> Option<Vec<OrderLine>
     (!out.is_empty()).then_some(out)
 }
 
-/// [`OrderLines`] over the platforms' query clients and the shops' stored credentials.
+/// [`OrderLines`] over the platforms' query clients and the shops' tokens, kept by the
+/// [`TokenKeeper`]: a token that expires soon is refreshed first, and one the platform says has
+/// expired (or was revoked for a new one) is refreshed under the keeper's lease and the call made
+/// once more, so a held order is not held for as long as nobody else happens to refresh.
 pub struct PlatformLines<'a> {
     /// One client per platform that has one.
     pub platforms: &'a [&'a dyn PlatformQuery],
-    /// Shop secrets (app key, app secret, tokens), cached.
-    pub secrets: &'a SecretCache<'a>,
+    /// The shops' tokens (read, and refreshed through the token ledger's lease).
+    pub tokens: &'a TokenKeeper<'a>,
+}
+
+fn token_failure(err: &TokenError) -> QueryError {
+    QueryError::Platform { code: "shop_token".into(), message: err.to_string() }
 }
 
 #[async_trait::async_trait]
@@ -53,26 +59,21 @@ impl OrderLines for PlatformLines<'_> {
     async fn order_lines(&self, key: &OrderKey) -> Result<Vec<OrderLine>, QueryError> {
         let client =
             self.platforms.iter().copied().find(|p| p.source() == key.source).ok_or(QueryError::Unsupported)?;
-        let secret = self
-            .secrets
-            .get(key.source, &key.shop)
-            .await
-            .map_err(|e| QueryError::Platform { code: "shop_secret".into(), message: e.to_string() })?;
-        let access = sources::module(key.source).api_access(&secret);
-        let credentials = access
-            .and_then(|a| {
-                Some(Credentials {
-                    app_key: a.app_key.clone(),
-                    app_secret: a.app_secret.clone(),
-                    access_token: a.tokens.access_token.clone()?,
-                    refresh_token: a.tokens.refresh_token.clone(),
-                })
-            })
-            .ok_or_else(|| QueryError::Platform {
-                code: "shop_secret".into(),
-                message: "no app_key or access_token".into(),
-            })?;
-        client.order_lines(key, &credentials).await
+        let credentials =
+            self.tokens.fresh_credentials(key.source, &key.shop, None).await.map_err(|e| token_failure(&e))?;
+        match client.order_lines(key, &credentials).await {
+            Err(QueryError::TokenExpired) => {
+                let fresh = match self.tokens.refresh(key.source, &key.shop).await {
+                    Ok(fresh) => fresh,
+                    Err(err) => {
+                        tracing::warn!(source = %key.source, shop = %key.shop, error = %err, "token expired and not refreshed");
+                        return Err(QueryError::TokenExpired);
+                    }
+                };
+                client.order_lines(key, &fresh).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -238,5 +239,235 @@ pub fn retry_marker(key: &OrderKey, due_at: chrono::DateTime<chrono::Utc>, shard
         due_at,
         shard: key.shard(shards),
         note: Some(LINES_PENDING.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::apply_message::ApplyMessage;
+    use crate::app::tokens::{TokenPorts, TokenRules, token_parameter};
+    use crate::model::ids::{ShopId, Sku, Source};
+    use crate::model::sync::ShopTokens;
+    use crate::ports::platform::{Credentials, RefreshedToken, RefundAnswer};
+    use crate::ports::pull::TokenRefresh;
+    use crate::ports::secrets::{Secret, SecretCache, parameter_name};
+    use crate::ports::{InventoryStore, OrderStore, Secrets};
+    use crate::rules::timing::Rules;
+    use crate::testing::clock::FixedClock;
+    use crate::testing::fixtures;
+    use crate::testing::memory::{MemoryInbox, MemorySecrets, MemoryStore, MemorySync};
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 11, 2, 0, 0).single().unwrap_or_default()
+    }
+
+    fn key(id: &str) -> OrderKey {
+        OrderKey::parse(Source::Douyin, "shop-1001", id).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Douyin's order detail: answers only with a token it still honours (`tok-1` was revoked
+    /// for a newer one), as the soak's fake does after 06:00.
+    #[derive(Default)]
+    struct Douyin {
+        calls: Mutex<BTreeMap<&'static str, u32>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl Douyin {
+        fn count(&self, what: &'static str) -> u32 {
+            let mut calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = calls.entry(what).or_default();
+            *n += 1;
+            *n
+        }
+
+        fn calls(&self, what: &str) -> u32 {
+            self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(what).copied().unwrap_or(0)
+        }
+    }
+
+    #[async_trait]
+    impl PlatformQuery for Douyin {
+        fn source(&self) -> Source {
+            Source::Douyin
+        }
+        async fn refund_status(&self, _key: &OrderKey, _credentials: &Credentials) -> Result<RefundAnswer, QueryError> {
+            Err(QueryError::NotFound)
+        }
+        async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+            TokenRefresh::refresh_token(self, shop, credentials).await
+        }
+        async fn order_lines(&self, key: &OrderKey, credentials: &Credentials) -> Result<Vec<OrderLine>, QueryError> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                self.count("timeout");
+                return Err(QueryError::Timeout);
+            }
+            if credentials.access_token.expose() != "tok-2" {
+                self.count("token_expired");
+                return Err(QueryError::TokenExpired);
+            }
+            self.count("lines");
+            let line = |id: &str, sku: &str, qty| OrderLine {
+                line: LineId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+                sku: Sku::parse(sku).unwrap_or_else(|e| panic!("{e}")),
+                qty,
+            };
+            Ok(vec![
+                line(&format!("{}1", key.order_id), "TEA-LJ-250", 2),
+                line(&format!("{}2", key.order_id), "CUP-GL-01", 1),
+            ])
+        }
+    }
+
+    #[async_trait]
+    impl TokenRefresh for Douyin {
+        fn source(&self) -> Source {
+            Source::Douyin
+        }
+        async fn refresh_token(&self, _shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+            assert_eq!(credentials.refresh_token.as_ref().map(Secret::expose), Some("refresh-1"));
+            self.count("refreshed");
+            Ok(RefreshedToken {
+                access_token: Secret::new("tok-2"),
+                expires_at: at() + chrono::Duration::days(7),
+                refresh_token: Some(Secret::new("refresh-2")),
+                refresh_expires_at: None,
+            })
+        }
+    }
+
+    struct World {
+        store: MemoryStore,
+        inbox: MemoryInbox,
+        secrets: MemorySecrets,
+        sync: MemorySync,
+        clock: FixedClock,
+        rules: Rules,
+        douyin: Douyin,
+    }
+
+    impl World {
+        /// A Douyin shop whose webhook secret still carries the open API's tokens (`tok-1`,
+        /// valid for another day by its own expiry), as the soak installs them.
+        async fn new() -> Self {
+            let world = World {
+                store: MemoryStore::default(),
+                inbox: MemoryInbox::default(),
+                secrets: MemorySecrets::default(),
+                sync: MemorySync::default(),
+                clock: FixedClock::new(at()),
+                rules: Rules::default(),
+                douyin: Douyin::default(),
+            };
+            let mut secret: serde_json::Value =
+                serde_json::from_str(&fixtures::secret_json(Source::Douyin, "s3cret", None)).unwrap_or_default();
+            secret["access_token"] = json!("tok-1");
+            secret["access_token_expires_at"] = json!((at() + chrono::Duration::hours(24)).to_rfc3339());
+            secret["refresh_token"] = json!("refresh-1");
+            world.secrets.put(&world.webhook_parameter(), &secret.to_string()).await.unwrap_or_else(|e| panic!("{e}"));
+            world
+        }
+
+        fn webhook_parameter(&self) -> String {
+            parameter_name("test", Source::Douyin, &key("1").shop)
+        }
+
+        fn write(&self) -> ApplyChange<'_> {
+            ApplyChange::new(self.store.write_ports(&self.inbox, &self.clock), &self.rules)
+        }
+
+        /// Runs `f` with status-normalize's lines port as main.rs wires it.
+        async fn with_lines<R>(&self, f: impl AsyncFnOnce(&PlatformLines<'_>) -> R) -> R {
+            let cache = SecretCache::new(&self.secrets, &self.clock, "test", chrono::Duration::minutes(2));
+            let platforms: [&dyn PlatformQuery; 1] = [&self.douyin];
+            let refreshers: [&dyn TokenRefresh; 1] = [&self.douyin];
+            let ports = TokenPorts {
+                ledger: &self.sync,
+                params: &self.secrets,
+                secrets: &cache,
+                refreshers: &refreshers,
+                clock: &self.clock,
+            };
+            let tokens = TokenKeeper::new(ports, "test", TokenRules::default(), "normalize-1");
+            f(&PlatformLines { platforms: &platforms, tokens: &tokens }).await
+        }
+
+        async fn paid(&self, id: &str) -> Vec<DomainEvent> {
+            let payload = fixtures::douyin_push(
+                "101",
+                &format!("m-{id}"),
+                json!({"p_id": id, "pay_time": at().timestamp() - 60, "s_ids": [format!("{id}1"), format!("{id}2")]}),
+            );
+            let message = fixtures::DayCallback {
+                source: Source::Douyin,
+                shop: "shop-1001".into(),
+                payload,
+                query: vec![],
+                message_id: format!("m-{id}"),
+                sent_at: at(),
+            }
+            .inbound();
+            self.with_lines(async |lines| ApplyMessage::new(self.write()).with_lines(lines).handle(&message).await)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        async fn stored_tokens(&self) -> Option<ShopTokens> {
+            let raw =
+                self.secrets.get(&token_parameter("test", Source::Douyin, &key("1").shop)).await.ok().flatten()?;
+            serde_json::from_str(&raw).ok()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paid_order_whose_token_the_platform_revoked_gets_its_lines_after_a_refresh_not_held() {
+        let world = World::new().await;
+        let webhook_secret = world.secrets.get(&world.webhook_parameter()).await.ok().flatten();
+        let events = world.paid("6921").await;
+        let kinds: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
+        assert_eq!(kinds, ["OrderStatusChanged", "StockReserved"]);
+        let order = world.store.get(&key("6921")).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert!(!order.flags.contains(LINES_PENDING), "not held: {:?}", order.flags);
+        let reserved = world.store.reservations(&order.key).await.unwrap_or_default();
+        let skus: Vec<(String, u32)> = reserved.iter().map(|r| (r.sku.to_string(), r.qty)).collect();
+        assert_eq!(skus, [("TEA-LJ-250".to_owned(), 2), ("CUP-GL-01".to_owned(), 1)]);
+        assert_eq!((world.douyin.calls("token_expired"), world.douyin.calls("refreshed")), (1, 1));
+        // The new tokens live in their own parameter (a later call uses them without another
+        // refresh); the webhook secret is never written.
+        let stored = world.stored_tokens().await.unwrap_or_else(|| panic!("token parameter written"));
+        assert_eq!(stored.access_token.expose(), "tok-2");
+        assert_eq!(world.secrets.get(&world.webhook_parameter()).await.ok().flatten(), webhook_secret);
+        world.paid("6922").await;
+        assert_eq!(world.douyin.calls("refreshed"), 1, "refreshed once");
+        assert_eq!(world.douyin.calls("lines"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_held_order_is_reserved_by_the_retry_once_its_token_is_refreshed() {
+        let world = World::new().await;
+        world.douyin.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        world.paid("6931").await;
+        let order = world.store.get(&key("6931")).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert!(order.flags.contains(LINES_PENDING), "held while the platform is down");
+        world.douyin.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        world.clock.set(at() + chrono::Duration::hours(1));
+        let (events, report) = world
+            .with_lines(async |lines| {
+                LinesRetry { write: world.write(), lines, retry_after: chrono::Duration::minutes(10) }.sweep().await
+            })
+            .await;
+        assert_eq!((report.reserved, report.still_pending), (1, 0), "{report:?}");
+        assert!(events.iter().any(|e| e.detail_type() == "StockReserved"));
+        let order = world.store.get(&key("6931")).await.ok().flatten().unwrap_or_else(|| panic!("stored"));
+        assert!(!order.flags.contains(LINES_PENDING));
+        assert_eq!(world.douyin.calls("refreshed"), 1);
     }
 }

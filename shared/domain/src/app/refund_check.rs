@@ -17,25 +17,21 @@ use serde::{Deserialize, Serialize};
 use crate::app::apply::{ApplyChange, Failure};
 use crate::app::failure::add_counters;
 use crate::app::release_stock::{release_lines, release_order};
+use crate::app::tokens::{TokenError, TokenKeeper};
 use crate::model::counters::{CounterAdd, names};
 use crate::model::domain_event::DomainEvent;
 use crate::model::ids::{LineId, MessageId, OrderKey, RefundId, ShopId, Source};
 use crate::model::lifecycle::RefundState;
 use crate::model::order::{Order, Provenance, RefundScope, StatusChange};
 use crate::model::record::{DueKind, DueMarker};
-use crate::model::secret::{ApiAccess, ApiTokens};
 use crate::model::source_event::OrderFacts;
 use crate::model::time::business_day;
-use crate::ports::Secrets;
 use crate::ports::platform::{Credentials, PlatformQuery, QueryError};
-use crate::ports::secrets::{SecretCache, parameter_name, with_tokens};
 use crate::sources;
 
 /// How the dual check behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRules {
-    /// Refresh a token that expires within this.
-    pub refresh_before: Duration,
     /// A refund the platform still shows open is asked about again after this.
     pub pending_recheck_after: Duration,
     /// Shops checked at the same time.
@@ -49,7 +45,6 @@ pub struct RefundRules {
 impl Default for RefundRules {
     fn default() -> Self {
         Self {
-            refresh_before: Duration::minutes(30),
             pending_recheck_after: Duration::hours(2),
             concurrency: 4,
             rate_limit_attempts: 3,
@@ -124,12 +119,9 @@ pub struct RefundCheck<'a> {
     pub write: ApplyChange<'a>,
     /// One client per platform that has one.
     pub platforms: &'a [&'a dyn PlatformQuery],
-    /// Shop secrets (app key, app secret, tokens), cached.
-    pub secrets: &'a SecretCache<'a>,
-    /// The parameter store, to write refreshed tokens back.
-    pub secret_store: &'a dyn Secrets,
-    /// Stage in parameter names.
-    pub stage: &'a str,
+    /// Shops' tokens: read, and refreshed ahead of expiry or on a token error, through the
+    /// token ledger's lease (never written into a webhook secret).
+    pub tokens: &'a TokenKeeper<'a>,
     /// Rules.
     pub rules: &'a RefundRules,
 }
@@ -146,48 +138,19 @@ impl RefundCheck<'_> {
 
     /// The shop's credentials, refreshing the token first when it is about to expire.
     async fn access(&self, source: Source, shop: &ShopId, events: &mut Vec<DomainEvent>) -> ShopAccess {
-        let secret = match self.secrets.get(source, shop).await {
-            Ok(secret) => secret,
-            Err(err) => return ShopAccess::Broken(err.to_string()),
-        };
-        let access = sources::module(source).api_access(&secret);
-        let Some((access, credentials)) = access.and_then(|a| credentials(&a).map(|c| (a, c))) else {
-            return ShopAccess::Broken("shop secret has no app_key or access_token".into());
-        };
-        let now = self.write.ports.clock.now();
-        let expiring = access.tokens.access_token_expires_at.is_some_and(|at| at - now < self.rules.refresh_before);
-        if !expiring {
-            return ShopAccess::Ready(credentials);
-        }
-        match self.refresh(source, shop, &credentials).await {
-            Ok(fresh) => ShopAccess::Ready(fresh),
-            Err(reason) => {
-                events.push(DomainEvent::TokenRefreshFailed { source, shop: shop.to_string(), reason: reason.clone() });
-                ShopAccess::Broken(reason)
+        match self.tokens.fresh_credentials(source, shop, None).await {
+            Ok(credentials) => ShopAccess::Ready(credentials),
+            Err(err) => {
+                if matches!(err, TokenError::RefreshFailed(_)) {
+                    events.push(DomainEvent::TokenRefreshFailed {
+                        source,
+                        shop: shop.to_string(),
+                        reason: err.to_string(),
+                    });
+                }
+                ShopAccess::Broken(err.to_string())
             }
         }
-    }
-
-    async fn refresh(&self, source: Source, shop: &ShopId, credentials: &Credentials) -> Result<Credentials, String> {
-        let client = self.client(source).ok_or_else(|| format!("no query client for {source}"))?;
-        let token = client.refresh_token(shop, credentials).await.map_err(|e| e.to_string())?;
-        // Read, change only the tokens, write: every other field stays as stored.
-        let name = parameter_name(self.stage, source, shop);
-        let stored = self.secret_store.get(&name).await.map_err(|e| e.to_string())?.unwrap_or_default();
-        let tokens = ApiTokens {
-            access_token: Some(token.access_token.clone()),
-            access_token_expires_at: Some(token.expires_at),
-            refresh_token: token.refresh_token.clone().or_else(|| credentials.refresh_token.clone()),
-        };
-        let json = with_tokens(&stored, &tokens)?;
-        self.secret_store.put(&name, &json).await.map_err(|e| e.to_string())?;
-        self.secrets.invalidate(source, shop).await;
-        tracing::info!(%source, %shop, expires_at = %token.expires_at, "access token refreshed and stored");
-        Ok(Credentials {
-            access_token: token.access_token,
-            refresh_token: token.refresh_token.or(credentials.refresh_token.clone()),
-            ..credentials.clone()
-        })
     }
 
     /// Asks the platform, with backoff on rate limits and one token refresh on expiry.
@@ -207,19 +170,35 @@ impl RefundCheck<'_> {
                     let wait = retry_after_s.map_or(StdDuration::from_millis(200 << attempt), StdDuration::from_secs);
                     tokio::time::sleep(wait.min(self.rules.max_backoff)).await;
                 }
+                Err(QueryError::Unavailable { .. }) if attempt + 1 < self.rules.rate_limit_attempts => {
+                    attempt += 1;
+                    tokio::time::sleep(StdDuration::from_millis(100 << attempt).min(self.rules.max_backoff)).await;
+                }
                 Err(QueryError::TokenExpired) if !refreshed => {
                     refreshed = true;
-                    match self.refresh(key.source, &key.shop, credentials).await {
+                    match self.tokens.refresh(key.source, &key.shop).await {
                         Ok(fresh) => *credentials = fresh,
-                        Err(reason) => {
-                            events.push(DomainEvent::TokenRefreshFailed {
-                                source: key.source,
-                                shop: key.shop.to_string(),
-                                reason,
-                            });
+                        Err(err) => {
+                            if !err.is_transient() {
+                                events.push(DomainEvent::TokenRefreshFailed {
+                                    source: key.source,
+                                    shop: key.shop.to_string(),
+                                    reason: err.to_string(),
+                                });
+                            }
                             return Err(QueryError::TokenExpired);
                         }
                     }
+                }
+                Err(QueryError::Revoked { code }) => {
+                    events.push(DomainEvent::TokenRefreshFailed {
+                        source: key.source,
+                        shop: key.shop.to_string(),
+                        reason: format!(
+                            "authorisation revoked or not this app's ({code}): the shop must authorise the app again"
+                        ),
+                    });
+                    return Err(QueryError::Revoked { code });
                 }
                 other => return other,
             }
@@ -271,8 +250,19 @@ impl RefundCheck<'_> {
                 let (applied, produced) = n.apply_status(&change, &facts).await?;
                 // The recorded entry, not whether this call wrote it: the poll found the refund
                 // (its `CallbackMissing` and count go with the change itself, see
-                // `apply::events_of`), also when a retry finds its own write done.
-                if applied.entry.provenance == Provenance::Poll
+                // `apply::events_of`), also when a retry finds its own write done. Not when the
+                // case had succeeded before this check began: an earlier check found it, and this
+                // one (a recheck, the platform's refund time unchanged) goes on to the release.
+                let recorded_before = stored.as_ref().is_some_and(|o| {
+                    let was = match o.refunds.get(&scope.case()) {
+                        Some(case) => case.state,
+                        None if scope.id.is_none() => o.refund,
+                        None => RefundState::None,
+                    };
+                    was == RefundState::Succeeded
+                });
+                if !recorded_before
+                    && applied.entry.provenance == Provenance::Poll
                     && applied.entry.refund.is_some_and(|(_, to)| to == RefundState::Succeeded)
                 {
                     found_by_poll = true;
@@ -582,27 +572,22 @@ pub fn poll_scope(refund_id: Option<&str>, lines: &[String], stored: Option<&Ord
     RefundScope { id, lines }
 }
 
-fn credentials(access: &ApiAccess) -> Option<Credentials> {
-    Some(Credentials {
-        app_key: access.app_key.clone(),
-        app_secret: access.app_secret.clone(),
-        access_token: access.tokens.access_token.clone()?,
-        refresh_token: access.tokens.refresh_token.clone(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::apply_message::ApplyMessage;
+    use crate::app::tokens::{TokenPorts, TokenRules, token_parameter};
     use crate::model::status::RawStatus;
     use crate::ports::platform::{RefreshedToken, RefundAnswer};
+    use crate::ports::pull::TokenRefresh;
     use crate::ports::secrets::Secret;
+    use crate::ports::secrets::{SecretCache, parameter_name};
+    use crate::ports::sync::TokenLedger;
     use crate::ports::{InventoryStore, OrderStore, Secrets, Stats};
     use crate::rules::timing::Rules;
     use crate::testing::clock::FixedClock;
     use crate::testing::fixtures::{self, DayCallback};
-    use crate::testing::memory::{MemoryInbox, MemoryLines, MemorySecrets, MemoryStore};
+    use crate::testing::memory::{MemoryInbox, MemoryLines, MemorySecrets, MemoryStore, MemorySync};
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
     use serde_json::json;
@@ -665,11 +650,21 @@ mod tests {
                 None => Err(QueryError::NotFound),
             }
         }
+        async fn refresh_token(&self, shop: &ShopId, credentials: &Credentials) -> Result<RefreshedToken, QueryError> {
+            TokenRefresh::refresh_token(self, shop, credentials).await
+        }
+    }
+
+    #[async_trait]
+    impl TokenRefresh for FakeDouyin {
+        fn source(&self) -> Source {
+            Source::Douyin
+        }
         async fn refresh_token(
             &self,
             _shop: &ShopId,
             _credentials: &Credentials,
-        ) -> Result<crate::ports::platform::RefreshedToken, QueryError> {
+        ) -> Result<RefreshedToken, QueryError> {
             self.refreshes.fetch_add(1, Ordering::Relaxed);
             if self.refresh_fails {
                 return Err(QueryError::Platform { code: "30001".into(), message: "refresh_token expired".into() });
@@ -678,6 +673,7 @@ mod tests {
                 access_token: Secret::new("fresh-token"),
                 expires_at: at() + Duration::days(7),
                 refresh_token: None,
+                refresh_expires_at: None,
             })
         }
     }
@@ -686,6 +682,7 @@ mod tests {
         store: MemoryStore,
         inbox: MemoryInbox,
         secrets: MemorySecrets,
+        sync: MemorySync,
         clock: FixedClock,
         rules: Rules,
         refund_rules: RefundRules,
@@ -698,6 +695,7 @@ mod tests {
                 store: MemoryStore::default(),
                 inbox: MemoryInbox::default(),
                 secrets: MemorySecrets::default(),
+                sync: MemorySync::default(),
                 clock: FixedClock::new(at() - Duration::hours(3)),
                 rules: Rules::default(),
                 refund_rules: RefundRules { max_backoff: StdDuration::from_millis(5), ..RefundRules::default() },
@@ -752,17 +750,29 @@ mod tests {
 
     /// Runs `f` with a checker on `world` and `platform`.
     async fn run<'a, R>(world: &'a World, platform: &'a FakeDouyin, f: impl AsyncFnOnce(&RefundCheck<'_>) -> R) -> R {
-        let n = world.write();
+        run_with(world, platform, world.write(), f).await
+    }
+
+    /// Runs `f` with a checker on `world` and `platform` writing through `n`.
+    async fn run_with<'a, R>(
+        world: &'a World,
+        platform: &'a FakeDouyin,
+        n: ApplyChange<'_>,
+        f: impl AsyncFnOnce(&RefundCheck<'_>) -> R,
+    ) -> R {
         let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
         let platforms: [&dyn PlatformQuery; 1] = [platform];
-        let checker = RefundCheck {
-            write: n,
-            platforms: &platforms,
+        let refreshers: [&dyn TokenRefresh; 1] = [platform];
+        let ports = TokenPorts {
+            ledger: &world.sync,
+            params: &world.secrets,
             secrets: &cache,
-            secret_store: &world.secrets,
-            stage: "test",
-            rules: &world.refund_rules,
+            refreshers: &refreshers,
+            clock: &world.clock,
         };
+        let rules = TokenRules { refresh_before: Duration::minutes(30), ..TokenRules::default() };
+        let tokens = TokenKeeper::new(ports, "test", rules, "test-run");
+        let checker = RefundCheck { write: n, platforms: &platforms, tokens: &tokens, rules: &world.refund_rules };
         f(&checker).await
     }
 
@@ -826,17 +836,7 @@ mod tests {
         let inventory = Faulty::new(&world.store, &lost);
         let ports = WritePorts { inventory: &inventory, ..world.store.write_ports(&world.inbox, &world.clock) };
         let write = ApplyChange::new(ports, &world.rules);
-        let cache = SecretCache::new(&world.secrets, &world.clock, "test", Duration::minutes(2));
-        let platforms: [&dyn PlatformQuery; 1] = [&platform];
-        let failing = RefundCheck {
-            write,
-            platforms: &platforms,
-            secrets: &cache,
-            secret_store: &world.secrets,
-            stage: "test",
-            rules: &world.refund_rules,
-        };
-        let (_, report) = failing.sweep().await;
+        let (_, report) = run_with(&world, &platform, write, async |c| c.sweep().await).await;
         assert_eq!(report.outcomes.get("failed"), Some(&1), "{report:?}");
         let key = OrderKey::parse(Source::Douyin, "shop-1001", "6921009").unwrap_or_else(|e| panic!("{e}"));
         let kept = world
@@ -860,6 +860,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_recheck_of_a_refund_an_earlier_poll_found_says_released_not_confirmed_again() {
+        // A platform's refund keeps its time (the fake gateway's, Douyin's): the recheck applies
+        // the same change again, finds it recorded by the first check, and reports the release
+        // (what it derives again carries the same event ids; nothing is counted twice).
+        let world = World::new("token", Duration::days(3)).await;
+        let key = world.refund_requested("shop-1001", "6921005").await;
+        world.clock.set(at());
+        let platform = FakeDouyin::default();
+        platform.answer("6921005", vec![succeeded(at() - Duration::minutes(20))]);
+        let (_, report) = run(&world, &platform, async |c| c.sweep().await).await;
+        assert_eq!(report.outcomes.get("confirmed"), Some(&1), "{report:?}");
+        let (_, report) = run(&world, &platform, async |c| c.recheck(std::slice::from_ref(&key)).await).await;
+        assert_eq!(report.orders.get(&key.to_string()), Some(&CheckOutcome::Released), "{report:?}");
+        let month = world.store.month(Source::Douyin, at().date_naive()).await.unwrap_or_default();
+        let total = |name| month.iter().map(|d| d.get(name)).sum::<i64>();
+        assert_eq!((total("callback_missing"), total("stock_released")), (1, 1));
+    }
+
+    #[tokio::test]
     async fn a_refund_still_open_is_asked_about_again_later_not_every_run() {
         let world = World::new("token", Duration::days(3)).await;
         world.refund_requested("shop-1001", "6921002").await;
@@ -876,20 +895,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_expiring_token_is_refreshed_and_stored_back() {
+    async fn an_expiring_token_is_refreshed_into_its_own_parameter_and_the_webhook_secret_is_left_alone() {
         let world = World::new("token", Duration::minutes(10)).await;
         world.refund_requested("shop-1001", "6921003").await;
         world.clock.set(at());
         let platform = FakeDouyin::default();
         platform.answer("6921003", vec![pending()]);
+        let shop = ShopId::parse("shop-1001").unwrap_or_else(|e| panic!("{e}"));
+        let webhook_secret = world.secrets.get(&parameter_name("test", Source::Douyin, &shop)).await.ok().flatten();
         run(&world, &platform, async |c| c.sweep().await).await;
         assert_eq!(platform.refreshes.load(Ordering::Relaxed), 1);
         let stored =
-            world.secrets.get("/orderhub/test/sources/douyin/shop-1001").await.ok().flatten().unwrap_or_default();
-        let stored: crate::sources::douyin::DouyinSecret =
-            serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(stored.tokens.access_token.map(|t| t.expose().to_owned()), Some("fresh-token".into()));
-        assert_eq!(stored.app_key.as_deref(), Some("7123"), "the rest of the secret is kept");
+            world.secrets.get(&token_parameter("test", Source::Douyin, &shop)).await.ok().flatten().unwrap_or_default();
+        let stored: crate::model::sync::ShopTokens = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.access_token.expose(), "fresh-token");
+        assert_eq!(stored.refresh_token.as_ref().map(Secret::expose), Some("r1"), "the refresh token is kept");
+        assert_eq!(stored.generation, 1);
+        assert_eq!(
+            world.secrets.get(&parameter_name("test", Source::Douyin, &shop)).await.ok().flatten(),
+            webhook_secret,
+            "the webhook secret parameter is never written"
+        );
+        let record = world.sync.token(Source::Douyin, &shop).await.ok().flatten().unwrap_or_else(|| panic!("ledger"));
+        assert_eq!((record.version, record.lease), (1, None));
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::ids::{MessageId, ShopId, Source};
+use crate::model::order::Provenance;
 
 /// A callback exactly as received: the bytes that were signed, and the headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,5 +172,20 @@ pub struct InboundMessage {
 }
 
 fn default_origin() -> String {
-    "callback".to_owned()
+    ORIGIN_CALLBACK.to_owned()
+}
+
+/// [`InboundMessage::origin`] of a callback through the front door.
+pub const ORIGIN_CALLBACK: &str = "callback";
+/// [`InboundMessage::origin`] of a quarantined callback replayed by ops.
+pub const ORIGIN_REPLAY: &str = "replay";
+/// [`InboundMessage::origin`] of a change found by order-sync's scheduled pull.
+pub const ORIGIN_PULL: &str = "pull";
+
+impl InboundMessage {
+    /// Who told us: a pulled change is [`Provenance::Pull`], anything through the front door
+    /// (a callback, or one replayed from quarantine) is [`Provenance::Callback`].
+    pub fn provenance(&self) -> Provenance {
+        if self.origin == ORIGIN_PULL { Provenance::Pull } else { Provenance::Callback }
+    }
 }

@@ -149,6 +149,20 @@ pub mod names {
     /// Lost callbacks detected (refund found by poll with no callback).
     pub const CALLBACK_MISSING: &str = "callback_missing";
 
+    /// Events that arrived by a scheduled pull (order-sync), counted beside `received`.
+    pub const PULLED: &str = "pulled";
+    /// Of those, events that moved an order: on a channel that pushes, a change its callbacks
+    /// had not delivered when the pull came.
+    pub const APPLIED_BY_PULL: &str = "applied_by_pull";
+    /// Refunds whose success a pull brought first.
+    pub const REFUND_FOUND_BY_PULL: &str = "refund_found_by_pull";
+    /// Orders the daily count reconciliation found missing and pulled in.
+    pub const ORDERS_MISSING: &str = "orders_missing";
+    /// Waybills subscribed to Kuaidi100.
+    pub const KUAIDI100_SUBSCRIBED: &str = "kuaidi100_subscribed";
+    /// Kuaidi100 subscriptions refused for good (wrong carrier code, bad number).
+    pub const KUAIDI100_SUBSCRIBE_FAILED: &str = "kuaidi100_subscribe_failed";
+
     /// Callbacks received in an hour of the Beijing day: `rx_h{hh}`.
     pub fn received_in_hour(hour: u32) -> String {
         format!("rx_h{hour:02}")
@@ -196,6 +210,12 @@ mod tests {
             names::STOCK_RELEASE_DUE,
             names::APP_LOGISTICS_VIEWS,
             names::CALLBACK_MISSING,
+            names::PULLED,
+            names::APPLIED_BY_PULL,
+            names::REFUND_FOUND_BY_PULL,
+            names::ORDERS_MISSING,
+            names::KUAIDI100_SUBSCRIBED,
+            names::KUAIDI100_SUBSCRIBE_FAILED,
         ];
         for name in fixed {
             assert!(valid_counter_name(name), "{name}");

@@ -152,6 +152,37 @@ pub enum DomainEvent {
         /// Why (no token or secret material).
         reason: String,
     },
+    /// order-sync could not pull one shop's changes this run: the shop's checkpoint stays where
+    /// it was (nothing is skipped) and the shop is backed off until `retry_at`.
+    SyncFailed {
+        /// The platform.
+        source: Source,
+        /// The shop.
+        shop: String,
+        /// `orders` or `refunds`.
+        feed: String,
+        /// Why (the platform's code and message, or what was wrong with its answer; never a
+        /// token).
+        reason: String,
+        /// Consecutive failed runs.
+        failures: u32,
+        /// When the shop is tried again.
+        retry_at: DateTime<Utc>,
+    },
+    /// Pulls of a channel that pushes found changes its callbacks had not delivered: the
+    /// summary of a callback outage, per channel and Beijing day.
+    CallbackMissingSummary {
+        /// The channel.
+        channel: Source,
+        /// The Beijing business day.
+        day: NaiveDate,
+        /// Changes pulls applied since the last summary (callbacks had not brought them).
+        missing: i64,
+        /// Of those, refunds that succeeded.
+        refunds: i64,
+        /// What to look at.
+        hint: String,
+    },
     /// A callback was refused at the door.
     WebhookRejected {
         /// Sender.
@@ -229,6 +260,9 @@ pub enum DomainEvent {
         platform_count: u32,
         /// The hub's count for the same day.
         hub_count: u32,
+        /// The way they should have come: `pull` (the platform's only way in) or `callback`
+        /// (pushed, with the hourly pull as backstop).
+        channel: String,
     },
     /// A shop's token nears its expiry and must be renewed before then (issue 14 publishes it;
     /// notify routes it). No token material.
@@ -289,12 +323,14 @@ impl DomainEvent {
             DomainEvent::TokenRefreshFailed { .. } => "TokenRefreshFailed",
             DomainEvent::DedicatedCourierSuggested { .. } => "DedicatedCourierSuggested",
             DomainEvent::WebhookRejected { .. } => "WebhookRejected",
+            DomainEvent::TokenExpiring { .. } => "TokenExpiring",
+            DomainEvent::SyncFailed { .. } => "SyncFailed",
+            DomainEvent::OrdersMissing { .. } => "OrdersMissing",
+            DomainEvent::CallbackMissingSummary { .. } => "CallbackMissingSummary",
             DomainEvent::ChannelSilent { .. } => "ChannelSilent",
             DomainEvent::ChannelRecovered { .. } => "ChannelRecovered",
             DomainEvent::HealthThresholdBreached { .. } => "HealthThresholdBreached",
             DomainEvent::HealthReportReady { .. } => "HealthReportReady",
-            DomainEvent::OrdersMissing { .. } => "OrdersMissing",
-            DomainEvent::TokenExpiring { .. } => "TokenExpiring",
             DomainEvent::AlarmStateChanged { .. } => "AlarmStateChanged",
             DomainEvent::NotifyFailed { .. } => "NotifyFailed",
         }

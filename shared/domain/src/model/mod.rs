@@ -19,4 +19,5 @@ pub mod signal;
 pub mod source_event;
 pub mod status;
 pub mod stock;
+pub mod sync;
 pub mod time;

@@ -31,8 +31,12 @@ use crate::model::status::{RawStatus, StatusMapping, Target};
 pub enum Provenance {
     /// A verified callback from the source.
     Callback,
-    /// Our own query of the platform's API (refund dual-check, scheduled pulls).
+    /// Our own query of one order at the platform's API (refund dual-check).
     Poll,
+    /// A scheduled incremental pull of the platform's changed orders and refunds (order-sync):
+    /// the same road as a callback (inbox, inbound queue, status-normalize), told apart in
+    /// history and counters.
+    Pull,
     /// An ops engineer's manual invocation.
     Ops,
     /// orderhub's own rules (trust check downgrade, waybill hold).

@@ -72,13 +72,17 @@ pub enum DueKind {
     TrustRecheck,
     /// An order staying in one state past its limit.
     Sla,
+    /// Subscribe the order's waybill to the carrier tracking service (Kuaidi100); the note
+    /// carries `carrier number` and, after an `abort` push, the time tracking stopped.
+    Subscribe,
     /// Fetch again the lines of a paid order whose line fetch failed (nothing reserved yet).
     Lines,
 }
 
 impl DueKind {
     /// Every kind.
-    pub const ALL: [DueKind; 4] = [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Lines];
+    pub const ALL: [DueKind; 5] =
+        [DueKind::RefundCheck, DueKind::TrustRecheck, DueKind::Sla, DueKind::Subscribe, DueKind::Lines];
 
     /// The name used in keys.
     pub fn as_str(self) -> &'static str {
@@ -86,6 +90,7 @@ impl DueKind {
             DueKind::RefundCheck => "refund",
             DueKind::TrustRecheck => "trust",
             DueKind::Sla => "sla",
+            DueKind::Subscribe => "subscribe",
             DueKind::Lines => "lines",
         }
     }

@@ -2,11 +2,14 @@
 //! room implements them in process for the domain's tests, and holds the one contract suite
 //! both must pass.
 
+pub mod carrier;
 pub mod clock;
 pub mod dead_letters;
 pub mod notify;
 pub mod platform;
+pub mod pull;
 pub mod secrets;
+pub mod sync;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -208,6 +211,16 @@ pub trait Inbox: Send + Sync {
 
     /// Marks a claimed callback done: it is on the queue.
     async fn complete(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;
+
+    /// [`Inbox::complete`] for many records `attempt` claimed (a pull's window, distinct message
+    /// ids): an implementation may mark them in fewer requests. A record another attempt took
+    /// over is left to it, as `complete` leaves it.
+    async fn complete_many(&self, accepted: &[&Accepted], attempt: &str) -> Result<(), StoreError> {
+        for one in accepted {
+            self.complete(one, attempt).await?;
+        }
+        Ok(())
+    }
 
     /// Ends `attempt`'s lease now (the enqueue failed), so the sender's retry is taken at once.
     async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError>;

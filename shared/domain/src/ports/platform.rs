@@ -71,14 +71,32 @@ pub struct RefreshedToken {
     pub expires_at: DateTime<Utc>,
     /// The new refresh token, when the platform rotates it.
     pub refresh_token: Option<Secret>,
+    /// When the refresh token expires, where the answer says.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a query failed. Texts never carry tokens, secrets or personal data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
-    /// The access token expired or was revoked: refresh it (and alert if that fails).
+    /// The access token expired (or was replaced by a newer one): refresh it, then try again
+    /// (and alert if the refresh fails).
     #[error("access token expired or invalid")]
     TokenExpired,
+    /// The shop withdrew the authorisation, or the token is not this app's: refreshing will
+    /// not help, the shop must authorise the app again (PDD 10014, 20032; Douyin
+    /// `dop.authorization-closed`, `isv.access-token-invalid`).
+    #[error("authorisation revoked or not this app's ({code})")]
+    Revoked {
+        /// The platform's code.
+        code: String,
+    },
+    /// The platform says it cannot serve now and documents the call as retryable (PDD 52102,
+    /// 52103; TOP `isp.*`; Douyin 20000/20001): retry with back-off.
+    #[error("platform temporarily unavailable ({code})")]
+    Unavailable {
+        /// The platform's code.
+        code: String,
+    },
     /// The platform's rate limit: back off (for `retry_after_s` when given).
     #[error("rate limited")]
     RateLimited {
@@ -113,7 +131,13 @@ pub enum QueryError {
 impl QueryError {
     /// Whether the same query may succeed later without anyone's help.
     pub fn is_transient(&self) -> bool {
-        matches!(self, QueryError::RateLimited { .. } | QueryError::Timeout | QueryError::Transport(_))
+        matches!(
+            self,
+            QueryError::RateLimited { .. }
+                | QueryError::Timeout
+                | QueryError::Transport(_)
+                | QueryError::Unavailable { .. }
+        )
     }
 }
 

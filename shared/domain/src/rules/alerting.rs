@@ -557,7 +557,7 @@ pub fn describe(event: &DomainEvent) -> Option<Finding> {
                 ),
             )
         }
-        DomainEvent::OrdersMissing { source, shop, day, missing, platform_count, hub_count } => finding(
+        DomainEvent::OrdersMissing { source, shop, day, missing, platform_count, hub_count, .. } => finding(
             Some(*source),
             format!("{source}/{}", scrub(shop)),
             format!(

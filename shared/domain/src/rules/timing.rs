@@ -85,6 +85,8 @@ pub struct Rules {
     pub max_attempts: u32,
     /// A sign downgraded to SignPendingConfirmation is looked at again after this.
     pub trust_recheck_after: Duration,
+    /// A paid order held for its lines (the fetch failed) is asked about again after this.
+    pub lines_retry_after: Duration,
 }
 
 impl Default for Rules {
@@ -96,6 +98,7 @@ impl Default for Rules {
             shards: crate::model::counters::DEFAULT_SHARDS,
             max_attempts: 8,
             trust_recheck_after: Duration::hours(2),
+            lines_retry_after: crate::app::apply_message::LINES_RETRY_AFTER,
         }
     }
 }

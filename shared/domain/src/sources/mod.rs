@@ -13,6 +13,7 @@ pub mod json;
 pub mod kuaidi100;
 pub mod kuaishou;
 pub mod pdd;
+pub mod pulled;
 pub mod signing;
 pub mod taobao;
 pub mod wechatpay;
@@ -29,6 +30,7 @@ use crate::model::ids::{MessageId, ShopId, Source, body_hash_id};
 use crate::model::secret::ApiAccess;
 use crate::model::source_event::{ParseError, SourceEvent};
 use crate::model::status::{MappingRow, StatusMapping, lookup};
+use crate::model::sync::PulledPayload;
 
 /// A callback that passed its source's verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +148,13 @@ pub trait SourceModule: Sync {
     /// Parses an opened payload into platform-neutral events (`query`: the callback URL's).
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError>;
 
+    /// Parses a row order-sync pulled from the source's list APIs (a [`PulledPayload`]);
+    /// sources orderhub does not pull refuse it.
+    fn parse_pulled(&self, shop: &ShopId, pulled: &PulledPayload) -> Result<Vec<SourceEvent>, ParseError> {
+        let _ = shop;
+        Err(pulled::unknown(self.source(), pulled))
+    }
+
     /// Every raw code this source's table knows, with what it means.
     fn status_table(&self) -> &'static [MappingRow];
 
@@ -199,14 +208,19 @@ pub fn ack(source: Source) -> Ack {
     module(source).ack()
 }
 
-/// Parses an opened payload into platform-neutral events.
+/// Parses an opened payload into platform-neutral events: a row order-sync pulled (a
+/// [`PulledPayload`]) with the source's pulled-row parser, anything else with its callback
+/// parser.
 pub fn parse(
     source: Source,
     shop: &ShopId,
     payload: &[u8],
     query: &[(String, String)],
 ) -> Result<Vec<SourceEvent>, ParseError> {
-    module(source).parse(shop, payload, query)
+    match PulledPayload::read(payload) {
+        Some(pulled) => module(source).parse_pulled(shop, &pulled),
+        None => module(source).parse(shop, payload, query),
+    }
 }
 
 /// Maps a raw code of any source. Unknown codes are [`StatusMapping::Unmapped`].

@@ -598,6 +598,18 @@ pub async fn inbox(inbox: &dyn Inbox, ns: &str) {
     inbox.complete(&died, "b").await.unwrap();
     assert_eq!(inbox.claim(&died, "c", t(14), t(12)).await.unwrap(), Claim::Done);
 
+    // Many marked done at once (a pull's window, more than one transaction's worth); one of
+    // them taken over by another attempt after its lease ran out stays that attempt's.
+    let window: Vec<Accepted> = (100..230).map(message).collect();
+    for one in &window {
+        assert_eq!(inbox.claim(one, "w", lease, now).await.unwrap(), Claim::Claimed);
+    }
+    assert_eq!(inbox.claim(&window[7], "x", t(13), t(12)).await.unwrap(), Claim::Claimed);
+    inbox.complete_many(&window.iter().collect::<Vec<_>>(), "w").await.unwrap();
+    assert_eq!(inbox.claim(&window[0], "y", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&window[129], "y", t(12), now).await.unwrap(), Claim::Done);
+    assert_eq!(inbox.claim(&window[7], "y", t(14), t(12)).await.unwrap(), Claim::InFlight { until: t(13) }, "x's");
+
     // Concurrent first deliveries: exactly one holds it.
     let raced = message(4);
     let attempts = ["p", "q", "r", "s"];
@@ -742,6 +754,122 @@ pub async fn secrets(secrets: &dyn Secrets, ns: &str) {
     assert_eq!(secrets.get(&name).await.unwrap().as_deref(), Some(r#"{"secret":"第二"}"#));
 }
 
+/// order-sync's records: checkpoints written only at the version read, the token ledger's lease
+/// held by one run at a time and committed only by its holder, a subscription claimed once per
+/// waybill (again only after tracking stopped), summary marks conditional on their version.
+pub async fn sync_records<S>(store: &S, ns: &str)
+where
+    S: crate::ports::sync::CheckpointStore
+        + crate::ports::sync::TokenLedger
+        + crate::ports::sync::SubscriptionStore
+        + crate::ports::sync::SummaryMarks,
+{
+    use crate::model::sync::{Checkpoint, Claim, Feed, Lease, TokenRecord};
+    use crate::ports::sync::CheckpointStore;
+
+    let shop = ShopId::parse(&format!("{ns}-shop")).unwrap();
+    let source = Source::Pdd;
+    // Checkpoints.
+    let fresh = CheckpointStore::checkpoint(store, source, &shop, Feed::Orders).await.unwrap();
+    assert_eq!((fresh.version, fresh.through), (0, None), "never pulled");
+    let first = Checkpoint { through: Some(t(10)), version: 1, ..Checkpoint::new(source, shop.clone(), Feed::Orders) };
+    store.save_checkpoint(&first, 0).await.unwrap();
+    assert_eq!(store.save_checkpoint(&first, 0).await, Err(StoreError::Conflict), "created once");
+    let leased = Checkpoint {
+        through: Some(t(40)),
+        version: 2,
+        lease: Some(Lease { owner: "run-a".into(), until: t(45) }),
+        ..first.clone()
+    };
+    store.save_checkpoint(&leased, 1).await.unwrap();
+    let stale = Checkpoint { through: Some(t(70)), version: 2, ..first.clone() };
+    assert_eq!(
+        store.save_checkpoint(&stale, 1).await,
+        Err(StoreError::Conflict),
+        "a run that read version 1 is too late"
+    );
+    let failed = Checkpoint {
+        version: 3,
+        lease: None,
+        failures: 2,
+        backoff_until: Some(t(50)),
+        last_error: Some("platform error 70031".into()),
+        ..leased.clone()
+    };
+    store.save_checkpoint(&failed, 2).await.unwrap();
+    assert_eq!(CheckpointStore::checkpoint(store, source, &shop, Feed::Orders).await.unwrap(), failed);
+    // The ledger.
+    let record = TokenRecord {
+        source,
+        shop: shop.clone(),
+        version: 1,
+        access_expires_at: Some(t(100)),
+        refresh_expires_at: Some(t(1000)),
+        lease: None,
+        last_error: None,
+        warned_on: None,
+    };
+    assert!(store.register(&record).await.unwrap());
+    assert!(!store.register(&record).await.unwrap(), "registered once");
+    let roster = store.roster(source).await.unwrap();
+    assert!(roster.tokens.iter().any(|r| r.shop == shop) && roster.checkpoints.iter().any(|c| c.shop == shop));
+    let a = Lease { owner: "a".into(), until: t(2) };
+    let b = Lease { owner: "b".into(), until: t(3) };
+    assert!(!store.lease(source, &shop, 0, &a, t(0)).await.unwrap(), "not at the version read");
+    assert!(store.lease(source, &shop, 1, &a, t(0)).await.unwrap());
+    // A retry of the same lease (its answer lost, the SDK sends it again) is still a's.
+    assert!(store.lease(source, &shop, 1, &a, t(0)).await.unwrap(), "a's own lease, taken again");
+    assert!(!store.lease(source, &shop, 1, &b, t(1)).await.unwrap(), "held by a");
+    assert_eq!(store.commit(&TokenRecord { version: 2, ..record.clone() }, "b").await, Err(StoreError::Conflict));
+    store.commit(&TokenRecord { version: 2, access_expires_at: Some(t(200)), ..record.clone() }, "a").await.unwrap();
+    let now = store.token(source, &shop).await.unwrap().unwrap();
+    assert_eq!((now.version, now.lease, now.access_expires_at), (2, None, Some(t(200))));
+    assert!(store.lease(source, &shop, 2, &b, t(1)).await.unwrap());
+    store.release(source, &shop, "b", "refresh_token已过期").await.unwrap();
+    let released = store.token(source, &shop).await.unwrap().unwrap();
+    assert_eq!(released.lease, None);
+    assert_eq!(released.last_error.as_deref(), Some("refresh_token已过期"));
+    let day = t(0).date_naive();
+    assert!(store.warned(source, &shop, day).await.unwrap());
+    assert!(!store.warned(source, &shop, day).await.unwrap(), "once a day");
+    // Subscriptions.
+    let number = format!("{ns}-YT1");
+    let claim = |owner: &str, until| Lease { owner: owner.into(), until };
+    assert!(
+        matches!(store.claim("yuantong", &number, None, &claim("x", t(5)), t(0)).await.unwrap(), Claim::Claimed(s) if s.attempts == 1)
+    );
+    assert_eq!(store.claim("yuantong", &number, None, &claim("y", t(5)), t(1)).await.unwrap(), Claim::Busy);
+    store.failed("yuantong", &number, "x", "HTTP 502").await.unwrap();
+    assert!(
+        matches!(store.claim("yuantong", &number, None, &claim("y", t(8)), t(2)).await.unwrap(), Claim::Claimed(s) if s.attempts == 2)
+    );
+    store.subscribed("yuantong", &number, "y", t(3)).await.unwrap();
+    assert_eq!(
+        store.claim("yuantong", &number, None, &claim("z", t(9)), t(4)).await.unwrap(),
+        Claim::Done,
+        "once per waybill"
+    );
+    assert_eq!(
+        store.claim("yuantong", &number, Some(t(2)), &claim("z", t(9)), t(4)).await.unwrap(),
+        Claim::Done,
+        "stopped before that subscription"
+    );
+    assert!(
+        matches!(
+            store.claim("yuantong", &number, Some(t(30)), &claim("z", t(40)), t(31)).await.unwrap(),
+            Claim::Claimed(_)
+        ),
+        "tracking stopped since"
+    );
+    // Summary marks.
+    let channel = Source::Douyin;
+    let mark_day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
+    let (_, version) = store.mark(channel, mark_day).await.unwrap();
+    store.set_mark(channel, mark_day, (5, 2), version).await.unwrap();
+    assert_eq!(store.set_mark(channel, mark_day, (6, 2), version).await, Err(StoreError::Conflict));
+    assert_eq!(store.mark(channel, mark_day).await.unwrap(), ((5, 2), version + 1));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,6 +925,11 @@ mod tests {
         async fn received(&self) -> Vec<String> {
             self.0.drain().into_iter().map(|m| m.body).collect()
         }
+    }
+
+    #[tokio::test]
+    async fn memory_sync_records_honour_the_contract() {
+        sync_records(&crate::testing::memory::MemorySync::default(), "mem").await;
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Fault decorators over the ports, for soak tests: [`Faulty`] wraps any implementation of
-//! [`OrderStore`], [`InventoryStore`], [`SignalStore`], [`Inbox`], [`Stats`], [`EventPublisher`]
-//! or [`Queue`] and, as a seeded [`FaultPlan`] says, makes a call fail the way a call to a real
+//! [`OrderStore`], [`InventoryStore`], [`SignalStore`], [`Inbox`], [`Stats`], [`EventPublisher`],
+//! [`Queue`], or order-sync's [`CheckpointStore`], [`TokenLedger`], [`SubscriptionStore`] and
+//! [`SummaryMarks`] and, as a seeded [`FaultPlan`] says, makes a call fail the way a call to a real
 //! store or queue fails:
 //!
 //! - [`Fault::Before`]: the request never arrived (a retryable error; nothing applied);
@@ -44,6 +45,8 @@ use crate::model::order::Order;
 use crate::model::record::{DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
+use crate::model::sync::{Checkpoint, Claim as SubscriptionClaim, Feed, Lease, TokenRecord};
+use crate::ports::sync::{CheckpointStore, Roster, SubscriptionStore, SummaryMarks, TokenLedger};
 use crate::ports::{
     EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, Page, PublishError, Queue, QueueError,
     SignalStore, Stats, StoreError,
@@ -589,6 +592,10 @@ impl<P: Inbox + ?Sized> Inbox for Faulty<'_, P> {
         self.call("inbox", "complete", Call::Write, || self.inner.complete(accepted, attempt)).await
     }
 
+    async fn complete_many(&self, accepted: &[&Accepted], attempt: &str) -> Result<(), StoreError> {
+        self.call("inbox", "complete_many", Call::Transaction, || self.inner.complete_many(accepted, attempt)).await
+    }
+
     async fn abandon(&self, accepted: &Accepted, attempt: &str) -> Result<(), StoreError> {
         self.call("inbox", "abandon", Call::Write, || self.inner.abandon(accepted, attempt)).await
     }
@@ -693,6 +700,102 @@ impl<P: Queue + ?Sized> Queue for Faulty<'_, P> {
             failed.extend(self.inner.send(&kept).await?);
         }
         Ok(failed.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl<P: CheckpointStore + ?Sized> CheckpointStore for Faulty<'_, P> {
+    async fn roster(&self, source: Source) -> Result<Roster, StoreError> {
+        self.call("sync", "roster", Call::Read, || self.inner.roster(source)).await
+    }
+
+    async fn checkpoint(&self, source: Source, shop: &ShopId, feed: Feed) -> Result<Checkpoint, StoreError> {
+        self.call("sync", "checkpoint", Call::Read, || self.inner.checkpoint(source, shop, feed)).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint, expected_version: u64) -> Result<(), StoreError> {
+        self.call("sync", "save_checkpoint", Call::Write, || self.inner.save_checkpoint(checkpoint, expected_version))
+            .await
+    }
+}
+
+#[async_trait]
+impl<P: TokenLedger + ?Sized> TokenLedger for Faulty<'_, P> {
+    async fn all(&self, source: Source) -> Result<Vec<TokenRecord>, StoreError> {
+        self.call("tokens", "all", Call::Read, || self.inner.all(source)).await
+    }
+
+    async fn token(&self, source: Source, shop: &ShopId) -> Result<Option<TokenRecord>, StoreError> {
+        self.call("tokens", "token", Call::Read, || self.inner.token(source, shop)).await
+    }
+
+    async fn register(&self, record: &TokenRecord) -> Result<bool, StoreError> {
+        self.call("tokens", "register", Call::Write, || self.inner.register(record)).await
+    }
+
+    async fn lease(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        expected_version: u64,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.call("tokens", "lease", Call::Write, || self.inner.lease(source, shop, expected_version, lease, now)).await
+    }
+
+    async fn commit(&self, record: &TokenRecord, owner: &str) -> Result<(), StoreError> {
+        self.call("tokens", "commit", Call::Write, || self.inner.commit(record, owner)).await
+    }
+
+    async fn release(&self, source: Source, shop: &ShopId, owner: &str, error: &str) -> Result<(), StoreError> {
+        self.call("tokens", "release", Call::Write, || self.inner.release(source, shop, owner, error)).await
+    }
+
+    async fn warned(&self, source: Source, shop: &ShopId, day: NaiveDate) -> Result<bool, StoreError> {
+        self.call("tokens", "warned", Call::Write, || self.inner.warned(source, shop, day)).await
+    }
+}
+
+#[async_trait]
+impl<P: SubscriptionStore + ?Sized> SubscriptionStore for Faulty<'_, P> {
+    async fn claim(
+        &self,
+        carrier: &str,
+        number: &str,
+        stopped_at: Option<DateTime<Utc>>,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<SubscriptionClaim, StoreError> {
+        self.call("subscriptions", "claim", Call::Write, || self.inner.claim(carrier, number, stopped_at, lease, now))
+            .await
+    }
+
+    async fn subscribed(&self, carrier: &str, number: &str, owner: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.call("subscriptions", "subscribed", Call::Write, || self.inner.subscribed(carrier, number, owner, at))
+            .await
+    }
+
+    async fn failed(&self, carrier: &str, number: &str, owner: &str, error: &str) -> Result<(), StoreError> {
+        self.call("subscriptions", "failed", Call::Write, || self.inner.failed(carrier, number, owner, error)).await
+    }
+}
+
+#[async_trait]
+impl<P: SummaryMarks + ?Sized> SummaryMarks for Faulty<'_, P> {
+    async fn mark(&self, channel: Source, day: NaiveDate) -> Result<((i64, i64), u64), StoreError> {
+        self.call("marks", "mark", Call::Read, || self.inner.mark(channel, day)).await
+    }
+
+    async fn set_mark(
+        &self,
+        channel: Source,
+        day: NaiveDate,
+        reported: (i64, i64),
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.call("marks", "set_mark", Call::Write, || self.inner.set_mark(channel, day, reported, expected_version))
+            .await
     }
 }
 

@@ -16,7 +16,9 @@ use crate::model::order::Order;
 use crate::model::record::{DueChange, DueKind, DueMarker, HistoryEntry, OrderWrite, Unpublished};
 use crate::model::signal::{AddressSign, SignalRecord};
 use crate::model::stock::{ReleaseOutcome, Reservation};
+use crate::model::sync::{Checkpoint, Claim as SyncClaim, Feed, Lease, Subscription, TokenRecord};
 use crate::ports::Page;
+use crate::ports::sync::{CheckpointStore, Roster, SubscriptionStore, SummaryMarks, TokenLedger};
 use crate::ports::{
     EventPublisher, Inbox, InventoryStore, OrderStore, OutboundMessage, PublishError, Queue, QueueError, Secrets,
     SecretsError, SignalStore, Stats, StoreError,
@@ -660,6 +662,7 @@ impl EventPublisher for MemoryPublisher {
 pub struct MemoryQueue {
     messages: Mutex<Vec<OutboundMessage>>,
     fail_next: Mutex<Option<String>>,
+    fail_calls: Mutex<u32>,
 }
 
 impl MemoryQueue {
@@ -672,6 +675,11 @@ impl MemoryQueue {
     pub fn fail_next(&self, reason: &str) {
         *lock(&self.fail_next) = Some(reason.to_owned());
     }
+
+    /// Makes the next `n` calls fail as a whole.
+    pub fn fail_next_calls(&self, n: u32) {
+        *lock(&self.fail_calls) = n;
+    }
 }
 
 /// SQS's limit on one message (the emulator enforces the classic 256 KiB).
@@ -682,6 +690,13 @@ impl Queue for MemoryQueue {
     async fn send(&self, messages: &[OutboundMessage]) -> Result<Vec<String>, QueueError> {
         if let Some(reason) = lock(&self.fail_next).take() {
             return Err(QueueError::Unavailable(reason));
+        }
+        {
+            let mut calls = lock(&self.fail_calls);
+            if *calls > 0 {
+                *calls -= 1;
+                return Err(QueueError::Unavailable("throttled".into()));
+            }
         }
         if let Some(big) = messages.iter().find(|m| m.body.len() > MAX_MESSAGE_BYTES) {
             return Err(QueueError::TooLarge(big.body.len()));
@@ -787,5 +802,237 @@ impl crate::ports::platform::OrderLines for MemoryLines {
             return Err(crate::ports::platform::QueryError::Timeout);
         }
         lock(&self.lines).get(key).cloned().ok_or(crate::ports::platform::QueryError::NotFound)
+    }
+}
+
+#[derive(Default)]
+struct SyncState {
+    checkpoints: BTreeMap<(Source, ShopId, Feed), Checkpoint>,
+    tokens: BTreeMap<(Source, ShopId), TokenRecord>,
+    subscriptions: BTreeMap<(String, String), (Subscription, Option<Lease>)>,
+    marks: BTreeMap<(Source, NaiveDate), ((i64, i64), u64)>,
+}
+
+/// order-sync's records in memory: checkpoints, the token ledger, subscriptions, summary marks.
+#[derive(Default)]
+pub struct MemorySync {
+    state: Mutex<SyncState>,
+    writes: AtomicUsize,
+    reads: AtomicUsize,
+}
+
+impl MemorySync {
+    /// Write calls so far (conditional ones included, whether they passed or not).
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Read calls so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// A subscription record, for assertions.
+    pub fn subscription(&self, carrier: &str, number: &str) -> Option<Subscription> {
+        lock(&self.state).subscriptions.get(&(carrier.to_owned(), number.to_owned())).map(|(s, _)| s.clone())
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for MemorySync {
+    async fn roster(&self, source: Source) -> Result<Roster, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let state = lock(&self.state);
+        Ok(Roster {
+            tokens: state.tokens.values().filter(|t| t.source == source).cloned().collect(),
+            checkpoints: state.checkpoints.values().filter(|c| c.source == source).cloned().collect(),
+        })
+    }
+
+    async fn checkpoint(&self, source: Source, shop: &ShopId, feed: Feed) -> Result<Checkpoint, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.state)
+            .checkpoints
+            .get(&(source, shop.clone(), feed))
+            .cloned()
+            .unwrap_or_else(|| Checkpoint::new(source, shop.clone(), feed)))
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint, expected_version: u64) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let slot = (checkpoint.source, checkpoint.shop.clone(), checkpoint.feed);
+        let stored = state.checkpoints.get(&slot).map_or(0, |c| c.version);
+        if stored != expected_version || checkpoint.version != expected_version + 1 {
+            return Err(StoreError::Conflict);
+        }
+        state.checkpoints.insert(slot, checkpoint.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenLedger for MemorySync {
+    async fn all(&self, source: Source) -> Result<Vec<TokenRecord>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.state).tokens.values().filter(|t| t.source == source).cloned().collect())
+    }
+
+    async fn token(&self, source: Source, shop: &ShopId) -> Result<Option<TokenRecord>, StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.state).tokens.get(&(source, shop.clone())).cloned())
+    }
+
+    async fn register(&self, record: &TokenRecord) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let slot = (record.source, record.shop.clone());
+        if state.tokens.contains_key(&slot) {
+            return Ok(false);
+        }
+        state.tokens.insert(slot, record.clone());
+        Ok(true)
+    }
+
+    async fn lease(
+        &self,
+        source: Source,
+        shop: &ShopId,
+        expected_version: u64,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let Some(record) = state.tokens.get_mut(&(source, shop.clone())) else { return Ok(false) };
+        if record.version != expected_version
+            || record.lease.as_ref().is_some_and(|l| l.until > now && l.owner != lease.owner)
+        {
+            return Ok(false);
+        }
+        record.lease = Some(lease.clone());
+        Ok(true)
+    }
+
+    async fn commit(&self, record: &TokenRecord, owner: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let slot = (record.source, record.shop.clone());
+        let held = state.tokens.get(&slot).and_then(|r| r.lease.as_ref()).is_some_and(|l| l.owner == owner);
+        if !held {
+            return Err(StoreError::Conflict);
+        }
+        state.tokens.insert(slot, TokenRecord { lease: None, ..record.clone() });
+        Ok(())
+    }
+
+    async fn release(&self, source: Source, shop: &ShopId, owner: &str, error: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        if let Some(record) = state.tokens.get_mut(&(source, shop.clone()))
+            && record.lease.as_ref().is_some_and(|l| l.owner == owner)
+        {
+            record.lease = None;
+            record.last_error = Some(error.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn warned(&self, source: Source, shop: &ShopId, day: NaiveDate) -> Result<bool, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let Some(record) = state.tokens.get_mut(&(source, shop.clone())) else { return Ok(false) };
+        if record.warned_on == Some(day) {
+            return Ok(false);
+        }
+        record.warned_on = Some(day);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for MemorySync {
+    async fn claim(
+        &self,
+        carrier: &str,
+        number: &str,
+        stopped_at: Option<DateTime<Utc>>,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<SyncClaim, StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let slot = (carrier.to_owned(), number.to_owned());
+        let entry = state.subscriptions.entry(slot).or_insert_with(|| {
+            (
+                Subscription {
+                    carrier: carrier.to_owned(),
+                    number: number.to_owned(),
+                    subscribed_at: None,
+                    attempts: 0,
+                },
+                None,
+            )
+        });
+        if let Some(at) = entry.0.subscribed_at
+            && stopped_at.is_none_or(|stopped| at >= stopped)
+        {
+            return Ok(SyncClaim::Done);
+        }
+        if entry.1.as_ref().is_some_and(|l| l.until > now && l.owner != lease.owner) {
+            return Ok(SyncClaim::Busy);
+        }
+        entry.0.attempts += 1;
+        entry.1 = Some(lease.clone());
+        Ok(SyncClaim::Claimed(entry.0.clone()))
+    }
+
+    async fn subscribed(&self, carrier: &str, number: &str, owner: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        match state.subscriptions.get_mut(&(carrier.to_owned(), number.to_owned())) {
+            Some(entry) if entry.1.as_ref().is_some_and(|l| l.owner == owner) => {
+                entry.0.subscribed_at = Some(at);
+                entry.1 = None;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn failed(&self, carrier: &str, number: &str, owner: &str, _error: &str) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        if let Some(entry) = state.subscriptions.get_mut(&(carrier.to_owned(), number.to_owned()))
+            && entry.1.as_ref().is_some_and(|l| l.owner == owner)
+        {
+            entry.1 = None;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SummaryMarks for MemorySync {
+    async fn mark(&self, channel: Source, day: NaiveDate) -> Result<((i64, i64), u64), StoreError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.state).marks.get(&(channel, day)).copied().unwrap_or(((0, 0), 0)))
+    }
+
+    async fn set_mark(
+        &self,
+        channel: Source,
+        day: NaiveDate,
+        reported: (i64, i64),
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        let version = state.marks.get(&(channel, day)).map_or(0, |m| m.1);
+        if version != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        state.marks.insert((channel, day), (reported, version + 1));
+        Ok(())
     }
 }

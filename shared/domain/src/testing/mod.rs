@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod contract;
 pub mod faults;
+pub mod feed;
 pub mod fixtures;
 pub mod memory;
 pub mod notify;

@@ -1,5 +1,6 @@
 //! 抖店 (Douyin shop): push messages, order and after-sale codes.
 
+pub mod pull;
 pub mod sign;
 
 use serde_json::Value;
@@ -300,6 +301,14 @@ impl SourceModule for Douyin {
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
         let _ = query;
         parse(shop, payload)
+    }
+
+    fn parse_pulled(
+        &self,
+        shop: &ShopId,
+        pulled: &crate::model::sync::PulledPayload,
+    ) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {

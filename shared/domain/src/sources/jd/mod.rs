@@ -1,6 +1,7 @@
 //! 京东 (JD): order states and after-sale service codes. JD's push scheme is unknown
 //! (see `../shared/reference/platforms.md`), so only the query-side codes are here.
 
+pub mod pull;
 pub mod sign;
 
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
@@ -11,6 +12,7 @@ use crate::model::callback::RawCallback;
 use crate::model::ids::{ShopId, Source};
 use crate::model::secret::{ApiAccess, ApiTokens, Secret};
 use crate::model::source_event::{ParseError, SourceEvent};
+use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// JD's status tables: one row per row of `docs/status-codes.md` § jd, where each code's meaning
@@ -114,9 +116,17 @@ impl SourceModule for Jd {
         Err(no_callbacks(Source::Jd))
     }
 
+    /// Jd's payloads are the rows order-sync pulls ([`PulledPayload`]); anything else is refused.
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
-        let _ = (shop, payload, query);
-        Err(pulled_only(Source::Jd))
+        let _ = query;
+        match PulledPayload::read(payload) {
+            Some(pulled) => pull::parse(shop, &pulled),
+            None => Err(pulled_only(Source::Jd)),
+        }
+    }
+
+    fn parse_pulled(&self, shop: &ShopId, pulled: &PulledPayload) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {

@@ -1,6 +1,7 @@
 //! 快手小店 (Kuaishou): order and after-sale codes of its pushes (`docs/status-codes.md`
 //! § kuaishou).
 
+pub mod pull;
 pub mod sign;
 
 use serde_json::Value;
@@ -204,6 +205,14 @@ impl SourceModule for Kuaishou {
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
         let _ = query;
         parse(shop, payload)
+    }
+
+    fn parse_pulled(
+        &self,
+        shop: &ShopId,
+        pulled: &crate::model::sync::PulledPayload,
+    ) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {

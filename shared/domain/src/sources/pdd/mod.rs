@@ -3,6 +3,7 @@
 //! PDD delivers messages over a long connection, so orderhub pulls changes with the query API;
 //! the codes below are the fields of `pdd.order.information.get` and `pdd.refund.information.get`.
 
+pub mod pull;
 pub mod sign;
 
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
@@ -13,6 +14,7 @@ use crate::model::callback::RawCallback;
 use crate::model::ids::{ShopId, Source};
 use crate::model::secret::{ApiAccess, ApiTokens, Secret};
 use crate::model::source_event::{ParseError, SourceEvent};
+use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// PDD's status tables: one row per row of `docs/status-codes.md` § pdd, where each code's
@@ -123,9 +125,17 @@ impl SourceModule for Pdd {
         Err(no_callbacks(Source::Pdd))
     }
 
+    /// Pdd's payloads are the rows order-sync pulls ([`PulledPayload`]); anything else is refused.
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
-        let _ = (shop, payload, query);
-        Err(pulled_only(Source::Pdd))
+        let _ = query;
+        match PulledPayload::read(payload) {
+            Some(pulled) => pull::parse(shop, &pulled),
+            None => Err(pulled_only(Source::Pdd)),
+        }
+    }
+
+    fn parse_pulled(&self, shop: &ShopId, pulled: &PulledPayload) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {

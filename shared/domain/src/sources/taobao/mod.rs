@@ -2,6 +2,7 @@
 //!
 //! Taobao delivers messages over TMC (a long connection), so orderhub pulls with the query API.
 
+pub mod pull;
 pub mod sign;
 
 use crate::model::lifecycle::{Lifecycle::*, RefundKind::*, RefundState};
@@ -12,6 +13,7 @@ use crate::model::callback::RawCallback;
 use crate::model::ids::{ShopId, Source};
 use crate::model::secret::{ApiAccess, ApiTokens, Secret};
 use crate::model::source_event::{ParseError, SourceEvent};
+use crate::model::sync::PulledPayload;
 use crate::sources::{Ack, Delivery, Opened, Refusal, ShopSecret, SourceModule, no_callbacks, pulled_only};
 
 /// Taobao's status tables: one row per row of `docs/status-codes.md` § taobao, where each code's
@@ -100,9 +102,17 @@ impl SourceModule for Taobao {
         Err(no_callbacks(Source::Taobao))
     }
 
+    /// Taobao's payloads are the rows order-sync pulls ([`PulledPayload`]); anything else is refused.
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
-        let _ = (shop, payload, query);
-        Err(pulled_only(Source::Taobao))
+        let _ = query;
+        match PulledPayload::read(payload) {
+            Some(pulled) => pull::parse(shop, &pulled),
+            None => Err(pulled_only(Source::Taobao)),
+        }
+    }
+
+    fn parse_pulled(&self, shop: &ShopId, pulled: &PulledPayload) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {

@@ -1,5 +1,6 @@
 //! 有赞 (Youzan): trade and refund pushes (`docs/status-codes.md` § youzan).
 
+pub mod pull;
 pub mod sign;
 
 use serde_json::Value;
@@ -278,6 +279,14 @@ impl SourceModule for Youzan {
     fn parse(&self, shop: &ShopId, payload: &[u8], query: &[(String, String)]) -> Result<Vec<SourceEvent>, ParseError> {
         let _ = query;
         parse(shop, payload)
+    }
+
+    fn parse_pulled(
+        &self,
+        shop: &ShopId,
+        pulled: &crate::model::sync::PulledPayload,
+    ) -> Result<Vec<SourceEvent>, ParseError> {
+        pull::parse(shop, pulled)
     }
 
     fn status_table(&self) -> &'static [MappingRow] {
