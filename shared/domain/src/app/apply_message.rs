@@ -305,10 +305,6 @@ pub const TRACKING_STOPPED: &str = "tracking_stopped";
 /// The flag of an order whose parcel the carrier returned or the recipient refused.
 pub const RETURNED_TO_SENDER: &str = "returned_to_sender";
 
-/// How long a held order waits before its lines are asked for again, by default
-/// ([`crate::rules::timing::Rules::lines_retry_after`]).
-pub const LINES_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(5);
-
 #[cfg(test)]
 mod tests {
     use super::*;

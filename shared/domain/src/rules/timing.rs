@@ -8,6 +8,10 @@ use chrono::Duration;
 use crate::model::ids::Source;
 use crate::model::lifecycle::Lifecycle;
 
+/// How long a held order waits before its lines are asked for again, by default
+/// ([`Rules::lines_retry_after`]).
+pub const LINES_RETRY_AFTER: Duration = Duration::minutes(5);
+
 /// How long an order may stay in a state before an `SlaBreached`, per channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlaRules {
@@ -98,7 +102,7 @@ impl Default for Rules {
             shards: crate::model::counters::DEFAULT_SHARDS,
             max_attempts: 8,
             trust_recheck_after: Duration::hours(2),
-            lines_retry_after: crate::app::apply_message::LINES_RETRY_AFTER,
+            lines_retry_after: LINES_RETRY_AFTER,
         }
     }
 }
