@@ -17,6 +17,9 @@ use super::{
 };
 use crate::schema::{PK, SK, TTL};
 
+/// Shard queries of one channel-month in flight at once.
+const SHARD_QUERIES_IN_FLIGHT: usize = 4;
+
 /// How long a counted-once token is kept: longer than any retry or re-run of the same work.
 const ONCE_KEPT_S: u64 = 8 * 24 * 3600;
 
@@ -128,9 +131,15 @@ impl Stats for DynamoStats {
     }
 
     async fn month(&self, channel: Source, month_of: NaiveDate) -> Result<Vec<DayCounters>, StoreError> {
-        let shards =
-            futures::future::try_join_all((0..self.shards).map(|shard| self.month_shard(channel, month_of, shard)))
-                .await?;
+        use futures::{StreamExt, TryStreamExt};
+        // A few shards at a time: the report reads up to 16 channel-months at once, so all of a
+        // month's shards at once would put hundreds of queries in flight (connections refused
+        // by a loaded endpoint, a burst DynamoDB does not need).
+        let shards: Vec<Vec<Item>> = futures::stream::iter(0..self.shards)
+            .map(|shard| self.month_shard(channel, month_of, shard))
+            .buffer_unordered(SHARD_QUERIES_IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut days: BTreeMap<NaiveDate, DayCounters> = BTreeMap::new();
         for item in shards.into_iter().flatten() {
             let sk = item.get(SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
